@@ -1,0 +1,5 @@
+"""`python -m netscope`."""
+
+from netscope.app.cli import main
+
+raise SystemExit(main())

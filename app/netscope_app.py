@@ -1,0 +1,321 @@
+"""The netscope App: wires the connection collector to the table, counters, filter, details and kill."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import netscope.styles
+from netscope.app.screens.confirm_kill import ConfirmKillScreen
+from netscope.app.screens.details import DetailsScreen
+from netscope.app.screens.help import HelpScreen
+from netscope.collectors.connections import CollectionFailure, ConnectionCollector, SnapshotSource
+from netscope.collectors.filters import Filter, FilterError, parse_filter
+from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
+from netscope.collectors.processes import process_details
+from netscope.collectors.resolver import NameResolver
+from netscope.collectors.signals import refusal_reason, send_signal
+from netscope.collectors.stats import count_states, syn_recv_surging
+from netscope.widgets.connection_table import COLUMNS, ConnectionTable
+from netscope.widgets.filter_bar import FilterBar
+from netscope.widgets.state_counters import StateCounters
+from netscope.widgets.status_bar import StatusBar
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer
+
+STYLES = Path(netscope.styles.__file__).parent / "netscope.tcss"
+COLUMN_LABELS = {column.key: column.label for column in COLUMNS}
+
+
+class NetscopeApp(App[None]):
+    TITLE = "netscope"
+    CSS_PATH = STYLES
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("slash", "open_filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("s", "cycle_sort(1)", "Sort"),
+        Binding("S", "cycle_sort(-1)", "Sort back", show=False),
+        Binding("r", "reverse_sort", "Reverse", show=False),
+        Binding("o", "filter_selected('port')", "This port"),
+        Binding("t", "filter_selected('state')", "This state"),
+        Binding("p", "filter_selected('pid')", "This PID"),
+        Binding("n", "toggle_names", "Names"),
+        Binding("k", "kill('SIGTERM')", "Kill"),
+        Binding("K", "kill('SIGKILL')", "Kill -9", show=False),
+        Binding("space", "toggle_pause", "Pause", show=False),
+        Binding("question_mark", "help", "Help"),
+    ]
+    HELP_KEYS: list[tuple[str, str]] = [
+        ("↑ ↓ PgUp PgDn Home End", "move the cursor (it stays on its connection while rows move)"),
+        ("Enter", "details: the owning process's command line, user, start time, cwd and all its sockets"),
+        ("/", "filter (Enter applies, Escape clears); a bad filter is explained and the old one kept"),
+        ("Escape", "clear the filter"),
+        ("o", "filter to the selected row's local port"),
+        ("t", "filter to the selected row's state"),
+        ("p", "filter to the selected row's PID"),
+        ("s / S", "sort by the next / previous column (or click a column header)"),
+        ("r", "reverse the sort order"),
+        ("n", "toggle host and service names (resolved in the background) and numbers"),
+        ("k", "kill the owning process with SIGTERM (asks first)"),
+        ("K", "kill the owning process with SIGKILL (asks first)"),
+        ("space", "pause / resume live updates"),
+        ("?", "this help"),
+        ("q", "quit"),
+    ]
+
+    def __init__(
+        self,
+        source: SnapshotSource | None = None,
+        *,
+        interval: float = 1.0,
+        filter_text: str = "",
+        flash_seconds: float = 3.0,
+    ) -> None:
+        super().__init__()
+        self.source: SnapshotSource = source or ConnectionCollector(interval=interval)
+        self.filter: Filter = parse_filter(filter_text)  # the CLI validated it; a bad one raises FilterError
+        self.flash_seconds = flash_seconds
+        self.snapshot: Snapshot | None = None
+        self.paused = False
+        self.refresh_count = 0
+        self._resolver: NameResolver | None = None
+        self._warned: set[str] = set()
+        self._standing_warning = ""
+        self._syn_recv_previous = 0
+        self._syn_recv_alert = False
+        self._total_counts: Counter[str] = Counter()
+        self._pending_snapshot: Snapshot | None = None
+        self._received_at = 0.0  # wall clock when the current snapshot arrived
+        # Held directly: `query_one` searches the active screen, which is a modal while details are open.
+        self.counters = StateCounters(id="counters")
+        self.table = ConnectionTable(id="connections", flash_seconds=flash_seconds)
+        self.filter_bar = FilterBar(id="filter-bar")
+        self.status_bar = StatusBar(id="status")
+
+    # ----------------------------------------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        yield self.counters
+        yield self.table
+        yield self.filter_bar
+        yield self.status_bar
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        if not self.filter.is_empty:
+            self.table.set_filter(self.filter.matches)
+        self.set_interval(0.5, self._tick_highlights)
+        self._consume_snapshots()
+
+    # ----------------------------------------------------------------------------------------- live data
+
+    @work(exclusive=True, group="collect")
+    async def _consume_snapshots(self) -> None:
+        async for update in self.source.stream():
+            if isinstance(update, CollectionFailure):
+                self._warn_once(update.message, severity="error")
+                continue
+            self.apply_diff(update)
+
+    def apply_diff(self, diff: SnapshotDiff) -> None:
+        if self.paused and self.snapshot is not None:
+            # Paused: keep what is on screen, but keep the diffs' first-seen times flowing by remembering the
+            # newest snapshot; on resume the table is reloaded from it.
+            self._pending_snapshot = diff.snapshot
+            return
+        self.snapshot = diff.snapshot
+        self._received_at = time.time()
+        self.refresh_count += 1
+        for warning in diff.snapshot.warnings:
+            self._warn_once(warning)
+        if diff.snapshot.owners_incomplete:
+            self._standing_warning = "some owners unknown"
+        self._total_counts = count_states(diff.snapshot.sockets.values())
+        syn_recv = self._total_counts["SYN_RECV"]
+        self._syn_recv_alert = not diff.first and syn_recv_surging(self._syn_recv_previous, syn_recv)
+        if self._syn_recv_alert:
+            self._warn_once(
+                f"SYN_RECV jumped from {self._syn_recv_previous} to {syn_recv}: a SYN flood, or a listener that "
+                "cannot accept fast enough. Filter with 'syn_recv' to see the sources.",
+                severity="warning",
+                key="syn-recv",
+            )
+        self._syn_recv_previous = syn_recv
+        self.table.apply_diff(diff)
+        self._show_counts()
+
+    def _show_counts(self) -> None:
+        table = self.table
+        self.counters.show_counts(
+            table.filtered_counts, self._total_counts, not self.filter.is_empty, self._syn_recv_alert
+        )
+        snapshot = self.snapshot
+        self.status_bar.show_status(
+            shown=sum(table.filtered_counts.values()),
+            total=len(snapshot.sockets) if snapshot else 0,
+            filter_text=self.filter.text,
+            sort_label=f"{COLUMN_LABELS[table.sort_column]} {'▼' if table.sort_reverse else '▲'}",
+            collect_ms=(snapshot.collect_seconds * 1000) if snapshot else 0.0,
+            interval=self.source.interval,
+            paused=self.paused,
+            names=self._resolver is not None,
+            warning=self._standing_warning,
+        )
+
+    def _tick_highlights(self) -> None:
+        if self.snapshot is not None:
+            # Snapshot time plus what has elapsed since it arrived: the same clock for live and recorded data.
+            self.table.expire_highlights(self.snapshot.taken_at + time.time() - self._received_at)
+        if self._resolver is not None and self._resolver.take_updates():
+            self.table.repaint_all()
+
+    def _warn_once(self, message: str, severity: str = "information", key: str | None = None) -> None:
+        key = key or message
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        self.notify(message, severity=severity, timeout=10, markup=False)  # type: ignore[arg-type]
+
+    # -------------------------------------------------------------------------------------------- filters
+
+    def action_open_filter(self) -> None:
+        self.filter_bar.open(self.filter.text)
+
+    def on_filter_bar_submitted(self, event: FilterBar.Submitted) -> None:
+        bar = self.filter_bar
+        try:
+            new_filter = parse_filter(event.text)
+        except FilterError as error:
+            bar.show_error(f"{error}  (the previous filter stays: {self.filter.text or 'none'})")
+            return
+        bar.close()
+        self.apply_filter(new_filter)
+        self.table.focus()
+
+    def on_filter_bar_cleared(self, event: FilterBar.Cleared) -> None:
+        self.filter_bar.close()
+        self.apply_filter(parse_filter(""))
+        self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        if not self.filter.is_empty:
+            self.apply_filter(parse_filter(""))
+
+    def apply_filter(self, new_filter: Filter) -> None:
+        self.filter = new_filter
+        self.table.set_filter(None if new_filter.is_empty else new_filter.matches)
+        self._show_counts()
+
+    def action_filter_selected(self, what: str) -> None:
+        sock = self.table.selected_socket
+        if sock is None:
+            return
+        if what == "port":
+            text = f"lport:{sock.local_port}"
+        elif what == "state":
+            text = f"state:{sock.state.lower()}"
+        elif sock.pid is None:
+            self.notify("This socket has no known owning process.", severity="warning")
+            return
+        else:
+            text = f"pid:{sock.pid}"
+        self.apply_filter(parse_filter(text))
+
+    # ------------------------------------------------------------------------------------ sorting, names
+
+    def action_cycle_sort(self, step: int) -> None:
+        self.table.cycle_sort(step)
+
+    def action_reverse_sort(self) -> None:
+        self.table.sort_reverse = not self.table.sort_reverse
+
+    def on_connection_table_sort_changed(self, event: ConnectionTable.SortChanged) -> None:
+        self._show_counts()
+
+    def action_toggle_names(self) -> None:
+        if self._resolver is None:
+            resolver = self._resolver = NameResolver()
+
+            def named(ip: str, port: int, proto: str) -> str:
+                host = resolver.host(ip) or (f"[{ip}]" if ":" in ip else ip)
+                service = (resolver.service(port, proto) if port else "*") or str(port)
+                return f"{host}:{service}"
+
+            self.table.set_endpoint_formatter(named)
+        else:
+            self._resolver.shutdown()
+            self._resolver = None
+            self.table.set_endpoint_formatter(None)
+        self._show_counts()
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        pending = self._pending_snapshot
+        if not self.paused and pending is not None:
+            # The diffs skipped while paused are gone; reload from the newest snapshot without highlights.
+            self._pending_snapshot = None
+            self.apply_diff(SnapshotDiff(pending, added=list(pending.sockets.values()), changed=[], removed=[],
+                                         first=True))
+        self._show_counts()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.HELP_KEYS))
+
+    # -------------------------------------------------------------------------------------- details, kill
+
+    def sockets_of(self, pid: int) -> list[Socket]:
+        if self.snapshot is None:
+            return []
+        return [sock for sock in self.snapshot.sockets.values() if sock.pid == pid]
+
+    async def on_connection_table_activated(self, event: ConnectionTable.Activated) -> None:
+        sock = event.socket
+        if event.control is not self.table:
+            return
+        details = None if sock.pid is None else await asyncio.to_thread(process_details, sock.pid)
+        sockets = self.sockets_of(sock.pid) if sock.pid is not None else [sock]
+        self.push_screen(DetailsScreen(sock, details, sockets, self.snapshot.taken_at if self.snapshot else 0))
+
+    async def action_kill(self, signal_name: str) -> None:
+        sig = signal.Signals[signal_name]
+        sock = self.table.selected_socket
+        if sock is None:
+            return
+        if sock.pid is None:
+            reason = (
+                "it is owned by the kernel (no process), so there is nothing to kill"
+                if sock.inode == 0
+                else "its owner is not known; run netscope as root (sudo netscope) to see and kill it"
+            )
+            self.notify(f"Cannot kill: {reason}.", severity="warning", markup=False)
+            return
+        refusal = refusal_reason(sock.pid)
+        if refusal:
+            self.notify(f"Refused: {refusal}", severity="error", markup=False)
+            return
+        details = await asyncio.to_thread(process_details, sock.pid)
+        if details.error:
+            self.notify(details.error, severity="warning", markup=False)
+            return
+        count = len(self.sockets_of(sock.pid))
+
+        async def answered(yes: bool | None) -> None:
+            if not yes:
+                self.notify("Nothing was sent.", timeout=3)
+                return
+            result = await asyncio.to_thread(send_signal, details.pid, details.start_time, sig)
+            self.notify(result.message, severity="information" if result.ok else "error", markup=False)
+
+        self.push_screen(ConfirmKillScreen(details, count, sig), answered)
+
+    def on_unmount(self) -> None:
+        if self._resolver is not None:
+            self._resolver.shutdown()
+

@@ -1,0 +1,557 @@
+"""The filter language typed at the `/` prompt and given as `netscope --filter '...'`.
+
+A filter is a list of terms separated by spaces; a socket is shown when it matches **every** term. An empty filter
+shows everything. Inside one term a comma means "any of", and a `!` in front of a term negates it.
+
+    :80                local or remote port 80; the same as `port:80` or a bare `80`. Ranges: `:8000-8100`
+    lport:80           local port (alias `sport:`);  `rport:5432` remote port (alias `dport:`)
+    established        a state, bare or as `state:established`. Case, `_` and `-` do not matter (`time-wait`,
+                       `timewait`), and an unambiguous prefix is enough (`estab`, `time`). An exact name wins
+                       over a prefix (`close` is CLOSE); an ambiguous prefix (`fin`, `clos`, `syn`) is an error
+                       that lists the candidates, except `fin_wait`, which means both FIN_WAIT1 and FIN_WAIT2.
+                       `syn_recv` also matches NEW_SYN_RECV. A UDP socket with no peer is in state UNCONN.
+    listen, -l         listening sockets, as `netstat -l` lists them: TCP LISTEN and unconnected UDP. (A bare word
+                       that resolves to LISTEN, such as `lis`, means the same; `state:listen` is TCP LISTEN only.)
+    tcp, udp, ...      a protocol, bare or as `proto:`: `tcp` is tcp and tcp6, `udp` is udp and udp6, `tcp4`/`udp4`
+                       are IPv4 only, `tcp6`/`udp6` IPv6 only; `proto:4` / `proto:6` select by address family
+    pid:1234           the owning process id
+    proc:nginx         the program name contains this, ignoring case (alias `program:`)
+    user:www-data      the owner's user name (exact), or a numeric uid (`user:0`)
+    ip:10.0.0.0/8      the local or remote address is in this network or is this address (`ip:10.0.0.5`,
+                       `ip:fe80::/10`, `ip:::1`); `lip:` and `rip:` test one end. An IPv4 address or network also
+                       matches IPv4-mapped IPv6 addresses (`::ffff:10.0.0.5`). Host bits are ignored
+                       (`10.0.0.1/8` is `10.0.0.0/8`). A bare address or network (`10.0.0.5`, `fe80::/10`) is the
+                       same as `ip:`.
+    a,b                any of: `state:syn_recv,syn_sent`, `:80,443`, `established,listen`
+    !term              not: `!ip:127.0.0.0/8`, `!:22`, `!listen`
+    "..."              double quotes keep spaces inside one term: `proc:"Web Content"`
+
+Examples: `:80 established`, `state:syn_recv,syn_sent !ip:127.0.0.0/8`, `proc:postgres rport:5432`.
+
+Anything else (an unknown word or key, a bad port, address or network, an empty value such as `state:`, a lone
+`!`) is an error that says what is wrong and what is accepted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from netscope.collectors.model import ALL_STATE_NAMES, Socket
+
+Predicate = Callable[[Socket], bool]
+# A compiled term and a rough cost, so that cheap terms run first and short-circuit the expensive ones.
+Compiled = tuple[Predicate, int]
+
+_CHEAP, _CACHED, _SUBSTRING = 1, 2, 3
+
+# Per-term result caches are dropped when they grow past this: bounded memory on a machine whose peers churn.
+_CACHE_LIMIT = 200_000
+
+_BOTH, _LOCAL, _REMOTE = "both", "local", "remote"
+
+
+class FilterError(ValueError):
+    """A malformed filter. The message says, in plain words, what is wrong and what is accepted."""
+
+    def __init__(self, message: str, term: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.term = term  # the offending term as typed (with its `!`, if any)
+
+
+def _match_all(sock: Socket) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A parsed filter. Build it with `parse_filter`; `Filter()` matches everything."""
+
+    text: str = ""  # the normalized source text: the terms joined by single spaces
+    _match: Predicate = field(default=_match_all, repr=False, compare=False)
+
+    def matches(self, sock: Socket) -> bool:
+        return self._match(sock)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.text
+
+
+def parse_filter(text: str) -> Filter:
+    """Parse filter text into a `Filter`; raise `FilterError` on any malformed input."""
+    terms = _split_terms(text)
+    compiled = [_compile_term(term) for term in terms]
+    # sorted() is stable, so terms of equal cost keep the order they were typed in.
+    compiled.sort(key=lambda c: c[1])
+    return Filter(" ".join(_quote(t) for t in terms), _all_of([pred for pred, _ in compiled]))
+
+
+# --- terms -----------------------------------------------------------------------------------------------------
+
+
+def _split_terms(text: str) -> list[str]:
+    """Split on whitespace; double quotes keep spaces inside a term and are removed."""
+    terms: list[str] = []
+    buf: list[str] = []
+    started = False  # a term has begun (it may be "" if it was only quotes)
+    in_quote = False
+    start = 0
+    for i, ch in enumerate(text):
+        if ch == '"':
+            in_quote = not in_quote
+        elif ch.isspace() and not in_quote:
+            if started:
+                terms.append("".join(buf))
+                buf, started = [], False
+            continue
+        else:
+            buf.append(ch)
+        if not started:
+            started, start = True, i
+    if in_quote:
+        rest = text[start:]
+        raise FilterError(f"unclosed quote in '{rest}' — end it with another \"", rest)
+    if started:
+        terms.append("".join(buf))
+    return terms
+
+
+def _quote(term: str) -> str:
+    return f'"{term}"' if not term or any(ch.isspace() for ch in term) else term
+
+
+def _compile_term(raw: str) -> Compiled:
+    if not raw:
+        raise FilterError('an empty term ("") — remove it or put something between the quotes', raw)
+    if not raw.startswith("!"):
+        return _compile_positive(raw, raw)
+    term = raw[1:]
+    if not term:
+        raise FilterError(
+            "a lone '!' — put it directly before the term it negates, with no space: !:22, !ip:127.0.0.0/8", raw
+        )
+    if term.startswith("!"):
+        raise FilterError(f"'{raw}' has more than one '!' — a single '!' negates a term", raw)
+    inner, cost = _compile_positive(term, raw)
+    return (lambda sock: not inner(sock)), cost
+
+
+def _compile_positive(term: str, raw: str) -> Compiled:
+    keyed = _compile_keyed(term, raw)
+    if keyed is not None:
+        return keyed
+    # Bare words joined by commas, each of which may itself be `key:value` (`80,lport:443`) or an IPv6 address.
+    alternatives = term.split(",")
+    if len(alternatives) == 1:
+        return _compile_single(term, raw)
+    if not all(alternatives):
+        raise FilterError(f"'{raw}' has an empty item between commas — remove the extra comma", raw)
+    compiled = [_compile_single(alt, raw) for alt in alternatives]
+    return _any_of([pred for pred, _ in compiled]), max(cost for _, cost in compiled)
+
+
+def _compile_keyed(word: str, raw: str) -> Compiled | None:
+    """`key:value` with a known key, or `:port`; None for anything else. The value may hold commas."""
+    key, sep, value = word.partition(":")
+    if not sep:
+        return None
+    handler = _KEYS.get(key.lower())
+    if handler is None and not key and not value.startswith(":"):
+        # `:80` is a port; `::1` is an IPv6 address.
+        handler = _KEYS["port"]
+    return None if handler is None else handler(value, raw)
+
+
+def _compile_single(word: str, raw: str) -> Compiled:
+    """One comma-free item: key:value, :port, an IPv6 address, or a bare word."""
+    keyed = _compile_keyed(word, raw)
+    if keyed is not None:
+        return keyed
+    key, sep, _ = word.partition(":")
+    if sep:
+        # Not a known key, so it can only be an IPv6 address or network (`::1`, `fe80::/10`).
+        if word.startswith(":") or _looks_like_ipv6(word):
+            return _ip_term_from([word], raw, _BOTH)
+        if key and len(key) <= 4 and _looks_like_ipv6(key):
+            # `fe80::zz`: say both readings, since we cannot tell a mistyped address from a mistyped key.
+            raise FilterError(
+                f"{_quoted(word, raw)} is not an IPv6 address, and '{key}' is not a key — keys are {_KEY_LIST}",
+                raw,
+            )
+        raise FilterError(f"unknown key '{key}' in {_quoted(word, raw)} — keys are {_KEY_LIST}", raw)
+    return _compile_bare(word, raw)
+
+
+def _compile_bare(word: str, raw: str) -> Compiled:
+    lower = word.lower()
+    if lower == "-l":
+        return _is_listening, _CHEAP
+    if word.startswith("-"):
+        raise FilterError(
+            f"unknown option {_quoted(word, raw)} — the only option is -l (listening); to negate a term put '!' "
+            "before it",
+            raw,
+        )
+    if word[0].isdigit():
+        if all(ch in _PORT_CHARS for ch in word):
+            # A bare number is a port: `80` is the same as `:80`.
+            return _port_term(word, raw, _BOTH)
+        if all(ch in _IPV4_CHARS for ch in word):
+            return _ip_term_from([word], raw, _BOTH)
+    if lower in _PROTOS:
+        return _proto_pred(_PROTOS[lower]), _CHEAP
+    states = _resolve_state(word, raw)
+    if states == ("LISTEN",):
+        # Bare `listen` (or a prefix of it) means what `netstat -l` lists, which includes unconnected UDP.
+        return _is_listening, _CHEAP
+    if states:
+        return _state_pred(states), _CHEAP
+    raise FilterError(
+        f"unknown word {_quoted(word, raw)} — expected a state ({_STATE_LIST_LOWER}), a port (80, 8000-8100), "
+        f"a protocol (tcp, udp, tcp4, udp4, tcp6, udp6), listen or -l, an IP address or network, "
+        f"or key:value with a key among {_KEY_LIST}",
+        raw,
+    )
+
+
+def _quoted(part: str, raw: str) -> str:
+    """Quote the offending part, and the term around it when that says more."""
+    return f"'{part}'" if part == raw else f"'{part}' in '{raw}'"
+
+
+def _alternatives(value: str, raw: str, example: str) -> list[str]:
+    """The comma-separated items of a key's value, none empty."""
+    if not value:
+        raise FilterError(f"'{raw}' has nothing after the ':' — give a value, e.g. {example}", raw)
+    items = value.split(",")
+    if not all(items):
+        raise FilterError(f"'{raw}' has an empty item between commas — remove the extra comma", raw)
+    return items
+
+
+def _all_of(preds: list[Predicate]) -> Predicate:
+    if not preds:
+        return _match_all
+    if len(preds) == 1:
+        return preds[0]
+    if len(preds) == 2:
+        first, second = preds
+        return lambda sock: first(sock) and second(sock)
+    frozen = tuple(preds)
+
+    def every(sock: Socket) -> bool:
+        return all(pred(sock) for pred in frozen)
+
+    return every
+
+
+def _any_of(preds: list[Predicate]) -> Predicate:
+    if len(preds) == 1:
+        return preds[0]
+    frozen = tuple(preds)
+
+    def some(sock: Socket) -> bool:
+        return any(pred(sock) for pred in frozen)
+
+    return some
+
+
+# --- ports -----------------------------------------------------------------------------------------------------
+
+_PORT_CHARS = frozenset("0123456789-")
+# Ranges up to this wide become a set of ports: one hash lookup beats comparing against bounds.
+_EXPAND_RANGE = 4096
+
+
+def _parse_port(text: str, raw: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise FilterError(
+            f"{_quoted(text, raw)} is not a port number — ports are 0 to 65535, e.g. :80, :80,443 or :8000-8100",
+            raw,
+        )
+    # The length check comes first so that a huge digit string never reaches int().
+    if len(text) > 5 or int(text) > 65535:
+        raise FilterError(f"port {_quoted(text, raw)} is out of range — ports are 0 to 65535", raw)
+    return int(text)
+
+
+def _port_term(value: str, raw: str, end: str) -> Compiled:
+    singles: set[int] = set()
+    ranges: list[tuple[int, int]] = []
+    for item in _alternatives(value, raw, ":80"):
+        low_text, dash, high_text = item.partition("-")
+        low = _parse_port(low_text, raw)
+        high = _parse_port(high_text, raw) if dash else low
+        if high < low:
+            raise FilterError(f"port range {_quoted(item, raw)} is backwards — write the low port first", raw)
+        if high - low <= _EXPAND_RANGE:
+            singles.update(range(low, high + 1))
+        else:
+            ranges.append((low, high))
+    return _port_pred(frozenset(singles), tuple(ranges), end), _CHEAP
+
+
+def _port_pred(ports: frozenset[int], ranges: tuple[tuple[int, int], ...], end: str) -> Predicate:
+    if ranges:
+
+        def wanted(port: int) -> bool:
+            return port in ports or any(low <= port <= high for low, high in ranges)
+
+        if end == _LOCAL:
+            return lambda sock: wanted(sock.local_port)
+        if end == _REMOTE:
+            return lambda sock: wanted(sock.remote_port)
+        return lambda sock: wanted(sock.local_port) or wanted(sock.remote_port)
+    if end == _LOCAL:
+        return lambda sock: sock.local_port in ports
+    if end == _REMOTE:
+        return lambda sock: sock.remote_port in ports
+    return lambda sock: sock.local_port in ports or sock.remote_port in ports
+
+
+# --- states ----------------------------------------------------------------------------------------------------
+
+
+def _squash(word: str) -> str:
+    # Case, `_` and `-` do not matter: `time-wait`, `TIME_WAIT` and `timewait` are the same state.
+    return word.upper().replace("-", "").replace("_", "")
+
+
+_SQUASHED_STATES: dict[str, str] = {_squash(name): name for name in ALL_STATE_NAMES}
+# Stems that name a whole family rather than being an ambiguous prefix: `fin_wait` is "either FIN_WAIT".
+_STATE_FAMILIES: dict[str, tuple[str, ...]] = {"FINWAIT": ("FIN_WAIT1", "FIN_WAIT2")}
+# The kernel reports a half-open connection still in the request queue as NEW_SYN_RECV; people mean it too.
+_STATE_EXTRAS: dict[str, tuple[str, ...]] = {"SYN_RECV": ("NEW_SYN_RECV",)}
+_STATE_LIST = ", ".join(ALL_STATE_NAMES)
+_STATE_LIST_LOWER = ", ".join(name.lower() for name in ALL_STATE_NAMES)
+
+
+def _resolve_state(word: str, raw: str) -> tuple[str, ...]:
+    """The states a word names: an exact name, a family stem, or an unambiguous prefix; () if none."""
+    squashed = _squash(word)
+    if not squashed:
+        return ()
+    exact = _SQUASHED_STATES.get(squashed)
+    if exact is not None:
+        return (exact,)
+    family = _STATE_FAMILIES.get(squashed)
+    if family is not None:
+        return family
+    candidates = tuple(name for key, name in _SQUASHED_STATES.items() if key.startswith(squashed))
+    if len(candidates) > 1:
+        raise FilterError(
+            f"ambiguous state {_quoted(word, raw)} — it could be {', '.join(candidates[:-1])} or "
+            f"{candidates[-1]}; type more of the name",
+            raw,
+        )
+    return candidates
+
+
+def _state_term(value: str, raw: str) -> Compiled:
+    states: list[str] = []
+    for item in _alternatives(value, raw, "state:established"):
+        found = _resolve_state(item, raw)
+        if not found:
+            raise FilterError(f"unknown state {_quoted(item, raw)} — states are {_STATE_LIST}", raw)
+        states.extend(found)
+    return _state_pred(states), _CHEAP
+
+
+def _state_pred(states: Iterable[str]) -> Predicate:
+    wanted = set(states)
+    for state in tuple(wanted):
+        wanted.update(_STATE_EXTRAS.get(state, ()))
+    frozen = frozenset(wanted)
+    return lambda sock: sock.state in frozen
+
+
+def _is_listening(sock: Socket) -> bool:
+    return sock.is_listening
+
+
+# --- protocol, process, user -----------------------------------------------------------------------------------
+
+_PROTOS: dict[str, tuple[str, ...]] = {
+    "tcp": ("tcp", "tcp6"),
+    "udp": ("udp", "udp6"),
+    "tcp4": ("tcp",),
+    "udp4": ("udp",),
+    "tcp6": ("tcp6",),
+    "udp6": ("udp6",),
+    "4": ("tcp", "udp"),
+    "6": ("tcp6", "udp6"),
+}
+
+
+def _proto_term(value: str, raw: str) -> Compiled:
+    protos: set[str] = set()
+    for item in _alternatives(value, raw, "proto:tcp"):
+        found = _PROTOS.get(item.lower())
+        if found is None:
+            raise FilterError(
+                f"unknown protocol {_quoted(item, raw)} — protocols are tcp, udp, tcp4, udp4, tcp6, udp6, 4 "
+                "and 6; separate several with commas",
+                raw,
+            )
+        protos.update(found)
+    return _proto_pred(protos), _CHEAP
+
+
+def _proto_pred(protos: Iterable[str]) -> Predicate:
+    frozen = frozenset(protos)
+    return lambda sock: sock.proto in frozen
+
+
+def _pid_term(value: str, raw: str) -> Compiled:
+    pids: set[int] = set()
+    for item in _alternatives(value, raw, "pid:1234"):
+        # Linux PIDs fit in 22 bits; the length check keeps a huge digit string away from int().
+        if not (item.isascii() and item.isdigit()) or len(item) > 10:
+            raise FilterError(f"{_quoted(item, raw)} is not a process id — write a number, e.g. pid:1234", raw)
+        pids.add(int(item))
+    frozen = frozenset(pids)
+    # A socket whose owner is unknown has pid None, which is in no set of numbers.
+    return (lambda sock: sock.pid in frozen), _CHEAP
+
+
+def _user_term(value: str, raw: str) -> Compiled:
+    names = frozenset(_alternatives(value, raw, "user:www-data"))
+    uids = frozenset(int(name) for name in names if name.isascii() and name.isdigit() and len(name) <= 10)
+    if uids:
+        return (lambda sock: sock.user in names or sock.uid in uids), _CHEAP
+    return (lambda sock: sock.user in names), _CHEAP
+
+
+def _proc_term(value: str, raw: str) -> Compiled:
+    needles = tuple(item.lower() for item in _alternatives(value, raw, "proc:nginx"))
+    # Few distinct program names exist, so caching the answer per name beats lower-casing every socket's.
+    cache: dict[str, bool] = {}
+
+    def pred(sock: Socket) -> bool:
+        program = sock.program
+        found = cache.get(program)
+        if found is None:
+            lowered = program.lower()
+            found = any(needle in lowered for needle in needles)
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[program] = found
+        return found
+
+    return pred, _SUBSTRING
+
+
+# --- addresses -------------------------------------------------------------------------------------------------
+
+# (IP version, network as an int, netmask as an int): testing `addr & mask == network` needs no objects.
+_Network = tuple[int, int, int]
+_IPV4_CHARS = frozenset("0123456789./")
+_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:./%")
+_MAPPED_PREFIX = 0xFFFF  # ::ffff:0:0/96 holds the IPv4-mapped addresses
+
+
+def _looks_like_ipv6(word: str) -> bool:
+    return all(ch in _IPV6_CHARS for ch in word)
+
+
+def _parse_network(text: str, raw: str) -> _Network:
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except (ValueError, TypeError):
+        raise FilterError(_network_problem(text, raw), raw) from None
+    network, mask = int(net.network_address), int(net.netmask)
+    if net.version == 6 and net.prefixlen >= 96 and network >> 32 == _MAPPED_PREFIX:
+        # An IPv4-mapped IPv6 network is the IPv4 network it maps; addresses are compared in both forms.
+        return 4, network & 0xFFFFFFFF, mask & 0xFFFFFFFF
+    return net.version, network, mask
+
+
+def _network_problem(text: str, raw: str) -> str:
+    """Say precisely why `text` is not an address or network."""
+    address, slash, prefix = text.partition("/")
+    accepted = "expected an address or network such as 10.0.0.5, 10.0.0.0/8, ::1 or fe80::/10"
+    try:
+        version = ipaddress.ip_address(address).version
+    except ValueError:
+        return f"{_quoted(address, raw)} is not an IP address — {accepted}"
+    longest = 32 if version == 4 else 128
+    if slash and not (prefix.isascii() and prefix.isdigit() and len(prefix) <= 3 and int(prefix) <= longest):
+        return f"bad prefix length '/{prefix}' in '{raw}' — an IPv{version} prefix is /0 to /{longest}"
+    return f"{_quoted(text, raw)} is not an IP address or network — {accepted}"
+
+
+@lru_cache(maxsize=1 << 17)
+def _address_forms(text: str) -> tuple[tuple[int, int], ...]:
+    """A socket address as (version, int) pairs: itself, plus its IPv4 form if it is IPv4-mapped IPv6.
+
+    Cached because the same few addresses recur in every snapshot; an unparsable address matches nothing.
+    """
+    try:
+        address = ipaddress.ip_address(text)
+    except (ValueError, TypeError):
+        return ()
+    forms = [(address.version, int(address))]
+    if address.version == 6 and address.ipv4_mapped is not None:
+        forms.append((4, int(address.ipv4_mapped)))
+    return tuple(forms)
+
+
+def _ip_term_from(items: list[str], raw: str, end: str) -> Compiled:
+    networks = tuple(_parse_network(item, raw) for item in items)
+    cache: dict[str, bool] = {}
+
+    def contains(address: str) -> bool:
+        found = cache.get(address)
+        if found is None:
+            found = any(
+                version == net_version and value & mask == network
+                for version, value in _address_forms(address)
+                for net_version, network, mask in networks
+            )
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[address] = found
+        return found
+
+    if end == _LOCAL:
+        return (lambda sock: contains(sock.local_ip)), _CACHED
+    if end == _REMOTE:
+        return (lambda sock: contains(sock.remote_ip)), _CACHED
+    return (lambda sock: contains(sock.local_ip) or contains(sock.remote_ip)), _CACHED
+
+
+def _ip_term(end: str) -> Callable[[str, str], Compiled]:
+    def handler(value: str, raw: str) -> Compiled:
+        return _ip_term_from(_alternatives(value, raw, "ip:10.0.0.0/8"), raw, end)
+
+    return handler
+
+
+def _ports_for(end: str) -> Callable[[str, str], Compiled]:
+    def handler(value: str, raw: str) -> Compiled:
+        return _port_term(value, raw, end)
+
+    return handler
+
+
+_KEYS: dict[str, Callable[[str, str], Compiled]] = {
+    "port": _ports_for(_BOTH),
+    "lport": _ports_for(_LOCAL),
+    "sport": _ports_for(_LOCAL),
+    "rport": _ports_for(_REMOTE),
+    "dport": _ports_for(_REMOTE),
+    "state": _state_term,
+    "proto": _proto_term,
+    "pid": _pid_term,
+    "proc": _proc_term,
+    "program": _proc_term,
+    "user": _user_term,
+    "ip": _ip_term(_BOTH),
+    "lip": _ip_term(_LOCAL),
+    "rip": _ip_term(_REMOTE),
+}
+_KEY_LIST = "port (or just :80), lport/sport, rport/dport, state, proto, pid, proc/program, user, ip, lip, rip"

@@ -1,0 +1,163 @@
+"""Plain typed data shared by the collectors and the widgets that show it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+# Kernel TCP state numbers (include/net/tcp_states.h) to the names netstat prints.
+TCP_STATES: dict[int, str] = {
+    1: "ESTABLISHED",
+    2: "SYN_SENT",
+    3: "SYN_RECV",
+    4: "FIN_WAIT1",
+    5: "FIN_WAIT2",
+    6: "TIME_WAIT",
+    7: "CLOSE",
+    8: "CLOSE_WAIT",
+    9: "LAST_ACK",
+    10: "LISTEN",
+    11: "CLOSING",
+    12: "NEW_SYN_RECV",
+}
+
+# The states the counter bar shows, in the order people read them; "UDP" counts every UDP socket.
+COUNTED_STATES: tuple[str, ...] = (
+    "ESTABLISHED",
+    "LISTEN",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "CLOSING",
+    "UDP",
+)
+
+# Every state name the filter language accepts (UNCONN is an unconnected UDP socket, as `ss` calls it).
+ALL_STATE_NAMES: tuple[str, ...] = (*TCP_STATES.values(), "UNCONN")
+
+PROTOCOLS: tuple[str, ...] = ("tcp", "tcp6", "udp", "udp6")
+
+# A socket's identity across snapshots: proto, local ip, local port, remote ip, remote port, and the inode for
+# sockets with no peer (several LISTEN or UDP sockets may share an address with SO_REUSEPORT). Connected sockets
+# leave the inode out so that ESTABLISHED -> TIME_WAIT (inode becomes 0) is a change, not a remove and an add.
+SocketKey = tuple[str, str, int, str, int, int]
+
+
+@dataclass(slots=True)
+class Socket:
+    """One row of `netstat -antup`, with what the kernel and /proc say about its owner."""
+
+    proto: str  # tcp, tcp6, udp, udp6
+    local_ip: str
+    local_port: int
+    remote_ip: str
+    remote_port: int
+    state: str  # netstat's name: ESTABLISHED, LISTEN ...; UNCONN for an unconnected UDP socket
+    recv_q: int
+    send_q: int
+    inode: int
+    uid: int
+    user: str = ""
+    pid: int | None = None  # None: unknown (another user's process without root, or no owner: TIME_WAIT)
+    program: str = ""
+    first_seen: float = 0.0  # monotonic-free wall clock (time.time()) when netscope first saw it
+    seen_since_start: bool = False  # True if it already existed when netscope started: the age is a lower bound
+
+    @property
+    def key(self) -> SocketKey:
+        peerless = self.remote_port == 0
+        return (
+            self.proto,
+            self.local_ip,
+            self.local_port,
+            self.remote_ip,
+            self.remote_port,
+            self.inode if peerless else 0,
+        )
+
+    @property
+    def family(self) -> int:
+        return 6 if self.proto.endswith("6") else 4
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.proto.startswith("tcp")
+
+    @property
+    def is_listening(self) -> bool:
+        """What `netstat -l` lists: TCP LISTEN sockets and unconnected UDP sockets."""
+        return self.state == "LISTEN" or (not self.is_tcp and self.state == "UNCONN")
+
+    @property
+    def counter_name(self) -> str:
+        """The counter bar bucket this socket falls in."""
+        if not self.is_tcp:
+            return "UDP"
+        if self.state == "NEW_SYN_RECV":
+            return "SYN_RECV"
+        return self.state
+
+    def same_content(self, other: Socket) -> bool:
+        """Whether what the table shows, apart from age, is unchanged."""
+        return (
+            self.state == other.state
+            and self.recv_q == other.recv_q
+            and self.send_q == other.send_q
+            and self.pid == other.pid
+            and self.program == other.program
+            and self.user == other.user
+        )
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Every socket of the machine at one instant."""
+
+    taken_at: float
+    sockets: dict[SocketKey, Socket]
+    # True when some sockets' owners could not be read (not root): their PID/Program shows as "-".
+    owners_incomplete: bool = False
+    # Problems worth telling the user once (a missing /proc file, no IPv6 ...), in plain words.
+    warnings: list[str] = field(default_factory=list)
+    collect_seconds: float = 0.0
+
+
+class ChangeKind(Enum):
+    ADDED = "added"
+    CHANGED = "changed"
+    REMOVED = "removed"
+
+
+@dataclass(slots=True)
+class SnapshotDiff:
+    """What changed between two snapshots: widgets apply this rather than rebuilding the world."""
+
+    snapshot: Snapshot
+    added: list[Socket]
+    changed: list[Socket]  # the new versions
+    removed: list[Socket]  # the last versions seen
+    first: bool = False  # the first snapshot: everything is "added" but nothing should flash
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+
+@dataclass(slots=True)
+class ProcessDetails:
+    """What the details view shows about the process that owns a socket."""
+
+    pid: int
+    name: str
+    user: str
+    cmdline: list[str]
+    exe: str
+    cwd: str  # "" if unreadable
+    start_time: float  # time.time() seconds; identifies this process across PID reuse
+    status: str
+    parent_pid: int
+    error: str = ""  # set when the process vanished or could not be read

@@ -1,0 +1,64 @@
+"""Regenerate the README's screenshots from the real app on this machine's real sockets.
+
+    .venv/bin/python screenshots/make_screenshots.py
+
+It starts a loopback web-ish server with clients (real processes, named so the screenshot reads well), runs
+netscope headless at 160x45, and saves SVGs of the main screens into this folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from support import Peer, start_peer, stop_peer, wait_for  # noqa: E402
+
+from netscope.app.netscope_app import NetscopeApp  # noqa: E402
+from netscope.app.screens.details import DetailsScreen  # noqa: E402
+from netscope.collectors.filters import parse_filter  # noqa: E402
+
+SIZE = (160, 45)
+
+
+async def shoot(server: Peer) -> None:
+    app = NetscopeApp(interval=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count >= 2, timeout=10)
+        app.save_screenshot("connections.svg", str(HERE))
+        await pilot.press("slash", *f":{server.port} established", "enter")
+        await wait_for(pilot, lambda: app.table.row_count > 0)
+        await pilot.pause(0.3)
+        app.save_screenshot("filtered.svg", str(HERE))
+        await pilot.press("escape")
+        app.apply_filter(parse_filter(f"lport:{server.port} listen"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        await pilot.pause(0.3)
+        app.save_screenshot("details.svg", str(HERE))
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
+        app.save_screenshot("help.svg", str(HERE))
+
+
+def main() -> None:
+    peers: list[Peer] = []
+    try:
+        server = start_peer("server", "--name", "web-backend")
+        peers.append(server)
+        for index in range(3):
+            peers.append(start_peer("client", str(server.port), "--count", str(2 + index), "--name",
+                                    f"load-client-{index}"))
+        asyncio.run(shoot(server))
+    finally:
+        for peer in peers:
+            stop_peer(peer)
+    print(f"wrote {', '.join(sorted(path.name for path in HERE.glob('*.svg')))} in {HERE}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Helpers shared by the tests: real peer processes and waiting on a running app."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+PEERS = Path(__file__).with_name("peers.py")
+
+
+@dataclass
+class Peer:
+    process: subprocess.Popen[str]
+    port: int = 0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def start_peer(*args: str) -> Peer:
+    process = subprocess.Popen(
+        [sys.executable, str(PEERS), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line:
+        process.kill()
+        raise RuntimeError(f"peer {args} did not start: {process.stderr.read() if process.stderr else ''}")
+    return Peer(process, int(line) if line.isdigit() else 0)
+
+
+def stop_peer(peer: Peer) -> None:
+    if peer.process.poll() is None:
+        peer.process.kill()
+    peer.process.wait(timeout=10)
+    for stream in (peer.process.stdout, peer.process.stderr):
+        if stream is not None:
+            stream.close()
+
+
+async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the app run until `condition()` holds; fail with the condition's source if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            try:
+                source = inspect.getsource(condition).strip()
+            except (OSError, TypeError):
+                source = repr(condition)
+            raise AssertionError(f"not true within {timeout} s: {source}")
+        await pilot.pause(0.05)

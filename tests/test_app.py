@@ -1,0 +1,249 @@
+"""The connections screen driven through Pilot against real sockets and real processes on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+
+from netscope.app.netscope_app import NetscopeApp
+from netscope.app.screens.confirm_kill import ConfirmKillScreen
+from netscope.app.screens.details import DetailsScreen
+from netscope.widgets.state_counters import StateCounters
+from support import Peer, wait_for
+from textual.pilot import Pilot
+
+SIZE = (160, 45)
+
+
+async def type_filter(pilot: Pilot[None], text: str) -> None:
+    await pilot.press("slash")
+    await pilot.press(*text)
+    await pilot.press("enter")
+
+
+async def test_filter_shows_exactly_the_server_and_client_sockets(
+    server_with_clients: tuple[Peer, list[Peer]],
+) -> None:
+    server, clients = server_with_clients
+    app = NetscopeApp(interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count >= 1)
+        await type_filter(pilot, f":{server.port} established")
+        await wait_for(pilot, lambda: app.table.row_count == 6)
+        rows = app.table.rows
+        assert {row.state for row in rows} == {"ESTABLISHED"}
+        assert sorted(row.pid for row in rows) == sorted([server.pid] * 3 + [client.pid for client in clients])
+        assert {row.program for row in rows} == {"ns-test-server", "ns-client-0", "ns-client-1", "ns-client-2"}
+        counters = app.query_one(StateCounters)
+        assert counters.filtered["ESTABLISHED"] == 6
+        assert counters.total["ESTABLISHED"] >= 6
+        assert app.table.cursor_row == 0
+        assert app.filter.text == f":{server.port} established"
+
+
+async def test_bad_filter_is_explained_and_the_old_filter_kept(
+    server_with_clients: tuple[Peer, list[Peer]],
+) -> None:
+    server, _ = server_with_clients
+    app = NetscopeApp(interval=0.2, filter_text=f":{server.port}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 7)  # the listener and six connection ends
+        await type_filter(pilot, "state:bogus")
+        error = app.query_one("#filter-error")
+        assert error.display
+        assert "bogus" in str(error.render())
+        assert app.filter.text == f":{server.port}"
+        assert app.table.row_count == 7
+        await pilot.press("escape")  # clears the filter and closes the prompt
+        await wait_for(pilot, lambda: app.filter.is_empty and app.table.row_count > 7)
+
+
+async def test_one_key_filters_from_the_selected_row(server_with_clients: tuple[Peer, list[Peer]]) -> None:
+    server, _ = server_with_clients
+    app = NetscopeApp(interval=0.2, filter_text=f"rport:{server.port}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 3)
+        target = app.table.selected_socket
+        assert target is not None and target.pid is not None
+        await pilot.press("p")
+        assert app.filter.text == f"pid:{target.pid}"
+        await wait_for(pilot, lambda: app.table.row_count == 1)
+        await pilot.press("t")
+        assert app.filter.text == "state:established"
+        await pilot.press("o")
+        assert app.filter.text == f"lport:{target.local_port}"
+
+
+async def test_sort_keys_and_header_click(server_with_clients: tuple[Peer, list[Peer]]) -> None:
+    server, _ = server_with_clients
+    app = NetscopeApp(interval=0.2, filter_text=f":{server.port}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 7)
+        table = app.table
+        assert table.sort_column == "local"
+        await pilot.press("s")
+        assert table.sort_column == "remote"
+        remotes = [(row.remote_ip, row.remote_port) for row in table.rows]
+        assert [port for _, port in remotes] == sorted(port for _, port in remotes)
+        await pilot.press("r")
+        assert table.sort_reverse
+        ports = [row.remote_port for row in table.rows]
+        assert ports == sorted(ports, reverse=True)
+        # A click on the State header sorts by state; LISTEN sorts after ESTABLISHED.
+        state_x = sum(width + 1 for width in table._widths[:5]) + 1
+        await pilot.click("#connections", offset=(state_x, 0))
+        assert table.sort_column == "state"
+        assert not table.sort_reverse
+        assert table.rows[-1].state == "LISTEN"
+
+
+async def test_selection_follows_its_connection_when_rows_move(
+    server_with_clients: tuple[Peer, list[Peer]], spawn_peer: Callable[..., Peer]
+) -> None:
+    server, _ = server_with_clients
+    app = NetscopeApp(interval=0.2, filter_text=f"rport:{server.port}")
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.table
+        await wait_for(pilot, lambda: table.row_count == 3)
+        await pilot.press("s", "s", "s", "s", "s")  # Local -> Remote, State, PID/Program, User, Age
+        assert table.sort_column == "age"
+        await pilot.press("end")
+        chosen = table.selected_socket
+        assert chosen is not None and table.cursor_row == 2
+        spawn_peer("client", str(server.port), "--count", "4")
+        # Four younger connections sort above the chosen one; the cursor moves with it.
+        await wait_for(pilot, lambda: table.row_count == 7)
+        assert table.selected_socket is not None
+        assert table.selected_socket.key == chosen.key
+        assert table.cursor_row == 6
+
+
+async def test_new_and_closed_rows_are_highlighted(spawn_peer: Callable[..., Peer]) -> None:
+    app = NetscopeApp(interval=0.2, filter_text="proc:ns-late", flash_seconds=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.table
+        await wait_for(pilot, lambda: app.refresh_count >= 1)
+        assert table.row_count == 0
+        late = spawn_peer("server", "--name", "ns-late-server")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        row = table.rows[0]
+        assert row.pid == late.pid and row.state == "LISTEN"
+        assert table._flash[row.key][0].value == "added"
+        assert "ns-late-server" in table.row_text(0)
+        # The highlight fades after flash_seconds.
+        await wait_for(pilot, lambda: row.key not in table._flash, timeout=5)
+        late.process.kill()
+        late.process.wait(timeout=10)
+        # The closed listener lingers, marked as closed and not counted, then goes.
+        await wait_for(pilot, lambda: table.row_count == 1 and table.is_closed(table.rows[0]))
+        assert table._flash[row.key][0].value == "removed"
+        assert sum(table.filtered_counts.values()) == 0
+        await wait_for(pilot, lambda: table.row_count == 0, timeout=5)
+
+
+async def test_details_show_the_owning_process(server_with_clients: tuple[Peer, list[Peer]]) -> None:
+    server, _ = server_with_clients
+    app = NetscopeApp(interval=0.2, filter_text=f"lport:{server.port} listen")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        screen = app.screen
+        assert isinstance(screen, DetailsScreen)
+        assert screen.details is not None and screen.details.pid == server.pid
+        assert any("peers.py" in part for part in screen.details.cmdline)
+        info = str(screen.query_one("#details-info").render())
+        assert "ns-test-server" in info and "peers.py" in info
+        # The listener and its three accepted connections.
+        assert len(screen.process_sockets) == 4
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, DetailsScreen))
+
+
+async def test_kill_asks_then_terminates_the_owner(server_with_clients: tuple[Peer, list[Peer]]) -> None:
+    _, clients = server_with_clients
+    victim, survivor = clients[0], clients[1]
+    app = NetscopeApp(interval=0.2, filter_text=f"pid:{victim.pid}", flash_seconds=0.5)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 1)
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmKillScreen))
+        await pilot.press("n")  # cancel: nothing is sent
+        await pilot.pause(0.2)
+        assert victim.process.poll() is None
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmKillScreen))
+        body = str(app.screen.query_one("#confirm-body").render())
+        assert str(victim.pid) in body and "ns-client-0" in body and "1 held" in body
+        await pilot.press("y")
+        deadline = time.monotonic() + 10
+        while victim.process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert victim.process.returncode == -signal.SIGTERM
+        assert survivor.process.poll() is None
+        # Its socket goes on the next refreshes.
+        await wait_for(pilot, lambda: app.table.row_count == 0, timeout=5)
+
+
+async def test_closed_client_leaves_ownerless_fin_wait2_that_cannot_be_killed(
+    server_with_clients: tuple[Peer, list[Peer]],
+) -> None:
+    server, clients = server_with_clients
+    app = NetscopeApp(interval=0.2, filter_text=f":{server.port}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 7)
+        # The client closes first and the server never does: the client's end goes to FIN_WAIT2, owned by the
+        # kernel alone, and the server's end to CLOSE_WAIT, still owned by the server.
+        clients[0].process.kill()
+        clients[0].process.wait(timeout=10)
+        await wait_for(pilot, lambda: {"FIN_WAIT2", "CLOSE_WAIT"} <= {row.state for row in app.table.rows})
+        orphan = next(row for row in app.table.rows if row.state == "FIN_WAIT2")
+        assert orphan.pid is None and orphan.inode == 0
+        close_wait = next(row for row in app.table.rows if row.state == "CLOSE_WAIT")
+        assert close_wait.pid == server.pid
+        app.table.move_cursor(app.table.rows.index(orphan))
+        await pilot.press("k")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmKillScreen)
+        assert any("owned by the kernel" in note.message for note in app._notifications)
+
+
+async def test_hostile_process_name_is_shown_literally(spawn_peer: Callable[..., Peer]) -> None:
+    hostile = "[b]x[/b]\x1b[2J"
+    server = spawn_peer("server", "--name", hostile)
+    app = NetscopeApp(interval=0.2, filter_text=f"pid:{server.pid}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 1)
+        row = app.table.rows[0]
+        assert row.program == hostile  # the collector keeps the real name...
+        text = app.table.row_text(0)
+        assert "[b]x[/b]\\x1b[2J" in text  # ...and the screen shows it literally, the escape escaped
+        assert "\x1b" not in text
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        info = str(app.screen.query_one("#details-info").render())
+        assert "[b]x[/b]\\x1b[2J" in info
+
+
+async def test_names_toggle_never_blocks_and_shows_localhost(
+    server_with_clients: tuple[Peer, list[Peer]],
+) -> None:
+    server, _ = server_with_clients
+    app = NetscopeApp(interval=0.2, filter_text=f"lport:{server.port} listen")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 1)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: "localhost" in app.table.row_text(0), timeout=5)
+        await pilot.press("n")
+        assert f"127.0.0.1:{server.port}" in app.table.row_text(0)
+
+
+async def test_help_lists_every_key() -> None:
+    app = NetscopeApp(interval=0.5)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "HelpScreen")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ != "HelpScreen")

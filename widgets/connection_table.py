@@ -1,0 +1,534 @@
+"""The connection table: every socket, sorted, filtered, with TCPView-style highlights.
+
+Built on Textual's Line API (a `ScrollView` that renders one line at a time from a plain sorted list) rather than
+`DataTable`: with 50,000 rows only the visible lines are ever rendered, and a refresh repaints only the screen
+lines whose content changed, which is what crosses a slow SSH link.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey
+from netscope.widgets.formatting import format_age, format_endpoint, state_label
+from netscope.widgets.text import fit, printable
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+# Formats an endpoint (ip, port, proto) for display; the app swaps in one that uses resolved names.
+EndpointFormatter = Callable[[str, int, str], str]
+SocketPredicate = Callable[[Socket], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    label: str
+    width: int
+    align_right: bool = False
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("proto", "Proto", 5),
+    Column("recv_q", "Recv-Q", 6, align_right=True),
+    Column("send_q", "Send-Q", 6, align_right=True),
+    Column("local", "Local Address", 21),
+    Column("remote", "Remote Address", 21),
+    Column("state", "State", 11),
+    Column("program", "PID/Program", 18),
+    Column("user", "User", 8),
+    Column("age", "Age", 6, align_right=True),
+)
+COLUMN_KEYS: tuple[str, ...] = tuple(column.key for column in COLUMNS)
+ADDRESS_MAX_WIDTH = 47  # a full IPv6 address in brackets with a port
+NAMED_ADDRESS_WIDTH = 32  # host names vary too much to size columns on; crop long ones
+
+
+@lru_cache(maxsize=65536)
+def _ip_order(ip: str) -> tuple[int, bytes]:
+    """Numeric order for addresses (10.0.0.9 before 10.0.0.10), IPv4 before IPv6."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return (9, ip.encode())
+    return (address.version, address.packed)
+
+
+def _endpoint_order(ip: str, port: int) -> tuple[int, bytes, int]:
+    version, packed = _ip_order(ip)
+    return (version, packed, port)
+
+
+def _program_text(sock: Socket) -> str:
+    if sock.pid is None:
+        return "-"
+    return f"{sock.pid}/{printable(sock.program)}" if sock.program else str(sock.pid)
+
+
+SORT_KEYS: dict[str, Callable[[Socket], object]] = {
+    "proto": lambda s: s.proto,
+    "recv_q": lambda s: s.recv_q,
+    "send_q": lambda s: s.send_q,
+    "local": lambda s: _endpoint_order(s.local_ip, s.local_port),
+    "remote": lambda s: _endpoint_order(s.remote_ip, s.remote_port),
+    "state": lambda s: s.state,
+    "program": lambda s: (s.pid is None, s.program.lower(), s.pid or 0),
+    "user": lambda s: s.user,
+    # Ascending age means youngest first.
+    "age": lambda s: -s.first_seen,
+}
+
+
+class ConnectionTable(ScrollView, can_focus=True):
+    """A sorted, filtered view of sockets that follows the selected connection across refreshes."""
+
+    COMPONENT_CLASSES = {
+        "connection-table--header",
+        "connection-table--header-sorted",
+        "connection-table--cursor",
+        "connection-table--added",
+        "connection-table--changed",
+        "connection-table--removed",
+        "connection-table--listen",
+        "connection-table--established",
+        "connection-table--waiting",
+        "connection-table--opening",
+        "connection-table--dim",
+    }
+
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+        Binding("enter", "activate", "Details"),
+    ]
+
+    class Activated(Message):
+        """Enter (or a double click) on a row."""
+
+        def __init__(self, table: ConnectionTable, sock: Socket) -> None:
+            super().__init__()
+            self.table = table
+            self.socket = sock
+
+        @property
+        def control(self) -> ConnectionTable:
+            return self.table
+
+    class SortChanged(Message):
+        def __init__(self, column: str, reverse: bool) -> None:
+            super().__init__()
+            self.column = column
+            self.reverse = reverse
+
+    sort_column: reactive[str] = reactive("local", init=False)
+    sort_reverse: reactive[bool] = reactive(False, init=False)
+
+    def __init__(self, *, flash_seconds: float = 3.0, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.flash_seconds = flash_seconds
+        self._live: dict[SocketKey, Socket] = {}
+        self._gone: dict[SocketKey, Socket] = {}  # closed sockets that linger, marked, for flash_seconds
+        self._flash: dict[SocketKey, tuple[ChangeKind, float]] = {}
+        self._predicate: SocketPredicate | None = None
+        self._rows: list[Socket] = []
+        self._row_index: dict[SocketKey, int] = {}
+        self._cursor = 0
+        self._selected_key: SocketKey | None = None
+        self._now = 0.0
+        self._widths: list[int] = [column.width for column in COLUMNS]
+        self._formatter: EndpointFormatter = format_endpoint
+        self._names_on = False
+        self._painted: dict[int, tuple[object, ...]] = {}  # screen line -> signature of what was drawn there
+        self.filtered_counts: Counter[str] = Counter()
+
+    # ----------------------------------------------------------------------------------------------- data in
+
+    def apply_diff(self, diff: SnapshotDiff) -> None:
+        """Take one refresh: highlight what was added, changed or closed, then re-sort and repaint what moved."""
+        now = diff.snapshot.taken_at
+        self._now = now
+        if diff.first:
+            self._live = dict(diff.snapshot.sockets)
+            self._gone.clear()
+            self._flash.clear()
+        else:
+            until = now + self.flash_seconds
+            live, gone, flash = self._live, self._gone, self._flash
+            for sock in diff.added:
+                key = sock.key
+                live[key] = sock
+                gone.pop(key, None)
+                flash[key] = (ChangeKind.ADDED, until)
+            for sock in diff.changed:
+                key = sock.key
+                live[key] = sock
+                if flash.get(key, (None,))[0] is not ChangeKind.ADDED:
+                    flash[key] = (ChangeKind.CHANGED, until)
+            for sock in diff.removed:
+                key = sock.key
+                live.pop(key, None)
+                gone[key] = sock
+                flash[key] = (ChangeKind.REMOVED, until)
+            self._expire(now)
+        self._rebuild()
+
+    def load(self, sockets: Iterable[Socket], now: float) -> None:
+        """Show a fixed set of sockets (the details view), with no highlights."""
+        self._now = now
+        self._live = {sock.key: sock for sock in sockets}
+        self._gone.clear()
+        self._flash.clear()
+        self._rebuild()
+
+    def expire_highlights(self, now: float) -> None:
+        """Called on a timer so highlights fade and closed rows go even when refreshes are slow.
+
+        Ages keep the snapshot's own time: they tell how old a socket was when it was seen."""
+        if self._expire(now):
+            self._rebuild()
+
+    def _expire(self, now: float) -> bool:
+        expired = [key for key, (_, until) in self._flash.items() if until <= now]
+        for key in expired:
+            del self._flash[key]
+            self._gone.pop(key, None)
+        return bool(expired)
+
+    def set_filter(self, predicate: SocketPredicate | None) -> None:
+        """Show only sockets for which `predicate` is true; the cursor goes to the first row."""
+        self._predicate = predicate
+        self._selected_key = None
+        self._cursor = 0
+        self._rebuild()
+        self.scroll_to(y=0, animate=False)
+
+    def set_endpoint_formatter(self, formatter: EndpointFormatter | None) -> None:
+        """Switch between numeric addresses (None) and names."""
+        self._formatter = formatter or format_endpoint
+        self._names_on = formatter is not None
+        self.repaint_all()
+
+    def repaint_all(self) -> None:
+        self._painted.clear()
+        self._update_widths()
+        self.refresh()
+
+    # --------------------------------------------------------------------------------------------- data out
+
+    @property
+    def row_count(self) -> int:
+        return len(self._rows)
+
+    @property
+    def rows(self) -> list[Socket]:
+        """The rows in display order, lingering closed ones included."""
+        return self._rows
+
+    @property
+    def cursor_row(self) -> int:
+        return self._cursor
+
+    @property
+    def selected_socket(self) -> Socket | None:
+        if 0 <= self._cursor < len(self._rows):
+            return self._rows[self._cursor]
+        return None
+
+    def is_closed(self, sock: Socket) -> bool:
+        """Whether a row is a lingering closed socket rather than a live one."""
+        return sock.key in self._gone and sock.key not in self._live
+
+    def row_text(self, index: int) -> str:
+        """The plain text of one row as drawn (for tests and exports)."""
+        return "".join(segment.text for segment in self._render_row(self._rows[index], cursor=False))
+
+    # -------------------------------------------------------------------------------------------- sorting
+
+    def sort_by(self, column: str, reverse: bool | None = None) -> None:
+        if column not in SORT_KEYS:
+            raise ValueError(f"unknown column {column!r}")
+        if reverse is None:
+            reverse = not self.sort_reverse if column == self.sort_column else False
+        self.sort_column = column
+        self.sort_reverse = reverse
+
+    def cycle_sort(self, step: int = 1) -> None:
+        index = COLUMN_KEYS.index(self.sort_column)
+        self.sort_by(COLUMN_KEYS[(index + step) % len(COLUMN_KEYS)], reverse=False)
+
+    def watch_sort_column(self) -> None:
+        self._resort()
+
+    def watch_sort_reverse(self) -> None:
+        self._resort()
+
+    def _resort(self) -> None:
+        self._rebuild()
+        self.post_message(self.SortChanged(self.sort_column, self.sort_reverse))
+
+    # ------------------------------------------------------------------------------------------- rebuilding
+
+    def _rebuild(self) -> None:
+        selected = self.selected_socket
+        if selected is not None:
+            self._selected_key = selected.key
+        predicate = self._predicate
+        rows = list(self._live.values())
+        if self._gone:
+            rows.extend(sock for key, sock in self._gone.items() if key not in self._live)
+        if predicate is not None:
+            rows = [sock for sock in rows if predicate(sock)]
+        gone = self._gone
+        self.filtered_counts = Counter(sock.counter_name for sock in rows if sock.key not in gone)
+        primary = SORT_KEYS[self.sort_column]
+        # Ties fall back to the endpoints so equal rows do not swap places between refreshes.
+        rows.sort(
+            key=lambda s: (primary(s), _endpoint_order(s.local_ip, s.local_port),
+                           _endpoint_order(s.remote_ip, s.remote_port), s.inode),
+            reverse=self.sort_reverse,
+        )
+        self._rows = rows
+        self._row_index = {sock.key: index for index, sock in enumerate(rows)}
+        if self._selected_key is not None and self._selected_key in self._row_index:
+            self._cursor = self._row_index[self._selected_key]
+        self._cursor = max(0, min(self._cursor, len(rows) - 1))
+        widths_changed = self._update_widths()
+        self.virtual_size = Size(self.size.width, len(rows) + 1)
+        self._scroll_cursor_into_view()
+        if widths_changed:
+            self._painted.clear()
+            self.refresh()
+        else:
+            self._refresh_changed_lines()
+
+    def _update_widths(self) -> bool:
+        """Size the address columns to their content and give the rest of the width to the program column."""
+        widths = [column.width for column in COLUMNS]
+        if self._names_on:
+            local_width = remote_width = NAMED_ADDRESS_WIDTH
+        else:
+            local_width = self._address_width({(s.local_ip, s.proto) for s in self._rows})
+            remote_width = self._address_width({(s.remote_ip, s.proto) for s in self._rows})
+        widths[3] = max(COLUMNS[3].width, local_width)
+        widths[4] = max(COLUMNS[4].width, remote_width)
+        users = {s.user for s in self._rows}
+        widths[7] = max(COLUMNS[7].width, min(16, max((len(user) for user in users), default=0)))
+        spare = self.scrollable_content_region.width - (sum(widths) + len(widths) - 1)
+        if spare > 0:
+            widths[6] += spare
+        changed = widths != self._widths
+        self._widths = widths
+        return changed
+
+    @staticmethod
+    def _address_width(addresses: set[tuple[str, str]]) -> int:
+        longest = 0
+        for ip, _ in addresses:
+            longest = max(longest, len(ip) + (2 if ":" in ip else 0))
+        return min(ADDRESS_MAX_WIDTH, longest + 6)  # ":" and up to 5 port digits
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._update_widths()
+        self.virtual_size = Size(self.size.width, len(self._rows) + 1)
+        self._painted.clear()
+        self._scroll_cursor_into_view()
+
+    # ------------------------------------------------------------------------------------------- cursor
+
+    @property
+    def _page_height(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def move_cursor(self, row: int) -> None:
+        if not self._rows:
+            return
+        row = max(0, min(row, len(self._rows) - 1))
+        if row == self._cursor:
+            return
+        old = self._cursor
+        self._cursor = row
+        self._selected_key = self._rows[row].key
+        self._refresh_row(old)
+        self._refresh_row(row)
+        self._scroll_cursor_into_view()
+
+    def action_cursor(self, step: int) -> None:
+        self.move_cursor(self._cursor + step)
+
+    def action_page(self, direction: int) -> None:
+        self.move_cursor(self._cursor + direction * self._page_height)
+
+    def action_jump(self, row: int) -> None:
+        self.move_cursor(row if row >= 0 else len(self._rows) - 1)
+
+    def action_activate(self) -> None:
+        sock = self.selected_socket
+        if sock is not None:
+            self.post_message(self.Activated(self, sock))
+
+    def _scroll_cursor_into_view(self) -> None:
+        top = round(self.scroll_y)
+        height = self._page_height
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=False)
+        elif self._cursor >= top + height:
+            self.scroll_to(y=self._cursor - height + 1, animate=False)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        if offset.y == 0:
+            column = self._column_at(offset.x)
+            if column is not None:
+                self.sort_by(column)
+            return
+        row = round(self.scroll_y) + offset.y - 1
+        if 0 <= row < len(self._rows):
+            self.move_cursor(row)
+            if event.chain == 2:
+                self.action_activate()
+
+    def _column_at(self, x: int) -> str | None:
+        start = 0
+        for column, width in zip(COLUMNS, self._widths, strict=True):
+            if start <= x < start + width + 1:
+                return column.key
+            start += width + 1
+        return None
+
+    # ------------------------------------------------------------------------------------------ painting
+
+    def _refresh_row(self, row: int) -> None:
+        screen_y = row - round(self.scroll_y) + 1
+        if 1 <= screen_y < self.size.height:
+            self._painted.pop(screen_y, None)
+            self.refresh(Region(0, screen_y, self.size.width, 1))
+
+    def _refresh_changed_lines(self) -> None:
+        """Repaint only the screen lines whose content differs from what was drawn there last."""
+        top = round(self.scroll_y)
+        height = self.size.height
+        for screen_y in range(height):
+            if screen_y == 0:
+                signature: tuple[object, ...] = self._header_signature()
+            else:
+                signature = self._row_signature(top + screen_y - 1)
+            if self._painted.get(screen_y) != signature:
+                self.refresh(Region(0, screen_y, self.size.width, 1))
+
+    def _header_signature(self) -> tuple[object, ...]:
+        return ("header", self.sort_column, self.sort_reverse, tuple(self._widths))
+
+    def _row_signature(self, row: int) -> tuple[object, ...]:
+        if not 0 <= row < len(self._rows):
+            return ("blank",)
+        sock = self._rows[row]
+        flash = self._flash.get(sock.key)
+        return (
+            sock.key,
+            sock.state,
+            sock.recv_q,
+            sock.send_q,
+            sock.pid,
+            sock.program,
+            sock.user,
+            format_age(self._now - sock.first_seen, sock.seen_since_start),
+            flash[0] if flash else None,
+            row == self._cursor and self.has_focus,
+        )
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        self._painted.clear()
+        super().watch_scroll_y(old_value, new_value)
+
+    def on_focus(self) -> None:
+        self._refresh_row(self._cursor)
+
+    def on_blur(self) -> None:
+        self._refresh_row(self._cursor)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            self._painted[0] = self._header_signature()
+            return self._render_header(width)
+        row = round(self.scroll_y) + y - 1
+        self._painted[y] = self._row_signature(row)
+        if not 0 <= row < len(self._rows):
+            return Strip.blank(width, self.rich_style)
+        segments = self._render_row(self._rows[row], cursor=row == self._cursor and self.has_focus)
+        return Strip(segments).adjust_cell_length(width, self.rich_style).crop(0, width)
+
+    def _render_header(self, width: int) -> Strip:
+        base = self.get_component_rich_style("connection-table--header")
+        sorted_style = self.get_component_rich_style("connection-table--header-sorted")
+        segments: list[Segment] = []
+        arrow = "▼" if self.sort_reverse else "▲"
+        for index, (column, cell_width) in enumerate(zip(COLUMNS, self._widths, strict=True)):
+            is_sorted = column.key == self.sort_column
+            label = f"{column.label}{arrow}" if is_sorted else column.label
+            if index:
+                segments.append(Segment(" ", base))
+            style = sorted_style if is_sorted else base
+            segments.append(Segment(fit(label, cell_width, column.align_right), style))
+        return Strip(segments).adjust_cell_length(width, base).crop(0, width)
+
+    def _render_row(self, sock: Socket, cursor: bool) -> list[Segment]:
+        widths = self._widths
+        flash = self._flash.get(sock.key)
+        if cursor:
+            row_style = self.get_component_rich_style("connection-table--cursor")
+        elif flash is not None:
+            row_style = self.get_component_rich_style(f"connection-table--{flash[0].value}")
+        else:
+            row_style = self.rich_style
+        state_style = row_style if (cursor or flash) else row_style + self._state_style(sock)
+        formatter = self._formatter
+        cells = (
+            (sock.proto, row_style),
+            (str(sock.recv_q), row_style),
+            (str(sock.send_q), row_style),
+            (printable(formatter(sock.local_ip, sock.local_port, sock.proto)), row_style),
+            (printable(formatter(sock.remote_ip, sock.remote_port, sock.proto)), row_style),
+            (state_label(sock), state_style),
+            (_program_text(sock), row_style),
+            (printable(sock.user) or "-", row_style),
+            (format_age(self._now - sock.first_seen, sock.seen_since_start), row_style),
+        )
+        segments: list[Segment] = []
+        space = Segment(" ", row_style)
+        for index, ((text, style), column) in enumerate(zip(cells, COLUMNS, strict=True)):
+            if index:
+                segments.append(space)
+            segments.append(Segment(fit(text, widths[index], column.align_right), style))
+        return segments
+
+    def _state_style(self, sock: Socket) -> Style:
+        state = sock.state
+        if state == "LISTEN":
+            name = "listen"
+        elif state == "ESTABLISHED":
+            name = "established"
+        elif state in ("SYN_SENT", "SYN_RECV", "NEW_SYN_RECV"):
+            name = "opening"
+        elif state in ("TIME_WAIT", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "LAST_ACK", "CLOSING"):
+            name = "waiting"
+        else:
+            name = "dim"
+        return self.get_component_rich_style(f"connection-table--{name}", partial=True)

@@ -1,0 +1,56 @@
+"""The per-state counter bar: how many sockets are in each TCP state, in view and on the whole machine."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from netscope.collectors.model import COUNTED_STATES
+from rich.text import Text
+from textual.widgets import Static
+
+
+class StateCounters(Static):
+    """`ESTABLISHED 6/120  LISTEN 2/31 …`: the first number counts the filtered view, the second the machine."""
+
+    COMPONENT_CLASSES = {
+        "state-counters--label",
+        "state-counters--count",
+        "state-counters--zero",
+        "state-counters--alert",
+    }
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("", id=id, classes=classes)
+        self.filtered: Counter[str] = Counter()
+        self.total: Counter[str] = Counter()
+        self.filter_active = False
+        self.syn_recv_alert = False
+
+    def show_counts(
+        self, filtered: Counter[str], total: Counter[str], filter_active: bool, syn_recv_alert: bool
+    ) -> None:
+        self.filtered, self.total = filtered, total
+        self.filter_active, self.syn_recv_alert = filter_active, syn_recv_alert
+        self.set_class(syn_recv_alert, "-alert")
+        self.update(self._render_counts())
+
+    def _render_counts(self) -> Text:
+        label_style = self.get_component_rich_style("state-counters--label", partial=True)
+        count_style = self.get_component_rich_style("state-counters--count", partial=True)
+        zero_style = self.get_component_rich_style("state-counters--zero", partial=True)
+        alert_style = self.get_component_rich_style("state-counters--alert", partial=True)
+        text = Text(no_wrap=False, overflow="fold")
+        total_all = sum(self.total.values())
+        shown_all = sum(self.filtered.values())
+        text.append("ALL:", label_style)
+        text.append(f"{shown_all}/{total_all}" if self.filter_active else str(total_all), count_style)
+        for state in COUNTED_STATES:
+            shown, total = self.filtered[state], self.total[state]
+            alert = state == "SYN_RECV" and self.syn_recv_alert
+            style = alert_style if alert else (zero_style if total == 0 else count_style)
+            text.append(" ")
+            text.append(f"{state}:", alert_style if alert else (zero_style if total == 0 else label_style))
+            text.append(f"{shown}/{total}" if self.filter_active else str(total), style)
+            if alert:
+                text.append(" ▲ surging", alert_style)
+        return text

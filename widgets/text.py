@@ -1,0 +1,37 @@
+"""Making system-supplied text (process names, command lines, host names) safe to put on screen."""
+
+from __future__ import annotations
+
+from rich.cells import cell_len, set_cell_size
+
+
+def printable(text: str) -> str:
+    """Escape every character that is not printable (control, format and bidi characters) as \\xNN or \\uNNNN.
+
+    Process names and host names are attacker-controlled: an escape sequence or a right-to-left override must
+    not reach the terminal or reorder what the user reads. Callers render the result as plain text, never markup.
+    """
+    if text.isprintable():
+        return text
+    out: list[str] = []
+    for char in text:
+        if char.isprintable() or char == " ":
+            out.append(char)
+        else:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+def fit(text: str, width: int, align_right: bool = False) -> str:
+    """Pad or crop `text` to exactly `width` terminal cells (wide characters count as two)."""
+    if width <= 0:
+        return ""
+    length = cell_len(text)
+    if length == width:
+        return text
+    if length < width:
+        padding = " " * (width - length)
+        return padding + text if align_right else text + padding
+    # Cropped text ends in an ellipsis so a truncated name is never mistaken for a whole one.
+    return set_cell_size(text, width - 1) + "…"
