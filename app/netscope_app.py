@@ -18,7 +18,7 @@ from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
 from netscope.collectors.processes import process_details
 from netscope.collectors.resolver import NameResolver
 from netscope.collectors.signals import refusal_reason, send_signal
-from netscope.collectors.stats import count_states, syn_recv_surging
+from netscope.collectors.stats import syn_recv_surging, update_counts
 from netscope.widgets.connection_table import COLUMNS, ConnectionTable
 from netscope.widgets.filter_bar import FilterBar
 from netscope.widgets.state_counters import StateCounters
@@ -137,7 +137,7 @@ class NetscopeApp(App[None]):
             self._warn_once(warning)
         if diff.snapshot.owners_incomplete:
             self._standing_warning = "some owners unknown"
-        self._total_counts = count_states(diff.snapshot.sockets.values())
+        self._total_counts = update_counts(self._total_counts, diff)
         syn_recv = self._total_counts["SYN_RECV"]
         self._syn_recv_alert = not diff.first and syn_recv_surging(self._syn_recv_previous, syn_recv)
         if self._syn_recv_alert:

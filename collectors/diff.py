@@ -16,6 +16,7 @@ def diff_snapshots(previous: Snapshot | None, current: Snapshot) -> SnapshotDiff
     old: dict[SocketKey, Socket] = previous.sockets
     added: list[Socket] = []
     changed: list[Socket] = []
+    changed_before: list[Socket] = []
     for key, sock in current.sockets.items():
         before = old.get(key)
         if before is None:
@@ -25,6 +26,7 @@ def diff_snapshots(previous: Snapshot | None, current: Snapshot) -> SnapshotDiff
         sock.seen_since_start = before.seen_since_start
         if not sock.same_content(before):
             changed.append(sock)
+            changed_before.append(before)
     new = current.sockets
     removed = [sock for key, sock in old.items() if key not in new]
-    return SnapshotDiff(current, added=added, changed=changed, removed=removed)
+    return SnapshotDiff(current, added=added, changed=changed, removed=removed, changed_before=changed_before)

@@ -64,19 +64,20 @@ class Socket:
     user: str = ""
     pid: int | None = None  # None: unknown (another user's process without root, or no owner: TIME_WAIT)
     program: str = ""
-    first_seen: float = 0.0  # monotonic-free wall clock (time.time()) when netscope first saw it
+    first_seen: float = 0.0  # wall clock (time.time()) when netscope first saw it
     seen_since_start: bool = False  # True if it already existed when netscope started: the age is a lower bound
+    # Computed once: the identity is looked up several times per socket per refresh. Never reassign the
+    # endpoint fields or the inode of a socket after it is made; make a new one (dataclasses.replace).
+    key: SocketKey = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> SocketKey:
-        peerless = self.remote_port == 0
-        return (
+    def __post_init__(self) -> None:
+        self.key = (
             self.proto,
             self.local_ip,
             self.local_port,
             self.remote_ip,
             self.remote_port,
-            self.inode if peerless else 0,
+            self.inode if self.remote_port == 0 else 0,
         )
 
     @property
@@ -141,6 +142,7 @@ class SnapshotDiff:
     changed: list[Socket]  # the new versions
     removed: list[Socket]  # the last versions seen
     first: bool = False  # the first snapshot: everything is "added" but nothing should flash
+    changed_before: list[Socket] = field(default_factory=list)  # the old versions of `changed`, in its order
 
     @property
     def is_empty(self) -> bool:

@@ -71,8 +71,8 @@ def snapshots() -> list[Snapshot]:
     second = [replace(sock) for sock in first]
     closed = next(s for s in second if s.remote_ip == "198.51.100.21")
     second.remove(closed)
-    changed = next(s for s in second if s.remote_ip == "198.51.100.22")
-    changed.state, changed.pid, changed.program, changed.user, changed.inode = "TIME_WAIT", None, "", "", 0
+    changed = next(index for index, s in enumerate(second) if s.remote_ip == "198.51.100.22")
+    second[changed] = replace(second[changed], state="TIME_WAIT", pid=None, program="", user="", inode=0)
     second.append(sock("tcp", "10.0.0.5", 443, "198.51.100.77", 45678, "ESTABLISHED", pid=1221,
                        program="nginx", user="www-data", inode=3100, age=0))
     return [

@@ -87,8 +87,12 @@ async def test_sort_keys_and_header_click(server_with_clients: tuple[Peer, list[
         assert table.sort_column == "remote"
         remotes = [(row.remote_ip, row.remote_port) for row in table.rows]
         assert [port for _, port in remotes] == sorted(port for _, port in remotes)
+        chosen = table.selected_socket
+        assert chosen is not None
         await pilot.press("r")
         assert table.sort_reverse
+        assert table.selected_socket is not None and table.selected_socket.key == chosen.key
+        assert table.cursor_row == table.row_count - 1 - [row.key for row in table.rows][::-1].index(chosen.key)
         ports = [row.remote_port for row in table.rows]
         assert ports == sorted(ports, reverse=True)
         # A click on the State header sorts by state; LISTEN sorts after ESTABLISHED.

@@ -8,10 +8,12 @@ lines whose content changed, which is what crosses a slow SSH link.
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 
 from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey
 from netscope.widgets.formatting import format_age, format_endpoint, state_label
@@ -145,8 +147,12 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._gone: dict[SocketKey, Socket] = {}  # closed sockets that linger, marked, for flash_seconds
         self._flash: dict[SocketKey, tuple[ChangeKind, float]] = {}
         self._predicate: SocketPredicate | None = None
+        # The shown rows, always in ascending sort order (a reversed sort reads them back to front), with their
+        # sort keys in a parallel list so that one row is found, added or removed by bisection: a refresh costs
+        # O(changes x log rows), not a re-sort of 100,000 rows.
         self._rows: list[Socket] = []
-        self._row_index: dict[SocketKey, int] = {}
+        self._order: list[tuple[object, ...]] = []
+        self._shown: dict[SocketKey, tuple[tuple[object, ...], bool]] = {}  # key -> (sort key, is live)
         self._cursor = 0
         self._selected_key: SocketKey | None = None
         self._now = 0.0
@@ -155,37 +161,59 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._names_on = False
         self._painted: dict[int, tuple[object, ...]] = {}  # screen line -> signature of what was drawn there
         self.filtered_counts: Counter[str] = Counter()
+        self._widths_stale = False
 
     # ----------------------------------------------------------------------------------------------- data in
 
     def apply_diff(self, diff: SnapshotDiff) -> None:
-        """Take one refresh: highlight what was added, changed or closed, then re-sort and repaint what moved."""
+        """Take one refresh: highlight what was added, changed or closed, and move only the rows that changed."""
         now = diff.snapshot.taken_at
         self._now = now
-        if diff.first:
+        changes = len(diff.added) + len(diff.changed) + len(diff.removed)
+        if diff.first or changes > len(self._rows) // 4 + 64:
+            # A first load, or so much churn that one sort is cheaper than many insertions.
+            if diff.first:
+                self._gone.clear()
+                self._flash.clear()
             self._live = dict(diff.snapshot.sockets)
-            self._gone.clear()
-            self._flash.clear()
-        else:
-            until = now + self.flash_seconds
-            live, gone, flash = self._live, self._gone, self._flash
-            for sock in diff.added:
-                key = sock.key
-                live[key] = sock
-                gone.pop(key, None)
-                flash[key] = (ChangeKind.ADDED, until)
-            for sock in diff.changed:
-                key = sock.key
-                live[key] = sock
-                if flash.get(key, (None,))[0] is not ChangeKind.ADDED:
-                    flash[key] = (ChangeKind.CHANGED, until)
-            for sock in diff.removed:
-                key = sock.key
-                live.pop(key, None)
-                gone[key] = sock
-                flash[key] = (ChangeKind.REMOVED, until)
+            self._mark(diff, now + self.flash_seconds)
             self._expire(now)
-        self._rebuild()
+            self._rebuild()
+            return
+        selected = self._selected_key_now()
+        live, gone = self._live, self._gone
+        for sock in diff.added:
+            gone.pop(sock.key, None)
+            self._hide(sock.key)
+            live[sock.key] = sock
+            self._show(sock, live=True)
+        for sock in diff.changed:
+            self._hide(sock.key)
+            live[sock.key] = sock
+            self._show(sock, live=True)
+        for sock in diff.removed:
+            live.pop(sock.key, None)
+            gone[sock.key] = sock
+            self._hide(sock.key)
+            self._show(sock, live=False)  # it lingers, marked, where it was
+        self._mark(diff, now + self.flash_seconds)
+        for key in self._expire(now):
+            if key not in live:
+                self._hide(key)
+        self._after_rows_changed(selected)
+
+    def _mark(self, diff: SnapshotDiff, until: float) -> None:
+        if diff.first:
+            return
+        flash, gone = self._flash, self._gone
+        for sock in diff.added:
+            flash[sock.key] = (ChangeKind.ADDED, until)
+        for sock in diff.changed:
+            if flash.get(sock.key, (None,))[0] is not ChangeKind.ADDED:
+                flash[sock.key] = (ChangeKind.CHANGED, until)
+        for sock in diff.removed:
+            gone[sock.key] = sock
+            flash[sock.key] = (ChangeKind.REMOVED, until)
 
     def load(self, sockets: Iterable[Socket], now: float) -> None:
         """Show a fixed set of sockets (the details view), with no highlights."""
@@ -199,15 +227,21 @@ class ConnectionTable(ScrollView, can_focus=True):
         """Called on a timer so highlights fade and closed rows go even when refreshes are slow.
 
         Ages keep the snapshot's own time: they tell how old a socket was when it was seen."""
-        if self._expire(now):
-            self._rebuild()
+        expired = self._expire(now)
+        if not expired:
+            return
+        selected = self._selected_key_now()
+        for key in expired:
+            if key not in self._live:
+                self._hide(key)
+        self._after_rows_changed(selected)
 
-    def _expire(self, now: float) -> bool:
+    def _expire(self, now: float) -> list[SocketKey]:
         expired = [key for key, (_, until) in self._flash.items() if until <= now]
         for key in expired:
             del self._flash[key]
             self._gone.pop(key, None)
-        return bool(expired)
+        return expired
 
     def set_filter(self, predicate: SocketPredicate | None) -> None:
         """Show only sockets for which `predicate` is true; the cursor goes to the first row."""
@@ -236,8 +270,8 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     @property
     def rows(self) -> list[Socket]:
-        """The rows in display order, lingering closed ones included."""
-        return self._rows
+        """The rows in display order, lingering closed ones included (a copy: for tests and exports)."""
+        return self._rows[::-1] if self.sort_reverse else list(self._rows)
 
     @property
     def cursor_row(self) -> int:
@@ -246,8 +280,19 @@ class ConnectionTable(ScrollView, can_focus=True):
     @property
     def selected_socket(self) -> Socket | None:
         if 0 <= self._cursor < len(self._rows):
-            return self._rows[self._cursor]
+            return self._row_at(self._cursor)
         return None
+
+    def _row_at(self, row: int) -> Socket:
+        """The socket shown on display row `row` (0 = top)."""
+        return self._rows[len(self._rows) - 1 - row] if self.sort_reverse else self._rows[row]
+
+    def _display_row(self, key: SocketKey) -> int | None:
+        entry = self._shown.get(key)
+        if entry is None:
+            return None
+        index = bisect_left(self._order, entry[0])
+        return len(self._rows) - 1 - index if self.sort_reverse else index
 
     def is_closed(self, sock: Socket) -> bool:
         """Whether a row is a lingering closed socket rather than a live one."""
@@ -255,7 +300,7 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def row_text(self, index: int) -> str:
         """The plain text of one row as drawn (for tests and exports)."""
-        return "".join(segment.text for segment in self._render_row(self._rows[index], cursor=False))
+        return "".join(segment.text for segment in self._render_row(self._row_at(index), cursor=False))
 
     # -------------------------------------------------------------------------------------------- sorting
 
@@ -271,6 +316,15 @@ class ConnectionTable(ScrollView, can_focus=True):
         index = COLUMN_KEYS.index(self.sort_column)
         self.sort_by(COLUMN_KEYS[(index + step) % len(COLUMN_KEYS)], reverse=False)
 
+    def validate_sort_column(self, column: str) -> str:
+        # Remember the selected connection while the old order still says which row it is.
+        self._selected_key_now()
+        return column
+
+    def validate_sort_reverse(self, reverse: bool) -> bool:
+        self._selected_key_now()
+        return reverse
+
     def watch_sort_column(self) -> None:
         self._resort()
 
@@ -278,43 +332,94 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._resort()
 
     def _resort(self) -> None:
-        self._rebuild()
+        self._rebuild(self._selected_key)
         self.post_message(self.SortChanged(self.sort_column, self.sort_reverse))
 
     # ------------------------------------------------------------------------------------------- rebuilding
 
-    def _rebuild(self) -> None:
+    def _sort_key(self, sock: Socket) -> tuple[object, ...]:
+        # Ties go by the endpoints, then the socket's (unique) identity, so equal rows never swap places.
+        return (
+            SORT_KEYS[self.sort_column](sock),
+            _endpoint_order(sock.local_ip, sock.local_port),
+            _endpoint_order(sock.remote_ip, sock.remote_port),
+            sock.key,
+        )
+
+    def _show(self, sock: Socket, live: bool) -> None:
+        """Insert one row in sort order, if the filter lets it through."""
+        if self._predicate is not None and not self._predicate(sock):
+            return
+        sort_key = self._sort_key(sock)
+        index = bisect_left(self._order, sort_key)
+        self._order.insert(index, sort_key)
+        self._rows.insert(index, sock)
+        self._shown[sock.key] = (sort_key, live)
+        if live:
+            self.filtered_counts[sock.counter_name] += 1
+        self._widths_stale = self._widths_stale or self._widens(sock)
+
+    def _hide(self, key: SocketKey) -> None:
+        entry = self._shown.pop(key, None)
+        if entry is None:
+            return
+        sort_key, live = entry
+        index = bisect_left(self._order, sort_key)
+        sock = self._rows[index]
+        del self._order[index]
+        del self._rows[index]
+        if live:
+            self.filtered_counts[sock.counter_name] -= 1
+
+    def _selected_key_now(self) -> SocketKey | None:
         selected = self.selected_socket
         if selected is not None:
             self._selected_key = selected.key
+        return self._selected_key
+
+    def _rebuild(self, selected: SocketKey | None = None) -> None:
+        """Filter and sort everything from scratch (first load, new filter, new sort order)."""
+        selected = selected or self._selected_key_now()
         predicate = self._predicate
-        rows = list(self._live.values())
-        if self._gone:
-            rows.extend(sock for key, sock in self._gone.items() if key not in self._live)
+        live = self._live
+        entries = [(sock, True) for sock in live.values()]
+        entries.extend((sock, False) for key, sock in self._gone.items() if key not in live)
         if predicate is not None:
-            rows = [sock for sock in rows if predicate(sock)]
-        gone = self._gone
-        self.filtered_counts = Counter(sock.counter_name for sock in rows if sock.key not in gone)
-        primary = SORT_KEYS[self.sort_column]
-        # Ties fall back to the endpoints so equal rows do not swap places between refreshes.
-        rows.sort(
-            key=lambda s: (primary(s), _endpoint_order(s.local_ip, s.local_port),
-                           _endpoint_order(s.remote_ip, s.remote_port), s.inode),
-            reverse=self.sort_reverse,
-        )
-        self._rows = rows
-        self._row_index = {sock.key: index for index, sock in enumerate(rows)}
-        if self._selected_key is not None and self._selected_key in self._row_index:
-            self._cursor = self._row_index[self._selected_key]
-        self._cursor = max(0, min(self._cursor, len(rows) - 1))
-        widths_changed = self._update_widths()
-        self.virtual_size = Size(self.size.width, len(rows) + 1)
+            entries = [entry for entry in entries if predicate(entry[0])]
+        sort_key = self._sort_key
+        keyed = sorted(((sort_key(sock), sock, is_live) for sock, is_live in entries), key=itemgetter(0))
+        self._order = [entry[0] for entry in keyed]
+        self._rows = [entry[1] for entry in keyed]
+        self._shown = {entry[1].key: (entry[0], entry[2]) for entry in keyed}
+        self.filtered_counts = Counter(sock.counter_name for sock, is_live in entries if is_live)
+        self._widths_stale = True
+        self._after_rows_changed(selected)
+
+    def _after_rows_changed(self, selected: SocketKey | None) -> None:
+        """Keep the cursor on its connection, then repaint what needs it."""
+        if selected is not None:
+            row = self._display_row(selected)
+            if row is not None:
+                self._cursor = row
+        self._cursor = max(0, min(self._cursor, len(self._rows) - 1))
+        widths_changed = self._widths_stale and self._update_widths()
+        self._widths_stale = False
+        self.virtual_size = Size(self.size.width, len(self._rows) + 1)
         self._scroll_cursor_into_view()
         if widths_changed:
             self._painted.clear()
             self.refresh()
         else:
             self._refresh_changed_lines()
+
+    def _widens(self, sock: Socket) -> bool:
+        """Whether this row needs a wider address or user column than the current one."""
+        widths = self._widths
+        return (
+            self._address_width({(sock.local_ip, sock.proto)}) > widths[3]
+            or self._address_width({(sock.remote_ip, sock.proto)}) > widths[4]
+            or min(16, len(sock.user)) > widths[7]
+        )
 
     def _update_widths(self) -> bool:
         """Size the address columns to their content and give the rest of the width to the program column."""
@@ -362,7 +467,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             return
         old = self._cursor
         self._cursor = row
-        self._selected_key = self._rows[row].key
+        self._selected_key = self._row_at(row).key
         self._refresh_row(old)
         self._refresh_row(row)
         self._scroll_cursor_into_view()
@@ -438,7 +543,7 @@ class ConnectionTable(ScrollView, can_focus=True):
     def _row_signature(self, row: int) -> tuple[object, ...]:
         if not 0 <= row < len(self._rows):
             return ("blank",)
-        sock = self._rows[row]
+        sock = self._row_at(row)
         flash = self._flash.get(sock.key)
         return (
             sock.key,
@@ -472,7 +577,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._painted[y] = self._row_signature(row)
         if not 0 <= row < len(self._rows):
             return Strip.blank(width, self.rich_style)
-        segments = self._render_row(self._rows[row], cursor=row == self._cursor and self.has_focus)
+        segments = self._render_row(self._row_at(row), cursor=row == self._cursor and self.has_focus)
         return Strip(segments).adjust_cell_length(width, self.rich_style).crop(0, width)
 
     def _render_header(self, width: int) -> Strip:
