@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import netscope
+import psutil
 import pytest
 from support import Peer, start_peer, stop_peer
+
+NOBODY = 65534
 
 
 @pytest.fixture
@@ -29,3 +39,50 @@ def server_with_clients(spawn_peer: Callable[..., Peer]) -> tuple[Peer, list[Pee
     server = spawn_peer("server", "--name", "ns-test-server")
     clients = [spawn_peer("client", str(server.port), "--name", f"ns-client-{i}") for i in range(3)]
     return server, clients
+
+
+@pytest.fixture(scope="module")
+def nobody_python() -> Iterator[tuple[list[str], dict[str, str]]]:
+    """A command and environment with which user 65534 can run Python and import netscope."""
+    yield from _nobody_python()
+
+
+def _nobody_python() -> Iterator[tuple[list[str], dict[str, str]]]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start a child as the unprivileged user 65534")
+    repo = Path(netscope.__file__).resolve().parent
+    # The venv's python may live under a directory nobody cannot enter (e.g. /root/.pyenv), and the editable
+    # install's finder with it; so try it first, then a system python, with netscope and psutil on PYTHONPATH.
+    shim = tempfile.mkdtemp(prefix="netscope-nobody-")
+    try:
+        os.chmod(shim, 0o755)
+        os.symlink(repo, os.path.join(shim, "netscope"))
+        site = str(Path(psutil.__file__).resolve().parent.parent)
+        env = {"PYTHONPATH": f"{shim}:{site}", "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+        candidates = dict.fromkeys(
+            [sys.executable, os.path.realpath(sys.executable), shutil.which("python3", path="/usr/bin:/bin") or ""]
+        )
+        problems = []
+        for exe in filter(None, candidates):
+            try:
+                result = subprocess.run(
+                    [exe, "-c", "import netscope.collectors.processes, netscope.collectors.signals"],
+                    user=NOBODY,
+                    group=NOBODY,
+                    extra_groups=[],
+                    env=env,
+                    cwd="/",
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+            except OSError as exc:
+                problems.append(f"{exe}: {exc}")
+                continue
+            if result.returncode == 0:
+                yield [exe], env
+                return
+            problems.append(f"{exe}: {(result.stderr.strip().splitlines() or ['failed'])[-1]}")
+        pytest.skip(f"user {NOBODY} cannot run a Python that imports netscope from {repo}: " + "; ".join(problems))
+    finally:
+        shutil.rmtree(shim, ignore_errors=True)

@@ -7,9 +7,11 @@ import signal
 import time
 from collections.abc import Callable
 
+from fixed_data import T0, FixedSource, machine, sock
 from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
+from netscope.collectors.model import Snapshot
 from netscope.widgets.state_counters import StateCounters
 from support import Peer, wait_for
 from textual.pilot import Pilot
@@ -251,3 +253,35 @@ async def test_help_lists_every_key() -> None:
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "HelpScreen")
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ != "HelpScreen")
+
+
+async def test_sigkill_binding_asks_and_kills(spawn_peer: Callable[..., Peer]) -> None:
+    stubborn = spawn_peer("server", "--name", "ns-stubborn")
+    app = NetscopeApp(interval=0.2, filter_text=f"pid:{stubborn.pid}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 1)
+        await pilot.press("K")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmKillScreen))
+        assert "SIGKILL" in str(app.screen.query_one("#confirm-title").render())
+        await pilot.press("enter")
+        stubborn.process.wait(timeout=10)
+        assert stubborn.process.returncode == -signal.SIGKILL
+
+
+async def test_syn_recv_jump_raises_the_alert() -> None:
+    calm = machine()
+    flood = calm + [
+        sock("tcp", "10.0.0.5", 80, f"192.0.2.{index % 250}", 20000 + index, "SYN_RECV", age=0)
+        for index in range(60)
+    ]
+    frames = [
+        Snapshot(taken_at=T0 - 1, sockets={s.key: s for s in calm}),
+        Snapshot(taken_at=T0, sockets={s.key: s for s in flood}),
+    ]
+    app = NetscopeApp(FixedSource(frames))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count == 2)
+        counters = app.query_one(StateCounters)
+        assert counters.syn_recv_alert and counters.has_class("-alert")
+        assert counters.total["SYN_RECV"] == 64
+        assert any("SYN_RECV jumped from 4 to 64" in note.message for note in app._notifications)

@@ -7,17 +7,14 @@ import json
 import os
 import pwd
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import netscope
 import psutil
 import pytest
 from netscope.collectors.processes import (
@@ -233,53 +230,6 @@ def test_process_details_of_invalid_pids() -> None:
 
 
 # --- Running as an unprivileged user (needs root to switch to it) ---
-
-
-@pytest.fixture(scope="module")
-def nobody_python() -> Iterator[tuple[list[str], dict[str, str]]]:
-    """A command and environment with which user 65534 can run Python and import netscope."""
-    yield from _nobody_python()
-
-
-def _nobody_python() -> Iterator[tuple[list[str], dict[str, str]]]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to start a child as the unprivileged user 65534")
-    repo = Path(netscope.__file__).resolve().parent
-    # The venv's python may live under a directory nobody cannot enter (e.g. /root/.pyenv), and the editable
-    # install's finder with it; so try it first, then a system python, with netscope and psutil on PYTHONPATH.
-    shim = tempfile.mkdtemp(prefix="netscope-nobody-")
-    try:
-        os.chmod(shim, 0o755)
-        os.symlink(repo, os.path.join(shim, "netscope"))
-        site = str(Path(psutil.__file__).resolve().parent.parent)
-        env = {"PYTHONPATH": f"{shim}:{site}", "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
-        candidates = dict.fromkeys(
-            [sys.executable, os.path.realpath(sys.executable), shutil.which("python3", path="/usr/bin:/bin") or ""]
-        )
-        problems = []
-        for exe in filter(None, candidates):
-            try:
-                result = subprocess.run(
-                    [exe, "-c", "import netscope.collectors.processes, netscope.collectors.signals"],
-                    user=NOBODY,
-                    group=NOBODY,
-                    extra_groups=[],
-                    env=env,
-                    cwd="/",
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                )
-            except OSError as exc:
-                problems.append(f"{exe}: {exc}")
-                continue
-            if result.returncode == 0:
-                yield [exe], env
-                return
-            problems.append(f"{exe}: {(result.stderr.strip().splitlines() or ['failed'])[-1]}")
-        pytest.skip(f"user {NOBODY} cannot run a Python that imports netscope from {repo}: " + "; ".join(problems))
-    finally:
-        shutil.rmtree(shim, ignore_errors=True)
 
 
 def test_scan_as_unprivileged_user_reports_permission_denied(

@@ -1,0 +1,138 @@
+"""The connection collector and its diffs, on real loopback sockets owned by real child processes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import textwrap
+import time
+from collections.abc import Callable
+
+from netscope.collectors.connections import NOT_ROOT_WARNING, ConnectionCollector
+from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
+from support import Peer
+
+
+def of_port(snapshot: Snapshot, port: int) -> list[Socket]:
+    return [s for s in snapshot.sockets.values() if port in (s.local_port, s.remote_port)]
+
+
+def next_diff_until(
+    collector: ConnectionCollector, condition: Callable[[SnapshotDiff], bool], timeout: float = 5.0
+) -> SnapshotDiff:
+    deadline = time.monotonic() + timeout
+    while True:
+        diff = collector.next_diff()
+        if condition(diff):
+            return diff
+        assert time.monotonic() < deadline, "the expected change never showed up"
+        time.sleep(0.05)
+
+
+def test_snapshot_has_both_ends_with_owners(server_with_clients: tuple[Peer, list[Peer]]) -> None:
+    server, clients = server_with_clients
+    snapshot = ConnectionCollector().collect()
+    sockets = of_port(snapshot, server.port)
+    listener = [s for s in sockets if s.state == "LISTEN"]
+    established = [s for s in sockets if s.state == "ESTABLISHED"]
+    assert len(listener) == 1 and listener[0].pid == server.pid and listener[0].program == "ns-test-server"
+    assert len(established) == 6
+    assert sorted(s.pid for s in established if s.local_port == server.port) == [server.pid] * 3
+    assert sorted(s.pid for s in established if s.remote_port == server.port) == sorted(c.pid for c in clients)
+    assert all(s.user == "root" and s.uid == 0 and s.inode > 0 for s in sockets)
+    assert snapshot.collect_seconds > 0
+
+
+def test_diff_reports_added_changed_and_removed(
+    server_with_clients: tuple[Peer, list[Peer]], spawn_peer: Callable[..., Peer]
+) -> None:
+    server, _ = server_with_clients
+    collector = ConnectionCollector()
+    first = collector.next_diff()
+    assert first.first and all(s.seen_since_start for s in first.snapshot.sockets.values())
+
+    # A new client: two new sockets, and they are not marked as older than netscope.
+    late = spawn_peer("client", str(server.port), "--name", "ns-late")
+    added = next_diff_until(collector, lambda d: any(s.pid == late.pid for s in d.added))
+    new_ends = [s for s in added.added if server.port in (s.local_port, s.remote_port)]
+    assert len(new_ends) == 2 and not any(s.seen_since_start for s in new_ends)
+
+    # The client dies: its end becomes an ownerless FIN_WAIT2, the server's end CLOSE_WAIT; both are changes.
+    late.process.kill()
+    late.process.wait(timeout=10)
+    changed: dict[tuple[object, ...], tuple[Socket, Socket]] = {}
+
+    def both_closing(diff: SnapshotDiff) -> bool:
+        # Keep the first "before" of each socket: the client's end may pass FIN_WAIT1 on its way to FIN_WAIT2.
+        for before, after in zip(diff.changed_before, diff.changed, strict=True):
+            changed[after.key] = (changed.get(after.key, (before,))[0], after)
+        states = {s.state for s in diff.snapshot.sockets.values() if server.port in (s.local_port, s.remote_port)}
+        return {"CLOSE_WAIT", "FIN_WAIT2"} <= states
+
+    next_diff_until(collector, both_closing)
+    server_end = next(s for s in new_ends if s.local_port == server.port)
+    client_end = next(s for s in new_ends if s.remote_port == server.port)
+    before, after = changed[server_end.key]
+    assert (before.state, after.state, after.pid) == ("ESTABLISHED", "CLOSE_WAIT", server.pid)
+    # Ages carry across refreshes: a changed socket keeps the time it was first seen.
+    assert after.first_seen == server_end.first_seen
+    before, after = changed[client_end.key]
+    assert (before.state, before.pid) == ("ESTABLISHED", late.pid)
+    assert after.state in ("FIN_WAIT1", "FIN_WAIT2") and after.pid is None and after.inode == 0
+
+    # The server dies: its listener is removed.
+    server.process.kill()
+    server.process.wait(timeout=10)
+    removed = next_diff_until(collector, lambda d: any(s.state == "LISTEN" for s in d.removed))
+    assert any(s.local_port == server.port for s in removed.removed)
+
+
+def test_unread_data_shows_as_recv_q_change() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    try:
+        collector = ConnectionCollector()
+        collector.next_diff()
+        client.sendall(b"x" * 1000)  # never read by `accepted`
+        port = client.getsockname()[1]
+        diff = next_diff_until(collector, lambda d: any(s.remote_port == port and s.recv_q for s in d.changed))
+        receiver = next(s for s in diff.changed if s.remote_port == port)
+        assert receiver.recv_q == 1000
+    finally:
+        for sock in (client, accepted, listener):
+            sock.close()
+
+
+def test_without_root_owners_of_others_are_unknown_and_it_says_so(
+    nobody_python: tuple[list[str], dict[str, str]], server_with_clients: tuple[Peer, list[Peer]]
+) -> None:
+    server, _ = server_with_clients
+    command, env = nobody_python
+    code = textwrap.dedent(
+        f"""
+        import json, os, socket
+        from netscope.collectors.connections import ConnectionCollector
+        own = socket.create_server(("127.0.0.1", 0))
+        snapshot = ConnectionCollector().collect()
+        rows = [s for s in snapshot.sockets.values()
+                if s.local_port in ({server.port}, own.getsockname()[1]) and s.state == "LISTEN"]
+        print(json.dumps({{
+            "incomplete": snapshot.owners_incomplete,
+            "warnings": snapshot.warnings,
+            "owners": {{str(s.local_port): s.pid for s in rows}},
+            "me": os.getpid(),
+            "own_port": own.getsockname()[1],
+        }}))
+        """
+    )
+    result = subprocess.run(
+        [*command, "-c", code], user=65534, group=65534, extra_groups=[], env=env, cwd="/",
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    report = json.loads(result.stdout)
+    assert report["incomplete"] is True
+    assert NOT_ROOT_WARNING in report["warnings"]
+    assert report["owners"][str(server.port)] is None  # root's server: listed, owner unknown
+    assert report["owners"][str(report["own_port"])] == report["me"]  # its own socket: owner known
