@@ -12,9 +12,10 @@ import netscope.styles
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
 from netscope.app.screens.help import HelpScreen
-from netscope.collectors.connections import CollectionFailure, ConnectionCollector, SnapshotSource
+from netscope.collectors.connections import CollectionFailure, SnapshotSource
 from netscope.collectors.filters import Filter, FilterError, parse_filter
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
+from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.processes import process_details
 from netscope.collectors.resolver import NameResolver
 from netscope.collectors.signals import refusal_reason, send_signal
@@ -22,7 +23,7 @@ from netscope.collectors.stats import syn_recv_surging, update_counts
 from netscope.widgets.connection_table import COLUMNS, ConnectionTable
 from netscope.widgets.filter_bar import FilterBar
 from netscope.widgets.state_counters import StateCounters
-from netscope.widgets.status_bar import StatusBar
+from netscope.widgets.status_bar import Status, StatusBar
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -78,7 +79,7 @@ class NetscopeApp(App[None]):
         flash_seconds: float = 3.0,
     ) -> None:
         super().__init__()
-        self.source: SnapshotSource = source or ConnectionCollector(interval=interval)
+        self.source: SnapshotSource = source or ProcessCollector(interval=interval)
         self.filter: Filter = parse_filter(filter_text)  # the CLI validated it; a bad one raises FilterError
         self.flash_seconds = flash_seconds
         self.snapshot: Snapshot | None = None
@@ -157,7 +158,7 @@ class NetscopeApp(App[None]):
             table.filtered_counts, self._total_counts, not self.filter.is_empty, self._syn_recv_alert
         )
         snapshot = self.snapshot
-        self.status_bar.show_status(
+        self.status_bar.show_status(Status(
             shown=sum(table.filtered_counts.values()),
             total=len(snapshot.sockets) if snapshot else 0,
             filter_text=self.filter.text,
@@ -167,7 +168,7 @@ class NetscopeApp(App[None]):
             paused=self.paused,
             names=self._resolver is not None,
             warning=self._standing_warning,
-        )
+        ))
 
     def _tick_highlights(self) -> None:
         if self.snapshot is not None:
@@ -315,7 +316,8 @@ class NetscopeApp(App[None]):
 
         self.push_screen(ConfirmKillScreen(details, count, sig), answered)
 
-    def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:
         if self._resolver is not None:
             self._resolver.shutdown()
+        await self.source.aclose()
 

@@ -45,6 +45,8 @@ class SnapshotSource(Protocol):
 
     def stream(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]: ...
 
+    async def aclose(self) -> None: ...
+
 
 class ConnectionCollector:
     """Reads every TCP/UDP socket and its owner; `stream()` polls without blocking the event loop."""
@@ -100,6 +102,9 @@ class ConnectionCollector:
         diff = diff_snapshots(self._previous, snapshot)
         self._previous = snapshot
         return diff
+
+    async def aclose(self) -> None:
+        """Nothing to release: collection runs in threads of this process."""
 
     async def stream(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]:
         """A diff per interval, collected in a worker thread. A failed refresh is reported, not raised."""

@@ -95,3 +95,6 @@ class FixedSource:
             yield diff_snapshots(previous, frame)
             previous = frame
         await asyncio.Event().wait()
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

@@ -189,8 +189,9 @@ async def test_kill_asks_then_terminates_the_owner(server_with_clients: tuple[Pe
             await asyncio.sleep(0.05)
         assert victim.process.returncode == -signal.SIGTERM
         assert survivor.process.poll() is None
-        # Its socket goes on the next refreshes.
+        # Its socket goes on the next refreshes, and the empty view says why it is empty.
         await wait_for(pilot, lambda: app.table.row_count == 0, timeout=5)
+        assert "No socket matches the filter" in app.table.empty_message
 
 
 async def test_closed_client_leaves_ownerless_fin_wait2_that_cannot_be_killed(

@@ -265,6 +265,15 @@ class ConnectionTable(ScrollView, can_focus=True):
     # --------------------------------------------------------------------------------------------- data out
 
     @property
+    def empty_message(self) -> str:
+        """What an empty table says instead of nothing."""
+        if self._rows:
+            return ""
+        if self._predicate is not None:
+            return "No socket matches the filter. Press Escape to clear it, / to change it."
+        return "No sockets." if self._now else "Reading sockets…"
+
+    @property
     def row_count(self) -> int:
         return len(self._rows)
 
@@ -542,7 +551,7 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def _row_signature(self, row: int) -> tuple[object, ...]:
         if not 0 <= row < len(self._rows):
-            return ("blank",)
+            return ("blank", row == 0 and self.empty_message)
         sock = self._row_at(row)
         flash = self._flash.get(sock.key)
         return (
@@ -576,6 +585,9 @@ class ConnectionTable(ScrollView, can_focus=True):
         row = round(self.scroll_y) + y - 1
         self._painted[y] = self._row_signature(row)
         if not 0 <= row < len(self._rows):
+            if row == 0 and self.empty_message:
+                style = self.get_component_rich_style("connection-table--dim")
+                return Strip([Segment(fit(f" {self.empty_message}", width), style)])
             return Strip.blank(width, self.rich_style)
         segments = self._render_row(self._row_at(row), cursor=row == self._cursor and self.has_focus)
         return Strip(segments).adjust_cell_length(width, self.rich_style).crop(0, width)

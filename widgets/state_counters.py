@@ -6,10 +6,10 @@ from collections import Counter
 
 from netscope.collectors.model import COUNTED_STATES
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 
-class StateCounters(Static):
+class StateCounters(Widget):
     """`ESTABLISHED 6/120  LISTEN 2/31 …`: the first number counts the filtered view, the second the machine."""
 
     COMPONENT_CLASSES = {
@@ -20,7 +20,7 @@ class StateCounters(Static):
     }
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__("", id=id, classes=classes)
+        super().__init__(id=id, classes=classes)
         self.filtered: Counter[str] = Counter()
         self.total: Counter[str] = Counter()
         self.filter_active = False
@@ -32,9 +32,10 @@ class StateCounters(Static):
         self.filtered, self.total = filtered, total
         self.filter_active, self.syn_recv_alert = filter_active, syn_recv_alert
         self.set_class(syn_recv_alert, "-alert")
-        self.update(self._render_counts())
+        self.refresh(layout=True)
 
-    def _render_counts(self) -> Text:
+    def render(self) -> Text:
+        # Built at paint time: component styles exist only once the widget is mounted.
         label_style = self.get_component_rich_style("state-counters--label", partial=True)
         count_style = self.get_component_rich_style("state-counters--count", partial=True)
         zero_style = self.get_component_rich_style("state-counters--zero", partial=True)

@@ -2,36 +2,50 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 
-class StatusBar(Static):
+@dataclass(frozen=True, slots=True)
+class Status:
+    shown: int = 0
+    total: int = 0
+    filter_text: str = ""
+    sort_label: str = ""
+    collect_ms: float = 0.0
+    interval: float = 1.0
+    paused: bool = False
+    names: bool = False
+    warning: str = ""
+
+
+class StatusBar(Widget):
     COMPONENT_CLASSES = {"status-bar--warning", "status-bar--paused"}
 
-    def show_status(
-        self,
-        *,
-        shown: int,
-        total: int,
-        filter_text: str,
-        sort_label: str,
-        collect_ms: float,
-        interval: float,
-        paused: bool,
-        names: bool,
-        warning: str = "",
-    ) -> None:
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.status = Status()
+
+    def show_status(self, status: Status) -> None:
+        if status != self.status:
+            self.status = status
+            self.refresh()
+
+    def render(self) -> Text:
+        # Built at paint time: component styles exist only once the widget is mounted.
+        status = self.status
         text = Text(no_wrap=True, overflow="ellipsis")
-        if paused:
+        if status.paused:
             text.append(" PAUSED ", self.get_component_rich_style("status-bar--paused", partial=True))
             text.append(" ")
-        text.append(f"{shown} of {total} sockets")
-        text.append(f"  filter: {filter_text}" if filter_text else "  no filter")
-        text.append(f"  sort: {sort_label}")
-        text.append(f"  {'names' if names else 'numeric'}")
-        text.append(f"  every {interval:g}s, read in {collect_ms:.0f} ms")
-        if warning:
+        text.append(f"{status.shown} of {status.total} sockets")
+        text.append(f"  filter: {status.filter_text}" if status.filter_text else "  no filter")
+        text.append(f"  sort: {status.sort_label}")
+        text.append(f"  {'names' if status.names else 'numeric'}")
+        text.append(f"  every {status.interval:g}s, read in {status.collect_ms:.0f} ms")
+        if status.warning:
             text.append("  ")
-            text.append(warning, self.get_component_rich_style("status-bar--warning", partial=True))
-        self.update(text)
+            text.append(status.warning, self.get_component_rich_style("status-bar--warning", partial=True))
+        return text

@@ -1,0 +1,72 @@
+"""How fast the screen answers keys while live refreshes run, with N loopback connections held open.
+
+    python benchmarks/key_latency.py [N ...]          (default: 0 10000 20000)
+
+The app runs headless (160x45) with the real collector at a 1 s interval. For 8 s it presses Down/Up every 30 ms
+through Textual's Pilot and times each press until the app has handled it (Pilot's own overhead included, so
+N = 0 is the floor). Also reports the time to the first full table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from netscope.app.netscope_app import NetscopeApp
+
+LOAD = Path(__file__).with_name("loopback_load.py")
+PER_PROCESS = 5000
+
+
+async def measure_app() -> tuple[float, list[float], int, float]:
+    app = NetscopeApp(interval=1.0)
+    async with app.run_test(size=(160, 45)) as pilot:
+        started = time.perf_counter()
+        while app.refresh_count < 1:
+            await pilot.pause(0.01)
+        first_table = time.perf_counter() - started
+        latencies = []
+        end = time.perf_counter() + 8
+        while time.perf_counter() < end:
+            key = "down" if app.table.cursor_row < 500 else "up"
+            pressed = time.perf_counter()
+            await pilot.press(key)
+            latencies.append(time.perf_counter() - pressed)
+            await asyncio.sleep(0.03)
+        collect = app.snapshot.collect_seconds if app.snapshot else 0.0
+        return first_table, latencies, app.table.row_count, collect
+
+
+def main() -> None:
+    for count in [int(arg) for arg in sys.argv[1:]] or [0, 10000, 20000]:
+        loads = [
+            subprocess.Popen(
+                [sys.executable, str(LOAD), str(min(PER_PROCESS, count - start)), "--source-net", str(index + 1)],
+                stdout=subprocess.PIPE, text=True,
+            )
+            for index, start in enumerate(range(0, count, PER_PROCESS))
+        ]
+        try:
+            for load in loads:
+                assert load.stdout is not None and load.stdout.readline().startswith("ready")
+            first_table, latencies, rows, collect = asyncio.run(measure_app())
+        finally:
+            for load in loads:
+                load.kill()
+                load.wait()
+        latencies.sort()
+        p95 = latencies[int(len(latencies) * 0.95)]
+        print(
+            f"{count:>6} connections, {rows:>6} sockets: first table {first_table:.2f} s,"
+            f" collect {collect * 1000:.0f} ms;"
+            f" key median {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms,"
+            f" max {latencies[-1] * 1000:.0f} ms ({len(latencies)} keys)"
+        )
+
+
+if __name__ == "__main__":
+    main()
