@@ -2,8 +2,9 @@
 
     .venv/bin/python screenshots/make_screenshots.py
 
-It starts a loopback web-ish server with clients (real processes, named so the screenshot reads well), runs
-netscope headless at 160x45, and saves SVGs of the main screens into this folder.
+It starts a loopback server (a real process, named so the screenshot reads well), runs netscope headless at
+160x45, starts clients once the first table is up (so they show as new rows, highlighted), and saves SVGs of the
+main screens into this folder. Run it on a quiet machine: whatever else has sockets shows too.
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ from netscope.collectors.filters import parse_filter  # noqa: E402
 SIZE = (160, 45)
 
 
-async def shoot(server: Peer) -> None:
+async def shoot(server: Peer, peers: list[Peer]) -> None:
     app = NetscopeApp(interval=1.0)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.refresh_count >= 2, timeout=10)
+        await wait_for(pilot, lambda: app.refresh_count >= 1, timeout=10)
+        for index in range(3):
+            peers.append(start_peer("client", str(server.port), "--count", str(2 + index), "--name",
+                                    f"load-client-{index}"))
+        await wait_for(pilot, lambda: app.table.filtered_counts["ESTABLISHED"] >= 18, timeout=10)
+        await pilot.pause(0.2)
         app.save_screenshot("connections.svg", str(HERE))
         await pilot.press("slash", *f":{server.port} established", "enter")
         await wait_for(pilot, lambda: app.table.row_count > 0)
@@ -50,10 +56,7 @@ def main() -> None:
     try:
         server = start_peer("server", "--name", "web-backend")
         peers.append(server)
-        for index in range(3):
-            peers.append(start_peer("client", str(server.port), "--count", str(2 + index), "--name",
-                                    f"load-client-{index}"))
-        asyncio.run(shoot(server))
+        asyncio.run(shoot(server, peers))
     finally:
         for peer in peers:
             stop_peer(peer)
