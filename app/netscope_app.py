@@ -12,14 +12,14 @@ import netscope.styles
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
 from netscope.app.screens.help import HelpScreen
-from netscope.collectors.connections import CollectionFailure, SnapshotSource
+from netscope.collectors.connections import CollectionFailure, SnapshotSource, missing_owner_reason
 from netscope.collectors.filters import Filter, FilterError, parse_filter
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.processes import process_details
 from netscope.collectors.resolver import NameResolver
 from netscope.collectors.signals import refusal_reason, send_signal
-from netscope.collectors.stats import syn_recv_surging, update_counts
+from netscope.collectors.stats import SynRecvWatch, update_counts
 from netscope.widgets.connection_table import COLUMNS, ConnectionTable
 from netscope.widgets.filter_bar import FilterBar
 from netscope.widgets.state_counters import StateCounters
@@ -88,8 +88,7 @@ class NetscopeApp(App[None]):
         self._resolver: NameResolver | None = None
         self._warned: set[str] = set()
         self._standing_warning = ""
-        self._syn_recv_previous = 0
-        self._syn_recv_alert = False
+        self._syn_recv = SynRecvWatch()
         self._total_counts: Counter[str] = Counter()
         self._pending_snapshot: Snapshot | None = None
         self._received_at = 0.0  # wall clock when the current snapshot arrived
@@ -127,8 +126,8 @@ class NetscopeApp(App[None]):
 
     def apply_diff(self, diff: SnapshotDiff) -> None:
         if self.paused and self.snapshot is not None:
-            # Paused: keep what is on screen, but keep the diffs' first-seen times flowing by remembering the
-            # newest snapshot; on resume the table is reloaded from it.
+            # Paused: what is on screen stays; the newest snapshot is kept to reload from on resume (the
+            # collector keeps first-seen times, so ages stay right).
             self._pending_snapshot = diff.snapshot
             return
         self.snapshot = diff.snapshot
@@ -139,23 +138,25 @@ class NetscopeApp(App[None]):
         if diff.snapshot.owners_incomplete:
             self._standing_warning = "some owners unknown"
         self._total_counts = update_counts(self._total_counts, diff)
-        syn_recv = self._total_counts["SYN_RECV"]
-        self._syn_recv_alert = not diff.first and syn_recv_surging(self._syn_recv_previous, syn_recv)
-        if self._syn_recv_alert:
+        syn_recv, before = self._total_counts["SYN_RECV"], self._syn_recv.previous
+        if diff.first:
+            self._syn_recv.reset(syn_recv)
+        elif self._syn_recv.update(syn_recv):
             self._warn_once(
-                f"SYN_RECV jumped from {self._syn_recv_previous} to {syn_recv}: a SYN flood, or a listener that "
-                "cannot accept fast enough. Filter with 'syn_recv' to see the sources.",
+                f"SYN_RECV jumped from {before} to {syn_recv}: a SYN flood, or a listener that cannot accept "
+                "fast enough. Filter with 'syn_recv' to see the sources.",
                 severity="warning",
                 key="syn-recv",
             )
-        self._syn_recv_previous = syn_recv
+        else:
+            self._warned.discard("syn-recv")  # the next surge is told again
         self.table.apply_diff(diff)
         self._show_counts()
 
     def _show_counts(self) -> None:
         table = self.table
         self.counters.show_counts(
-            table.filtered_counts, self._total_counts, not self.filter.is_empty, self._syn_recv_alert
+            table.filtered_counts, self._total_counts, not self.filter.is_empty, self._syn_recv.alert
         )
         snapshot = self.snapshot
         self.status_bar.show_status(Status(
@@ -290,12 +291,7 @@ class NetscopeApp(App[None]):
         if sock is None:
             return
         if sock.pid is None:
-            reason = (
-                "it is owned by the kernel (no process), so there is nothing to kill"
-                if sock.inode == 0
-                else "its owner is not known; run netscope as root (sudo netscope) to see and kill it"
-            )
-            self.notify(f"Cannot kill: {reason}.", severity="warning", markup=False)
+            self.notify(f"Nothing to kill: {missing_owner_reason(sock)}.", severity="warning", markup=False)
             return
         refusal = refusal_reason(sock.pid)
         if refusal:

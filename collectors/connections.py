@@ -31,6 +31,15 @@ def owners_warning(denied_pids: list[int]) -> str:
     )
 
 
+def missing_owner_reason(sock: Socket) -> str:
+    """Why a socket shows no PID/Program, in words a user can act on."""
+    if sock.inode == 0:
+        return "no process owns it: the kernel holds it until the connection finishes closing"
+    if os.geteuid() != 0:
+        return "its owner is another user's process; run netscope as root (sudo netscope) to see it"
+    return "its owner is outside netscope's view (another PID namespace, or a process whose files are protected)"
+
+
 @dataclass(slots=True)
 class CollectionFailure:
     """A refresh that could not be made; the last good data stays on screen."""

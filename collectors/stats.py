@@ -36,3 +36,29 @@ def syn_recv_surging(previous: int, current: int) -> bool:
     """True when the SYN_RECV count jumped since the last refresh."""
     rise = current - previous
     return rise >= SYN_RECV_JUMP or (current >= SYN_RECV_FLOOR and current >= 2 * max(previous, 1))
+
+
+class SynRecvWatch:
+    """Raises on a jump of SYN_RECV and stays raised while the count stays above half its peak, so that a flood
+    is flagged for as long as it lasts, not for the one refresh in which it began."""
+
+    def __init__(self) -> None:
+        self.previous = 0
+        self.peak = 0
+        self.alert = False
+
+    def update(self, count: int) -> bool:
+        if syn_recv_surging(self.previous, count):
+            self.alert = True
+            self.peak = max(self.peak, count)
+        elif self.alert and count * 2 >= self.peak:
+            self.peak = max(self.peak, count)
+        else:
+            self.alert = False
+            self.peak = 0
+        self.previous = count
+        return self.alert
+
+    def reset(self, count: int) -> None:
+        """Start over from `count` (a fresh load): no alert, since nothing was seen rising."""
+        self.previous, self.peak, self.alert = count, 0, False

@@ -214,7 +214,7 @@ async def test_closed_client_leaves_ownerless_fin_wait2_that_cannot_be_killed(
         await pilot.press("k")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ConfirmKillScreen)
-        assert any("owned by the kernel" in note.message for note in app._notifications)
+        assert any("no process owns it" in note.message for note in app._notifications)
 
 
 async def test_hostile_process_name_is_shown_literally(spawn_peer: Callable[..., Peer]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import time
 
+from netscope.collectors.connections import missing_owner_reason
 from netscope.collectors.model import ProcessDetails, Socket
 from netscope.widgets.connection_table import ConnectionTable
 from netscope.widgets.formatting import format_endpoint, state_label
@@ -30,12 +31,7 @@ def describe_process(details: ProcessDetails | None, sock: Socket) -> Text:
     text = describe_socket(sock)
     text.append("\n\n")
     if details is None:
-        reason = (
-            "no process owns it: the kernel keeps it until the connection finishes closing"
-            if sock.inode == 0
-            else "its owner is not known (another user's process: run netscope as root to see it)"
-        )
-        text.append(f"This socket has no process shown: {reason}.")
+        text.append(f"No process is shown for this socket: {missing_owner_reason(sock)}.")
         return text
     if details.error:
         text.append(printable(details.error), "bold red")
