@@ -286,3 +286,20 @@ async def test_syn_recv_jump_raises_the_alert() -> None:
         assert counters.syn_recv_alert and counters.has_class("-alert")
         assert counters.total["SYN_RECV"] == 64
         assert any("SYN_RECV jumped from 4 to 64" in note.message for note in app._notifications)
+
+
+async def test_narrow_terminal_keeps_the_owner_and_drops_age_and_user(
+    server_with_clients: tuple[Peer, list[Peer]],
+) -> None:
+    server, _ = server_with_clients
+    app = NetscopeApp(interval=0.2, filter_text=f"lport:{server.port} listen")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 1)
+        await pilot.pause(0.1)
+        header = "".join(segment.text for segment in app.table.render_line(0))
+        assert "PID/Program" in header and "Local Address" in header
+        assert "Age" not in header and "User" not in header
+        row = app.table.row_text(0)
+        assert f"{server.pid}/ns-test-server" in row and len(row) <= 80
+        await pilot.resize_terminal(160, 30)
+        await wait_for(pilot, lambda: "Age" in "".join(s.text for s in app.table.render_line(0)))

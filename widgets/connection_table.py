@@ -45,14 +45,16 @@ COLUMNS: tuple[Column, ...] = (
     Column("proto", "Proto", 5),
     Column("recv_q", "Recv-Q", 6, align_right=True),
     Column("send_q", "Send-Q", 6, align_right=True),
-    Column("local", "Local Address", 21),
-    Column("remote", "Remote Address", 21),
+    Column("local", "Local Address", 15),
+    Column("remote", "Remote Address", 15),
     Column("state", "State", 11),
     Column("program", "PID/Program", 18),
     Column("user", "User", 8),
     Column("age", "Age", 6, align_right=True),
 )
 COLUMN_KEYS: tuple[str, ...] = tuple(column.key for column in COLUMNS)
+# Column indexes hidden, in this order, when the terminal is too narrow: Age, User, Send-Q, Recv-Q.
+HIDE_FIRST = (8, 7, 2, 1)
 ADDRESS_MAX_WIDTH = 47  # a full IPv6 address in brackets with a port
 NAMED_ADDRESS_WIDTH = 32  # host names vary too much to size columns on; crop long ones
 
@@ -70,6 +72,12 @@ def _ip_order(ip: str) -> tuple[int, bytes]:
 def _endpoint_order(ip: str, port: int) -> tuple[int, bytes, int]:
     version, packed = _ip_order(ip)
     return (version, packed, port)
+
+
+def _line_width(widths: list[int]) -> int:
+    """Cells a row takes: the shown columns (width > 0) and one space between each two."""
+    shown = [width for width in widths if width]
+    return sum(shown) + len(shown) - 1
 
 
 def _program_text(sock: Socket) -> str:
@@ -162,6 +170,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._painted: dict[int, tuple[object, ...]] = {}  # screen line -> signature of what was drawn there
         self.filtered_counts: Counter[str] = Counter()
         self._widths_stale = False
+        self._content_widths = (0, 0, 0)  # local, remote, user: what the rows need, before narrowing
 
     # ----------------------------------------------------------------------------------------------- data in
 
@@ -422,12 +431,12 @@ class ConnectionTable(ScrollView, can_focus=True):
             self._refresh_changed_lines()
 
     def _widens(self, sock: Socket) -> bool:
-        """Whether this row needs a wider address or user column than the current one."""
-        widths = self._widths
+        """Whether this row is wider than what the columns were last sized to (before any narrowing)."""
+        local, remote, user = self._content_widths
         return (
-            self._address_width({(sock.local_ip, sock.proto)}) > widths[3]
-            or self._address_width({(sock.remote_ip, sock.proto)}) > widths[4]
-            or min(16, len(sock.user)) > widths[7]
+            self._address_width({(sock.local_ip, sock.proto)}) > local
+            or self._address_width({(sock.remote_ip, sock.proto)}) > remote
+            or min(16, len(sock.user)) > user
         )
 
     def _update_widths(self) -> bool:
@@ -442,7 +451,19 @@ class ConnectionTable(ScrollView, can_focus=True):
         widths[4] = max(COLUMNS[4].width, remote_width)
         users = {s.user for s in self._rows}
         widths[7] = max(COLUMNS[7].width, min(16, max((len(user) for user in users), default=0)))
-        spare = self.scrollable_content_region.width - (sum(widths) + len(widths) - 1)
+        self._content_widths = (widths[3], widths[4], widths[7])
+        available = self.scrollable_content_region.width
+        # On a narrow terminal (80 columns over SSH) the owner matters more than the age, the user or the queues:
+        # hide those, in this order, before the program column shrinks; then narrow the addresses.
+        for index in HIDE_FIRST:
+            if _line_width(widths) <= available:
+                break
+            widths[index] = 0
+        for index, least in ((6, 12), (3, 15), (4, 15)):
+            excess = _line_width(widths) - available
+            if excess > 0:
+                widths[index] = max(least, widths[index] - excess)
+        spare = available - _line_width(widths)
         if spare > 0:
             widths[6] += spare
         changed = widths != self._widths
@@ -521,6 +542,8 @@ class ConnectionTable(ScrollView, can_focus=True):
     def _column_at(self, x: int) -> str | None:
         start = 0
         for column, width in zip(COLUMNS, self._widths, strict=True):
+            if not width:
+                continue
             if start <= x < start + width + 1:
                 return column.key
             start += width + 1
@@ -597,10 +620,12 @@ class ConnectionTable(ScrollView, can_focus=True):
         sorted_style = self.get_component_rich_style("connection-table--header-sorted")
         segments: list[Segment] = []
         arrow = "▼" if self.sort_reverse else "▲"
-        for index, (column, cell_width) in enumerate(zip(COLUMNS, self._widths, strict=True)):
+        for column, cell_width in zip(COLUMNS, self._widths, strict=True):
+            if not cell_width:
+                continue
             is_sorted = column.key == self.sort_column
             label = f"{column.label}{arrow}" if is_sorted else column.label
-            if index:
+            if segments:
                 segments.append(Segment(" ", base))
             style = sorted_style if is_sorted else base
             segments.append(Segment(fit(label, cell_width, column.align_right), style))
@@ -630,10 +655,12 @@ class ConnectionTable(ScrollView, can_focus=True):
         )
         segments: list[Segment] = []
         space = Segment(" ", row_style)
-        for index, ((text, style), column) in enumerate(zip(cells, COLUMNS, strict=True)):
-            if index:
+        for (text, style), column, width in zip(cells, COLUMNS, widths, strict=True):
+            if not width:
+                continue
+            if segments:
                 segments.append(space)
-            segments.append(Segment(fit(text, widths[index], column.align_right), style))
+            segments.append(Segment(fit(text, width, column.align_right), style))
         return segments
 
     def _state_style(self, sock: Socket) -> Style:
