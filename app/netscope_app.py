@@ -8,10 +8,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, TabbedContent, TabPane
+
 import netscope.styles
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
 from netscope.app.screens.help import HelpScreen
+from netscope.app.system_views import SystemViews, ViewSource
+from netscope.app.views.interfaces import InterfacesView
+from netscope.app.views.multicast import MulticastView
+from netscope.app.views.routes import RoutesView
+from netscope.app.views.statistics import StatisticsView
 from netscope.collectors.connections import CollectionFailure, SnapshotSource, missing_owner_reason
 from netscope.collectors.filters import Filter, FilterError, parse_filter
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
@@ -24,12 +34,13 @@ from netscope.widgets.connection_table import COLUMNS, ConnectionTable
 from netscope.widgets.filter_bar import FilterBar
 from netscope.widgets.state_counters import StateCounters
 from netscope.widgets.status_bar import Status, StatusBar
-from textual import work
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.widgets import Footer
+from netscope.widgets.traffic_panel import TrafficPanel
 
 STYLES = Path(netscope.styles.__file__).parent / "netscope.tcss"
+# Actions that act on the connection table: only while the Connections view is shown.
+CONNECTION_ACTIONS = frozenset(
+    {"cycle_sort", "reverse_sort", "filter_selected", "toggle_names", "kill", "clear_filter", "toggle_pause"}
+)
 COLUMN_LABELS = {column.key: column.label for column in COLUMNS}
 
 
@@ -38,6 +49,11 @@ class NetscopeApp(App[None]):
     CSS_PATH = STYLES
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        Binding("1", "show_view('connections')", "Connections", show=False),
+        Binding("2", "show_view('interfaces')", "Interfaces", show=False),
+        Binding("3", "show_view('routes')", "Routes", show=False),
+        Binding("4", "show_view('statistics')", "Statistics", show=False),
+        Binding("5", "show_view('multicast')", "Multicast", show=False),
         Binding("slash", "open_filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("s", "cycle_sort(1)", "Sort"),
@@ -66,6 +82,8 @@ class NetscopeApp(App[None]):
         ("k", "kill the owning process with SIGTERM (asks first)"),
         ("K", "kill the owning process with SIGKILL (asks first)"),
         ("space", "pause / resume live updates"),
+        ("1 2 3 4 5", "views: Connections, Interfaces (netstat -i), Routes (-r), Statistics (-s), Multicast (-g)"),
+        ("z", "Statistics: hide / show counters that are zero"),
         ("?", "this help"),
         ("q", "quit"),
     ]
@@ -77,6 +95,7 @@ class NetscopeApp(App[None]):
         interval: float = 1.0,
         filter_text: str = "",
         flash_seconds: float = 3.0,
+        views: ViewSource | None = None,
     ) -> None:
         super().__init__()
         self.source: SnapshotSource = source or ProcessCollector(interval=interval)
@@ -97,14 +116,32 @@ class NetscopeApp(App[None]):
         self.table = ConnectionTable(id="connections", flash_seconds=flash_seconds)
         self.filter_bar = FilterBar(id="filter-bar")
         self.status_bar = StatusBar(id="status")
+        self.traffic = TrafficPanel(id="traffic")
+        self.interfaces_view = InterfacesView(id="interfaces-view")
+        self.routes_view = RoutesView(id="routes-view")
+        self.statistics_view = StatisticsView(id="statistics-view")
+        self.multicast_view = MulticastView(id="multicast-view")
+        self.views: ViewSource = views or SystemViews()
+        self._views_busy = False
 
     # ----------------------------------------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
-        yield self.counters
-        yield self.table
-        yield self.filter_bar
-        yield self.status_bar
+        with TabbedContent(id="views", initial="tab-connections"):
+            with TabPane("1 Connections", id="tab-connections"):
+                yield self.counters
+                yield self.traffic
+                yield self.table
+                yield self.filter_bar
+                yield self.status_bar
+            with TabPane("2 Interfaces", id="tab-interfaces"):
+                yield self.interfaces_view
+            with TabPane("3 Routes", id="tab-routes"):
+                yield self.routes_view
+            with TabPane("4 Statistics", id="tab-statistics"):
+                yield self.statistics_view
+            with TabPane("5 Multicast", id="tab-multicast"):
+                yield self.multicast_view
         yield Footer()
 
     def on_mount(self) -> None:
@@ -113,6 +150,8 @@ class NetscopeApp(App[None]):
             self.table.set_filter(self.filter.matches)
         self.set_interval(0.5, self._tick_highlights)
         self._consume_snapshots()
+        self.set_interval(self.source.interval, self._poll_views)
+        self._poll_views()
 
     # ----------------------------------------------------------------------------------------- live data
 
@@ -185,10 +224,63 @@ class NetscopeApp(App[None]):
         self._warned.add(key)
         self.notify(message, severity=severity, timeout=10, markup=False)  # type: ignore[arg-type]
 
+    # ------------------------------------------------------------------------------- the other views
+
+    @property
+    def active_view(self) -> str:
+        return self.query_one(TabbedContent).active.removeprefix("tab-")
+
+    def action_show_view(self, name: str) -> None:
+        self.query_one(TabbedContent).active = f"tab-{name}"
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
+        self._poll_views()  # show the new view's data now, not an interval from now
+        focus = {
+            "connections": self.table,
+            "interfaces": self.interfaces_view.table,
+            "routes": self.routes_view.table,
+            "statistics": self.statistics_view.table,
+            "multicast": self.multicast_view.table,
+        }.get(self.active_view)
+        if focus is not None:
+            focus.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The connection table's keys do nothing (and leave the footer) while another view is shown.
+        return not (action in CONNECTION_ACTIONS and self.is_mounted and self.active_view != "connections")
+
+    @work(group="views")
+    async def _poll_views(self) -> None:
+        """One read of views 2-5 (see SystemViews.collect for what is read when)."""
+        # A read that outlasts the interval (a huge routing table) is left to finish rather than cancelled and
+        # restarted, which would never show anything; ticks that come meanwhile are skipped.
+        if self._views_busy:
+            return
+        self._views_busy = True
+        try:
+            result = await asyncio.to_thread(self.views.collect, self.active_view)
+        finally:
+            self._views_busy = False
+        if result.interfaces is not None:
+            self.traffic.show_interfaces(result.interfaces.interfaces)
+            self.interfaces_view.show(result.interfaces)
+        if result.routes is not None:
+            self.routes_view.show(result.routes)
+        if result.statistics is not None:
+            self.statistics_view.show(result.statistics)
+        if result.multicast is not None:
+            self.multicast_view.show(result.multicast)
+        for warning in result.warnings:
+            self._warn_once(warning, severity="warning")
+
     # -------------------------------------------------------------------------------------------- filters
 
     def action_open_filter(self) -> None:
-        self.filter_bar.open(self.filter.text)
+        if self.active_view == "statistics":
+            self.statistics_view.action_focus_filter()
+        elif self.active_view == "connections":
+            self.filter_bar.open(self.filter.text)
 
     def on_filter_bar_submitted(self, event: FilterBar.Submitted) -> None:
         bar = self.filter_bar

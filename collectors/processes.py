@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import psutil
+
 from netscope.collectors.model import ProcessDetails
 
 # What readlink(/proc/<pid>/fd/<n>) returns for a socket: "socket:[12345]".

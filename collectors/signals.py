@@ -12,6 +12,7 @@ import signal
 from dataclasses import dataclass
 
 import psutil
+
 from netscope.collectors.processes import format_start_time, user_name
 
 # Flag of /proc/<pid>/stat field 9 marking a kernel thread (include/linux/sched.h).

@@ -49,6 +49,14 @@ async def shoot(server: Peer, peers: list[Peer]) -> None:
         await pilot.press("question_mark")
         await pilot.pause(0.3)
         app.save_screenshot("help.svg", str(HERE))
+        await pilot.press("escape")
+        for key, name in (("2", "interfaces"), ("3", "routes"), ("4", "statistics"), ("5", "multicast")):
+            await pilot.press(key)
+            await pilot.pause(1.2)
+            # New connections while the view samples, so that counters and rates have something to show.
+            peers.append(start_peer("client", str(server.port), "--count", "40", "--name", "late-client"))
+            await pilot.pause(1.2)
+            app.save_screenshot(f"{name}.svg", str(HERE))
 
 
 def main() -> None:

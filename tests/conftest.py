@@ -10,10 +10,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import netscope
 import psutil
 import pytest
-from support import Peer, start_peer, stop_peer
+from support import Peer, VethPair, start_peer, stop_peer
+
+import netscope
 
 NOBODY = 65534
 
@@ -86,3 +87,35 @@ def _nobody_python() -> Iterator[tuple[list[str], dict[str, str]]]:
         pytest.skip(f"user {NOBODY} cannot run a Python that imports netscope from {repo}: " + "; ".join(problems))
     finally:
         shutil.rmtree(shim, ignore_errors=True)
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=check)
+
+
+@pytest.fixture
+def veth_pair() -> Iterator[VethPair]:
+    """Our own test host: a network namespace made for this test, reached over a veth pair (needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a network namespace and a veth pair")
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2's `ip` command")
+    tag = f"{os.getpid() % 100000}"
+    namespace = f"netscope-test-{tag}"
+    host, peer = f"nsh{tag}", f"nsp{tag}"
+    subnet = f"10.214.{os.getpid() % 250}"
+    created = _ip("netns", "add", namespace, check=False)
+    if created.returncode != 0:
+        pytest.skip(f"cannot create a network namespace here: {created.stderr.strip()}")
+    try:
+        _ip("link", "add", host, "type", "veth", "peer", "name", peer)
+        _ip("link", "set", peer, "netns", namespace)
+        _ip("addr", "add", f"{subnet}.1/30", "dev", host)
+        _ip("link", "set", host, "up")
+        _ip("-n", namespace, "addr", "add", f"{subnet}.2/30", "dev", peer)
+        _ip("-n", namespace, "link", "set", peer, "up")
+        _ip("-n", namespace, "link", "set", "lo", "up")
+        yield VethPair(namespace, host, peer, f"{subnet}.1", f"{subnet}.2")
+    finally:
+        _ip("link", "del", host, check=False)
+        _ip("netns", "del", namespace, check=False)

@@ -57,3 +57,14 @@ async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], timeout: f
                 source = repr(condition)
             raise AssertionError(f"not true within {timeout} s: {source}")
         await pilot.pause(0.05)
+
+
+@dataclass
+class VethPair:
+    """A veth pair between this namespace and a private test namespace, with an IPv4 address on each end."""
+
+    namespace: str
+    host_interface: str
+    peer_interface: str
+    host_address: str
+    peer_address: str

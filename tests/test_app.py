@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable
 
 from fixed_data import T0, FixedSource, machine, sock
+from support import Peer, wait_for
+from textual.pilot import Pilot
+
 from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
 from netscope.collectors.model import Snapshot
 from netscope.widgets.state_counters import StateCounters
-from support import Peer, wait_for
-from textual.pilot import Pilot
 
 SIZE = (160, 45)
 

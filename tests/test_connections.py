@@ -9,9 +9,10 @@ import textwrap
 import time
 from collections.abc import Callable
 
+from support import Peer
+
 from netscope.collectors.connections import NOT_ROOT_WARNING, ConnectionCollector
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
-from support import Peer
 
 
 def of_port(snapshot: Snapshot, port: int) -> list[Socket]:

@@ -6,6 +6,7 @@ import dataclasses
 import random
 
 import pytest
+
 from netscope.collectors import filters
 from netscope.collectors.filters import Filter, FilterError, parse_filter
 from netscope.collectors.model import ALL_STATE_NAMES, Socket

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Callable
 
 import psutil
 from fixed_data import snapshots
+from support import Peer
+
 from netscope.collectors.connections import CollectionFailure, ConnectionCollector
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.model import SnapshotDiff
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.wire import DiffAssembler, to_wire
-from support import Peer
 
 
 async def next_matching(

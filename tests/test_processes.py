@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from netscope.collectors.processes import (
     OwnerScanner,
     ProcessInfo,

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from netscope.collectors.model import Socket
 from netscope.collectors.procnet import hex_to_address, parse_proc_net, read_all_sockets, read_proc_net
 

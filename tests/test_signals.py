@@ -18,9 +18,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import netscope
 import psutil
 import pytest
+
+import netscope
 from netscope.collectors.signals import KillResult, refusal_reason, send_signal
 
 NOBODY = 65534

@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from fixed_data import FixedSource
-from netscope.app.netscope_app import NetscopeApp
+from fixed_views import FixedViews
 from support import wait_for
 from textual.pilot import Pilot
+
+from netscope.app.netscope_app import NetscopeApp
 
 SIZE = (150, 36)
 
 
 def fixed_app(filter_text: str = "") -> NetscopeApp:
     # Long highlights so that the snapshot shows them however slow the machine is.
-    return NetscopeApp(FixedSource(), filter_text=filter_text, flash_seconds=3600)
+    return NetscopeApp(FixedSource(), filter_text=filter_text, flash_seconds=3600, views=FixedViews())
 
 
 async def two_refreshes(pilot: Pilot[Any]) -> None:
@@ -45,3 +47,19 @@ def test_filter_error(snap_compare: Any) -> None:
 
 def test_help(snap_compare: Any) -> None:
     assert snap_compare(fixed_app(), terminal_size=SIZE, press=["question_mark"], run_before=two_refreshes)
+
+
+def test_interfaces_view(snap_compare: Any) -> None:
+    assert snap_compare(fixed_app(), terminal_size=SIZE, press=["2", "down"], run_before=two_refreshes)
+
+
+def test_routes_view(snap_compare: Any) -> None:
+    assert snap_compare(fixed_app(), terminal_size=SIZE, press=["3"], run_before=two_refreshes)
+
+
+def test_statistics_view(snap_compare: Any) -> None:
+    assert snap_compare(fixed_app(), terminal_size=SIZE, press=["4"], run_before=two_refreshes)
+
+
+def test_multicast_view(snap_compare: Any) -> None:
+    assert snap_compare(fixed_app(), terminal_size=SIZE, press=["5"], run_before=two_refreshes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fixed_data import snapshots
+
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.stats import SynRecvWatch, count_states, update_counts
 

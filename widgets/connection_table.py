@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
 
-from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey
-from netscope.widgets.formatting import format_age, format_endpoint, state_label
-from netscope.widgets.text import fit, printable
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -27,6 +24,10 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey
+from netscope.widgets.formatting import format_age, format_endpoint, state_label
+from netscope.widgets.text import fit, printable
 
 # Formats an endpoint (ip, port, proto) for display; the app swaps in one that uses resolved names.
 EndpointFormatter = Callable[[str, int, str], str]

@@ -33,3 +33,37 @@ def format_age(seconds: float, lower_bound: bool = False) -> str:
     else:
         text = f"{seconds // 86400}d{seconds % 86400 // 3600}h"
     return f">{text}" if lower_bound else text
+
+
+SPARK_LEVELS = "▁▂▃▄▅▆▇█"
+
+
+def format_rate(bytes_per_second: float) -> str:
+    """`0 B/s`, `812 B/s`, `1.2 KB/s`, `34 MB/s`: decimal units, as network rates are quoted."""
+    value = max(0.0, bytes_per_second)
+    for unit in ("B/s", "KB/s", "MB/s", "GB/s"):
+        if value < 1000 or unit == "GB/s":
+            # 99.97 would print as "100.0": switch to whole numbers where rounding would reach three digits.
+            return f"{value:.0f} {unit}" if value >= 99.95 or unit == "B/s" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB/s"  # pragma: no cover - the loop always returns
+
+
+def format_count(value: float) -> str:
+    """Packets per second and the like: `0`, `12`, `3.4k`, `1.2M`."""
+    value = max(0.0, value)
+    if value < 1000:
+        return f"{value:.0f}"
+    if value < 1_000_000:
+        return f"{value / 1000:.1f}k"
+    return f"{value / 1_000_000:.1f}M"
+
+
+def sparkline(values: list[float], width: int) -> str:
+    """The last `width` values as block characters scaled to their own maximum (all zero: a flat line)."""
+    recent = values[-width:] if width > 0 else []
+    peak = max(recent, default=0.0)
+    if peak <= 0:
+        return SPARK_LEVELS[0] * len(recent)
+    top = len(SPARK_LEVELS) - 1
+    return "".join(SPARK_LEVELS[min(top, int(value / peak * top + 0.5))] for value in recent)

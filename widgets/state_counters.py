@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from netscope.collectors.model import COUNTED_STATES
 from rich.text import Text
 from textual.widget import Widget
+
+from netscope.collectors.model import COUNTED_STATES
 
 
 class StateCounters(Widget):

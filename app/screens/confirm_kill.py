@@ -5,14 +5,15 @@ from __future__ import annotations
 import shlex
 import signal
 
-from netscope.collectors.model import ProcessDetails
-from netscope.widgets.text import printable
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from netscope.collectors.model import ProcessDetails
+from netscope.widgets.text import printable
 
 
 class ConfirmKillScreen(ModalScreen[bool]):

@@ -5,17 +5,18 @@ from __future__ import annotations
 import shlex
 import time
 
-from netscope.collectors.connections import missing_owner_reason
-from netscope.collectors.model import ProcessDetails, Socket
-from netscope.widgets.connection_table import ConnectionTable
-from netscope.widgets.formatting import format_endpoint, state_label
-from netscope.widgets.text import printable
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from netscope.collectors.connections import missing_owner_reason
+from netscope.collectors.model import ProcessDetails, Socket
+from netscope.widgets.connection_table import ConnectionTable
+from netscope.widgets.formatting import format_endpoint, state_label
+from netscope.widgets.text import printable
 
 
 def describe_socket(sock: Socket) -> Text:
