@@ -14,6 +14,8 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from netscope.collectors.malformed import skipped_lines_warning
+
 
 @dataclass(slots=True, frozen=True)
 class Membership:
@@ -33,7 +35,6 @@ class MulticastSnapshot:
 _HEX8 = re.compile(r"[0-9A-Fa-f]{8}\Z")
 _HEX32 = re.compile(r"[0-9A-Fa-f]{32}\Z")
 _COUNT = re.compile(r"[0-9]+\Z")
-_MAX_EXAMPLE = 60  # characters of a malformed line quoted in a warning
 
 
 def igmp_hex_to_address(hex_group: str) -> str:
@@ -84,7 +85,7 @@ def parse_igmp(text: str, source: str = "/proc/net/igmp") -> tuple[list[Membersh
             skipped.append(line)
             continue
         memberships.append(Membership(device, 4, igmp_hex_to_address(fields[0]), int(fields[1])))
-    return memberships, _skipped_warning(source, skipped)
+    return memberships, skipped_lines_warning(source, skipped)
 
 
 def parse_igmp6(text: str, source: str = "/proc/net/igmp6") -> tuple[list[Membership], list[str]]:
@@ -107,23 +108,12 @@ def parse_igmp6(text: str, source: str = "/proc/net/igmp6") -> tuple[list[Member
             skipped.append(line)
             continue
         memberships.append(Membership(fields[1], 6, igmp6_hex_to_address(fields[2]), int(fields[3])))
-    return memberships, _skipped_warning(source, skipped)
+    return memberships, skipped_lines_warning(source, skipped)
 
 
 def sort_memberships(memberships: list[Membership]) -> list[Membership]:
     """By interface, family, then group as a number (224.0.0.251 after 224.0.0.22, unlike text order)."""
     return sorted(memberships, key=lambda m: (m.interface, m.family, int(ipaddress.ip_address(m.group))))
-
-
-def _skipped_warning(source: str, skipped: list[str]) -> list[str]:
-    # One line per file however broken it is: the UI shows warnings in a status line, not a log.
-    if not skipped:
-        return []
-    example = skipped[0].strip()
-    if len(example) > _MAX_EXAMPLE:
-        example = example[: _MAX_EXAMPLE - 1] + "…"
-    lines = "line" if len(skipped) == 1 else "lines"
-    return [f"{source}: skipped {len(skipped)} malformed {lines}, e.g. {example!r}"]
 
 
 # (relative path, parser, what is lost when the file is missing)

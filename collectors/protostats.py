@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from netscope.collectors.malformed import skipped_lines_warning
+
 
 @dataclass(slots=True, frozen=True)
 class ProtocolCounter:
@@ -161,7 +163,6 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _GROUP6 = re.compile(r"[A-Za-z]+?6(?=[A-Z])")
 # Anything else (e.g. /proc/net/sctp/snmp's SctpCurrEstab): the leading capitalised word.
 _GROUP_WORD = re.compile(r"[A-Za-z][a-z]*")
-_MAX_EXAMPLE = 60  # characters of a malformed line quoted in a warning
 
 
 def parse_snmp(text: str, source: str = "/proc/net/snmp") -> tuple[list[RawCounter], list[str]]:
@@ -195,7 +196,7 @@ def parse_snmp(text: str, source: str = "/proc/net/snmp") -> tuple[list[RawCount
         else:
             counters.extend(RawCounter(group[:-1], n, int(v)) for n, v in zip(names, numbers, strict=True))
         i += 2
-    return counters, _skipped_warning(source, skipped)
+    return counters, skipped_lines_warning(source, skipped)
 
 
 def parse_netstat(text: str, source: str = "/proc/net/netstat") -> tuple[list[RawCounter], list[str]]:
@@ -220,24 +221,13 @@ def parse_snmp6(text: str, source: str = "/proc/net/snmp6") -> tuple[list[RawCou
             continue
         name = fields[0]
         counters.append(RawCounter(group_of_snmp6_name(name), name, int(fields[1])))
-    return counters, _skipped_warning(source, skipped)
+    return counters, skipped_lines_warning(source, skipped)
 
 
 def group_of_snmp6_name(name: str) -> str:
     """Group of a snmp6-style name: Icmp6InType133 -> Icmp6, UdpLite6NoPorts -> UdpLite6, SctpCurrEstab -> Sctp."""
     match = _GROUP6.match(name) or _GROUP_WORD.match(name)
     return match.group(0) if match else name
-
-
-def _skipped_warning(source: str, skipped: list[str]) -> list[str]:
-    # One line per file however broken it is: the UI shows warnings in a status line, not a log.
-    if not skipped:
-        return []
-    example = skipped[0].strip()
-    if len(example) > _MAX_EXAMPLE:
-        example = example[: _MAX_EXAMPLE - 1] + "…"
-    lines = "line" if len(skipped) == 1 else "lines"
-    return [f"{source}: skipped {len(skipped)} malformed {lines}, e.g. {example!r}"]
 
 
 # (relative path, parser, warning when the file is missing or None to stay quiet). Read in this order, which is

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -21,7 +19,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-import netscope
 from netscope.collectors.signals import KillResult, refusal_reason, send_signal
 
 NOBODY = 65534
@@ -158,37 +155,7 @@ def test_ordinary_child_is_not_refused(child: subprocess.Popen[bytes]) -> None:
 # --- Permission denied: an unprivileged user trying to signal root's process ---
 
 
-@pytest.fixture(scope="module")
-def nobody_python() -> Iterator[tuple[list[str], dict[str, str]]]:
-    """A command and environment with which user 65534 can run Python and import netscope."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to start a child as the unprivileged user 65534")
-    repo = Path(netscope.__file__).resolve().parent
-    # The venv's python may live under a directory nobody cannot enter (e.g. /root/.pyenv); so try it first, then
-    # a system python, with netscope and psutil on PYTHONPATH.
-    shim = tempfile.mkdtemp(prefix="netscope-nobody-")
-    try:
-        os.chmod(shim, 0o755)
-        os.symlink(repo, os.path.join(shim, "netscope"))
-        site = str(Path(psutil.__file__).resolve().parent.parent)
-        env = {"PYTHONPATH": f"{shim}:{site}", "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
-        candidates = dict.fromkeys(
-            [sys.executable, os.path.realpath(sys.executable), shutil.which("python3", path="/usr/bin:/bin") or ""]
-        )
-        problems = []
-        for exe in filter(None, candidates):
-            try:
-                result = run_as_nobody([exe], env, "import netscope.collectors.signals")
-            except OSError as exc:
-                problems.append(f"{exe}: {exc}")
-                continue
-            if result.returncode == 0:
-                yield [exe], env
-                return
-            problems.append(f"{exe}: {(result.stderr.strip().splitlines() or ['failed'])[-1]}")
-        pytest.skip(f"user {NOBODY} cannot run a Python that imports netscope from {repo}: " + "; ".join(problems))
-    finally:
-        shutil.rmtree(shim, ignore_errors=True)
+# `nobody_python` comes from conftest.py.
 
 
 def run_as_nobody(command: list[str], env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
