@@ -191,9 +191,9 @@ class ConnectionTable(ScrollView, can_focus=True):
             self._rebuild()
             return
         selected = self._selected_key_now()
-        live, gone = self._live, self._gone
+        live = self._live
         for sock in diff.added:
-            gone.pop(sock.key, None)
+            self._gone.pop(sock.key, None)
             self._hide(sock.key)
             live[sock.key] = sock
             self._show(sock, live=True)
@@ -203,10 +203,9 @@ class ConnectionTable(ScrollView, can_focus=True):
             self._show(sock, live=True)
         for sock in diff.removed:
             live.pop(sock.key, None)
-            gone[sock.key] = sock
             self._hide(sock.key)
             self._show(sock, live=False)  # it lingers, marked, where it was
-        self._mark(diff, now + self.flash_seconds)
+        self._mark(diff, now + self.flash_seconds)  # records the removed ones as gone
         for key in self._expire(now):
             if key not in live:
                 self._hide(key)
