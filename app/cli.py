@@ -1,14 +1,26 @@
-"""The `netscope` command line."""
+"""The `netscope` command line: the full-screen UI, or (with any output flag) netstat-style output for scripts.
+
+Only the UI imports Textual, and only when it runs: `netscope --once --json` and the other scripting paths start
+in a fraction of the time (see README, "Scripting").
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 from netscope import __version__
-from netscope.collectors.filters import FilterError, parse_filter
+from netscope.collectors.filters import Filter, FilterError, parse_filter
 
 MIN_INTERVAL = 0.1
+
+# Flags that ask for printed output instead of the UI. The views (-i -r -s -g), --watch and --no-ui also do.
+_ONE_SHOT_FLAGS = (
+    "once", "json", "csv", "count", "tcp", "udp", "listening", "all", "numeric", "programs", "ipv4", "ipv6",
+    "extend", "wide", "names", "no_header",
+)  # fmt: skip
 
 
 def _interval(value: str) -> float:
@@ -21,36 +33,220 @@ def _interval(value: str) -> float:
     return seconds
 
 
+def _duration(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value}")
+    return seconds
+
+
+def _speed(value: str) -> float:
+    try:
+        speed = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0 < speed < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return speed
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netscope",
-        description="A full-screen, live netstat: every TCP and UDP socket, its state and its owner.",
-        epilog="Press ? in netscope for every key. Run as root to see the owners of all sockets.",
+        description=(
+            "A full-screen, live netstat: every TCP and UDP socket, its state and its owner. With any of the "
+            "output flags below it prints instead, like netstat, and exits."
+        ),
+        epilog=(
+            "Examples: netscope -tlnp · netscope --once --filter ':443 established' --count · "
+            "netscope --json | jq · netscope --watch --interval 5 | tee states.log · "
+            "netscope --record net.nsrec --no-ui · netscope --replay net.nsrec --at 12:03 -tn. "
+            "Press ? in netscope for every key. Run as root to see the owners of all sockets."
+        ),
     )
     parser.add_argument(
         "--interval", "-c", type=_interval, default=1.0, metavar="SECONDS",
-        help="seconds between refreshes (default 1)",
-    )
+        help="seconds between refreshes (default 1); also --watch's and --record's period",
+    )  # fmt: skip
     parser.add_argument(
         "--filter", "-f", default="", metavar="EXPR",
         help="start with this filter, e.g. ':80 established' or 'state:syn_recv !ip:127.0.0.0/8'",
-    )
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"netscope {__version__}")
+
+    out = parser.add_argument_group("printed output (no full-screen UI)")
+    out.add_argument("--once", action="store_true", help="print the connection table once, as netstat -antup does")
+    fmt = out.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print a JSON array (fields in README, 'Scripting')")
+    fmt.add_argument("--csv", action="store_true", help="print CSV with a header row")
+    fmt.add_argument("--count", action="store_true", help="print only the number of matching sockets")
+    out.add_argument(
+        "--watch", action="store_true",
+        help="print one line of per-state counts every interval until Ctrl-C or SIGTERM",
+    )  # fmt: skip
+    out.add_argument(
+        "--duration", type=_duration, metavar="SECONDS", help="stop --watch or --no-ui after this long"
+    )
+    out.add_argument("--no-header", action="store_true", help="leave out the table's two header lines")
+    out.add_argument(
+        "--names", action="store_true", help="show host and service names (reverse DNS, 2 s at most)"
+    )
+
+    net = parser.add_argument_group("netstat's flags (they combine: -tlnp; any of them prints instead of the UI)")
+    net.add_argument("-t", "--tcp", action="store_true", help="TCP sockets")
+    net.add_argument("-u", "--udp", action="store_true", help="UDP sockets")
+    net.add_argument("-l", "--listening", action="store_true", help="only listening sockets")
+    net.add_argument("-a", "--all", action="store_true", help="all sockets (the default: listeners are included)")
+    net.add_argument("-n", "--numeric", action="store_true", help="numeric addresses and ports (the default)")
+    net.add_argument("-p", "--programs", action="store_true", help="PID/Program name (always shown)")
+    net.add_argument("-4", dest="ipv4", action="store_true", help="IPv4 only")
+    net.add_argument("-6", dest="ipv6", action="store_true", help="IPv6 only")
+    net.add_argument("-e", "--extend", action="store_true", help="add the User and Inode columns")
+    net.add_argument("-W", "--wide", action="store_true", help="never cut addresses (the default)")
+    views = net.add_mutually_exclusive_group()
+    views.add_argument("-i", "--interfaces", action="store_true", help="the interface table (netstat -i)")
+    views.add_argument("-r", "--route", action="store_true", help="the routing tables (netstat -rn)")
+    views.add_argument("-s", "--statistics", action="store_true", help="protocol statistics (netstat -s)")
+    views.add_argument("-g", "--groups", action="store_true", help="multicast group memberships (netstat -g)")
+
+    rec = parser.add_argument_group("recording and replay")
+    rec.add_argument(
+        "--record", metavar="FILE",
+        help="record every refresh to FILE (compact, crash-safe): in the UI, with --watch, or with --no-ui",
+    )  # fmt: skip
+    rec.add_argument("--no-ui", action="store_true", help="with --record: record without the UI until stopped")
+    rec.add_argument(
+        "--replay", metavar="FILE",
+        help="read a recording instead of this machine: with --once/--json/--csv/--count (the moment --at, or "
+        "the last), --watch (every frame's counts) or --info",
+    )  # fmt: skip
+    rec.add_argument(
+        "--at", metavar="TIME",
+        help="with --replay: 12:03, 12:03:04, 2026-11-23T12:03:04, +5m (from the start), --at=-30s (from the end)",
+    )  # fmt: skip
+    rec.add_argument("--info", action="store_true", help="with --replay: what the recording holds")
+    rec.add_argument(
+        "--speed", type=_speed, default=1.0, metavar="X", help="with --replay in the UI: play X times as fast"
+    )
     return parser
 
 
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Combinations that cannot mean anything: usage errors (exit status 2) that say what to write instead."""
+    view = args.interfaces or args.route or args.statistics or args.groups
+    if view and (args.csv or args.count or args.watch or args.record or args.replay or args.names):
+        parser.error(
+            "-i, -r, -s and -g print this machine's table once, as text or with --json; they do not combine with "
+            "--csv, --count, --watch, --names, --record or --replay"
+        )
+    if args.count and args.watch:
+        parser.error("--watch already prints counts: leave out --count")
+    if args.names and (args.json or args.csv or args.count or args.watch):
+        parser.error("--names changes the text table only; JSON and CSV always hold numbers")
+    if args.names and args.numeric:
+        parser.error("choose -n (numbers) or --names, not both")
+    if args.no_ui and not args.record:
+        parser.error("--no-ui is for recording: netscope --record FILE --no-ui")
+    if args.record and args.replay:
+        parser.error("choose --record (this machine, now) or --replay (a recording), not both")
+    if args.record and not (args.watch or args.no_ui) and _wants_printout(args):
+        parser.error("--record records over time: use it with --watch, with --no-ui, or in the full-screen UI")
+    if args.duration and not (args.watch or args.no_ui):
+        parser.error("--duration stops --watch or --record ... --no-ui")
+    if (args.at is not None or args.info) and not args.replay:
+        parser.error("--at and --info read a recording: add --replay FILE")
+    if args.info and (_wants_printout(args) or args.watch):
+        parser.error("--info prints what the recording holds: leave out the other output flags")
+
+
+def _wants_printout(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name) for name in _ONE_SHOT_FLAGS)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check(parser, args)
     try:
-        parse_filter(args.filter)
+        flt = parse_filter(args.filter)
     except FilterError as error:
         print(f"netscope: bad --filter: {error}", file=sys.stderr)
         return 2
-    if sys.platform != "linux":
+    view = args.interfaces or args.route or args.statistics or args.groups
+    printed = view or args.watch or args.no_ui or args.info or _wants_printout(args)
+    if sys.platform != "linux" and not args.replay:
         print("netscope: reads Linux's /proc; this is not Linux.", file=sys.stderr)
         return 1
-    # Imported here so `--help` and a bad filter answer without loading Textual.
+    if printed:
+        return _print(args, flt)
+    return _run_ui(args)
+
+
+def _print(args: argparse.Namespace, flt: Filter) -> int:
+    from netscope.app import oneshot
+
+    out = oneshot.Output()
+    selection = oneshot.Selection.from_args(args, flt)
+    try:
+        if args.interfaces or args.route or args.statistics or args.groups:
+            return oneshot.run_view(args, out)
+        if args.replay:
+            return oneshot.run_replay(args, out, selection)
+        if args.record:
+            return oneshot.run_record(args, out, selection)
+        if args.watch:
+            return oneshot.run_loop(args, out, selection, None)
+        return oneshot.run_once(args, out, selection)
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): not an error. Point stdout at /dev/null so that the interpreter's
+        # final flush of what is still buffered cannot fail with a second traceback.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except oneshot.UsageError as error:
+        print(f"netscope: {error}", file=sys.stderr)
+        return 2
+    except oneshot.Failure as error:
+        print(f"netscope: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C outside --watch's own handling (e.g. during a one-shot read)
+        return 130
+
+
+def _run_ui(args: argparse.Namespace) -> int:
+    # Imported here so that `--help`, a bad filter and every printed output answer without loading Textual.
     from netscope.app.netscope_app import NetscopeApp
 
+    if args.replay:
+        # The UI refuses to kill while replaying (a recorded PID may now be another process).
+        from netscope.collectors.recording import RecordingError, ReplaySource
+
+        try:
+            replay = ReplaySource(args.replay, speed=args.speed)
+        except (RecordingError, OSError) as error:
+            print(f"netscope: {error}", file=sys.stderr)
+            return 1
+        NetscopeApp(source=replay, interval=replay.interval, filter_text=args.filter).run()
+        return 0
+    if args.record:
+        from netscope.collectors.process_collector import ProcessCollector
+        from netscope.collectors.recording import RecordingTee, RecordingWriter
+
+        try:
+            writer = RecordingWriter(args.record, interval=args.interval)
+        except OSError as error:
+            why = error.strerror or error
+            print(f"netscope: cannot create the recording {args.record}: {why}", file=sys.stderr)
+            return 1
+        source = RecordingTee(ProcessCollector(interval=args.interval), writer)
+        try:
+            NetscopeApp(source=source, interval=args.interval, filter_text=args.filter).run()
+        finally:
+            writer.close()
+        return 0
     NetscopeApp(interval=args.interval, filter_text=args.filter).run()
     return 0

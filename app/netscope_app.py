@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, TabbedContent, TabPane
 
 import netscope.styles
+from netscope.app.oneshot import write_export
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
 from netscope.app.screens.help import HelpScreen
@@ -27,6 +28,7 @@ from netscope.collectors.filters import Filter, FilterError, parse_filter
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.processes import process_details
+from netscope.collectors.recording import RecordingTee, RecordingWriter, ReplaySource
 from netscope.collectors.resolver import NameResolver
 from netscope.collectors.signals import refusal_reason, send_signal
 from netscope.collectors.stats import SynRecvWatch, update_counts
@@ -39,8 +41,11 @@ from netscope.widgets.traffic_panel import TrafficPanel
 STYLES = Path(netscope.styles.__file__).parent / "netscope.tcss"
 # Actions that act on the connection table: only while the Connections view is shown.
 CONNECTION_ACTIONS = frozenset(
-    {"cycle_sort", "reverse_sort", "filter_selected", "toggle_names", "kill", "clear_filter", "toggle_pause"}
+    {"cycle_sort", "reverse_sort", "filter_selected", "toggle_names", "kill", "clear_filter", "toggle_pause",
+     "export", "toggle_recording", "replay_step", "replay_jump", "replay_speed"}
 )
+REPLAY_ACTIONS = frozenset({"replay_step", "replay_jump", "replay_speed"})
+LIVE_VIEW_TABS = ("tab-interfaces", "tab-routes", "tab-statistics", "tab-multicast")
 COLUMN_LABELS = {column.key: column.label for column in COLUMNS}
 
 
@@ -66,6 +71,15 @@ class NetscopeApp(App[None]):
         Binding("k", "kill('SIGTERM')", "Kill"),
         Binding("K", "kill('SIGKILL')", "Kill -9", show=False),
         Binding("space", "toggle_pause", "Pause", show=False),
+        Binding("e", "export('csv')", "Export", show=False),
+        Binding("E", "export('json')", "Export JSON", show=False),
+        Binding("R", "toggle_recording", "Record", show=False),
+        Binding("comma", "replay_step(-1)", "Step back"),
+        Binding("full_stop", "replay_step(1)", "Step"),
+        Binding("left_square_bracket", "replay_jump(-60)", "-1 min"),
+        Binding("right_square_bracket", "replay_jump(60)", "+1 min"),
+        Binding("minus", "replay_speed(0.5)", "Slower", show=False),
+        Binding("plus,equals_sign", "replay_speed(2)", "Faster", show=False),
         Binding("question_mark", "help", "Help"),
     ]
     HELP_KEYS: list[tuple[str, str]] = [
@@ -81,7 +95,12 @@ class NetscopeApp(App[None]):
         ("n", "toggle host and service names (resolved in the background) and numbers"),
         ("k", "kill the owning process with SIGTERM (asks first)"),
         ("K", "kill the owning process with SIGKILL (asks first)"),
-        ("space", "pause / resume live updates"),
+        ("space", "pause / resume live updates (in a replay: play / pause)"),
+        ("e / E", "export the rows shown (filtered, sorted) to a CSV / JSON file in the current directory"),
+        ("R", "start / stop recording to netscope-DATE-TIME.nsrec (replay it with netscope --replay FILE)"),
+        (", .", "replay: one refresh back / forward"),
+        ("[ ]", "replay: one minute back / forward"),
+        ("- +", "replay: slower / faster"),
         ("1 2 3 4 5", "views: Connections, Interfaces (netstat -i), Routes (-r), Statistics (-s), Multicast (-g)"),
         ("z", "Statistics: hide / show counters that are zero"),
         ("?", "this help"),
@@ -98,7 +117,8 @@ class NetscopeApp(App[None]):
         views: ViewSource | None = None,
     ) -> None:
         super().__init__()
-        self.source: SnapshotSource = source or ProcessCollector(interval=interval)
+        # Live data passes through a RecordingTee so that R can start recording at any time.
+        self.source: SnapshotSource = source or RecordingTee(ProcessCollector(interval=interval))
         self.filter: Filter = parse_filter(filter_text)  # the CLI validated it; a bad one raises FilterError
         self.flash_seconds = flash_seconds
         self.snapshot: Snapshot | None = None
@@ -122,6 +142,7 @@ class NetscopeApp(App[None]):
         self.statistics_view = StatisticsView(id="statistics-view")
         self.multicast_view = MulticastView(id="multicast-view")
         self.views: ViewSource = views or SystemViews()
+        self.is_replay: bool = getattr(self.source, "is_replay", False)
         self._views_busy = False
 
     # ----------------------------------------------------------------------------------------------- layout
@@ -150,8 +171,14 @@ class NetscopeApp(App[None]):
             self.table.set_filter(self.filter.matches)
         self.set_interval(0.5, self._tick_highlights)
         self._consume_snapshots()
-        self.set_interval(self.source.interval, self._poll_views)
-        self._poll_views()
+        if self.is_replay:
+            # A recording holds sockets only: the machine's live interfaces and routes would mislead beside it.
+            tabs = self.query_one(TabbedContent)
+            for tab in LIVE_VIEW_TABS:
+                tabs.hide_tab(tab)
+        else:
+            self.set_interval(self.source.interval, self._poll_views)
+            self._poll_views()
 
     # ----------------------------------------------------------------------------------------- live data
 
@@ -207,10 +234,21 @@ class NetscopeApp(App[None]):
             interval=self.source.interval,
             paused=self.paused,
             names=self._resolver is not None,
-            warning=self._standing_warning,
+            warning=self._source_state() or self._standing_warning,
         ))
 
+    def _source_state(self) -> str:
+        """REPLAY or REC, for the status line."""
+        source = self.source
+        if isinstance(source, ReplaySource):
+            return f"REPLAY {source.describe()}"
+        if isinstance(source, RecordingTee) and source.recording and source.writer is not None:
+            return f"● REC {Path(source.writer.path).name}"
+        return ""
+
     def _tick_highlights(self) -> None:
+        if self.is_replay:
+            self._show_counts()  # the replay position and state
         if self.snapshot is not None:
             # Snapshot time plus what has elapsed since it arrived: the same clock for live and recorded data.
             self.table.expire_highlights(self.snapshot.taken_at + time.time() - self._received_at)
@@ -247,7 +285,14 @@ class NetscopeApp(App[None]):
             focus.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # The connection table's keys do nothing (and leave the footer) while another view is shown.
+        # The connection table's keys do nothing (and leave the footer) while another view is shown; replay
+        # controls exist only in a replay, recording only on live data.
+        if action in REPLAY_ACTIONS:
+            return self.is_replay
+        if action == "toggle_recording" and not isinstance(self.source, RecordingTee):
+            return False
+        if action == "show_view" and self.is_replay:
+            return parameters == ("connections",)
         return not (action in CONNECTION_ACTIONS and self.is_mounted and self.active_view != "connections")
 
     @work(group="views")
@@ -350,6 +395,10 @@ class NetscopeApp(App[None]):
         self._show_counts()
 
     def action_toggle_pause(self) -> None:
+        if isinstance(self.source, ReplaySource):
+            self.source.toggle()
+            self._show_counts()
+            return
         self.paused = not self.paused
         pending = self._pending_snapshot
         if not self.paused and pending is not None:
@@ -358,6 +407,51 @@ class NetscopeApp(App[None]):
             self.apply_diff(SnapshotDiff(pending, added=list(pending.sockets.values()), changed=[], removed=[],
                                          first=True))
         self._show_counts()
+
+    # ------------------------------------------------------------------------------ export, record, replay
+
+    async def action_export(self, fmt: str) -> None:
+        rows = [sock for sock in self.table.rows if not self.table.is_closed(sock)]
+        path = Path.cwd() / time.strftime(f"netscope-export-%Y%m%d-%H%M%S.{fmt}")
+        try:
+            count = await asyncio.to_thread(write_export, path, rows, fmt)
+        except OSError as error:
+            self.notify(f"Export failed: {error}. Start netscope in a writable directory.", severity="error",
+                        markup=False)
+            return
+        self.notify(f"Wrote {count} rows (filter: {self.filter.text or 'none'}) to {path}", markup=False)
+
+    def action_toggle_recording(self) -> None:
+        if not isinstance(self.source, RecordingTee):
+            return
+        if self.source.recording:
+            writer = self.source.stop()
+            if writer is not None:
+                self.notify(f"Recording stopped: {writer.frames} refreshes in {writer.path}", markup=False)
+        else:
+            path = Path.cwd() / time.strftime("netscope-%Y%m%d-%H%M%S.nsrec")
+            try:
+                self.source.start(RecordingWriter(path, interval=self.source.interval))
+            except OSError as error:
+                self.notify(f"Cannot record to {path}: {error}", severity="error", markup=False)
+                return
+            self.notify(f"Recording every refresh to {path}; R again stops it.", markup=False)
+        self._show_counts()
+
+    def action_replay_step(self, frames: int) -> None:
+        if isinstance(self.source, ReplaySource):
+            self.source.pause()
+            self.source.step(frames)
+
+    def action_replay_jump(self, seconds: int) -> None:
+        source = self.source
+        if isinstance(source, ReplaySource) and source.current_time is not None:
+            source.seek_time(source.current_time + seconds)
+
+    def action_replay_speed(self, factor: float) -> None:
+        if isinstance(self.source, ReplaySource):
+            self.source.set_speed(min(64.0, max(1 / 16, self.source.speed * factor)))
+            self._show_counts()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.HELP_KEYS))
@@ -378,6 +472,10 @@ class NetscopeApp(App[None]):
         self.push_screen(DetailsScreen(sock, details, sockets, self.snapshot.taken_at if self.snapshot else 0))
 
     async def action_kill(self, signal_name: str) -> None:
+        if self.is_replay:
+            self.notify("This is a recording: its processes are not these, and nothing is killed from it.",
+                        severity="warning")
+            return
         sig = signal.Signals[signal_name]
         sock = self.table.selected_socket
         if sock is None:

@@ -46,7 +46,7 @@ def stop_peer(peer: Peer) -> None:
             stream.close()
 
 
-async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Let the app run until `condition()` holds; fail with the condition's source if it never does."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -128,7 +128,7 @@ async def test_selection_follows_its_connection_when_rows_move(
 
 
 async def test_new_and_closed_rows_are_highlighted(spawn_peer: Callable[..., Peer]) -> None:
-    app = NetscopeApp(interval=0.2, filter_text="proc:ns-late", flash_seconds=1.0)
+    app = NetscopeApp(interval=0.2, filter_text="proc:ns-late", flash_seconds=4.0)
     async with app.run_test(size=SIZE) as pilot:
         table = app.table
         await wait_for(pilot, lambda: app.refresh_count >= 1)
@@ -140,14 +140,14 @@ async def test_new_and_closed_rows_are_highlighted(spawn_peer: Callable[..., Pee
         assert table._flash[row.key][0].value == "added"
         assert "ns-late-server" in table.row_text(0)
         # The highlight fades after flash_seconds.
-        await wait_for(pilot, lambda: row.key not in table._flash, timeout=5)
+        await wait_for(pilot, lambda: row.key not in table._flash, timeout=15)
         late.process.kill()
         late.process.wait(timeout=10)
         # The closed listener lingers, marked as closed and not counted, then goes.
         await wait_for(pilot, lambda: table.row_count == 1 and table.is_closed(table.rows[0]))
         assert table._flash[row.key][0].value == "removed"
         assert sum(table.filtered_counts.values()) == 0
-        await wait_for(pilot, lambda: table.row_count == 0, timeout=5)
+        await wait_for(pilot, lambda: table.row_count == 0, timeout=15)
 
 
 async def test_details_show_the_owning_process(server_with_clients: tuple[Peer, list[Peer]]) -> None:
@@ -191,7 +191,7 @@ async def test_kill_asks_then_terminates_the_owner(server_with_clients: tuple[Pe
         assert victim.process.returncode == -signal.SIGTERM
         assert survivor.process.poll() is None
         # Its socket goes on the next refreshes, and the empty view says why it is empty.
-        await wait_for(pilot, lambda: app.table.row_count == 0, timeout=5)
+        await wait_for(pilot, lambda: app.table.row_count == 0)
         assert "No socket matches the filter" in app.table.empty_message
 
 
@@ -243,7 +243,7 @@ async def test_names_toggle_never_blocks_and_shows_localhost(
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.table.row_count == 1)
         await pilot.press("n")
-        await wait_for(pilot, lambda: "localhost" in app.table.row_text(0), timeout=5)
+        await wait_for(pilot, lambda: "localhost" in app.table.row_text(0))
         await pilot.press("n")
         assert f"127.0.0.1:{server.port}" in app.table.row_text(0)
 

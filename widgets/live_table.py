@@ -52,12 +52,21 @@ class LiveTable(DataTable[Text]):
         self._gone: dict[Hashable, LiveRow] = {}
         self._last_rows: list[LiveRow] = []
         self._first = True
+        self._pending: tuple[Sequence[LiveRow], float, bool] | None = None
 
     def on_mount(self) -> None:
         self.add_columns(*self._column_labels)
+        if self._pending is not None:
+            rows, now, highlight = self._pending
+            self._pending = None
+            self.show_rows(rows, now, highlight=highlight)
 
     def show_rows(self, rows: Sequence[LiveRow], now: float, *, highlight: bool = True) -> None:
         """Show `rows` in this order; flash what is new or changed since the last call; linger what went."""
+        if not self.columns:
+            # Data can arrive before the table is mounted (the first poll races the layout): keep the newest.
+            self._pending = (rows, now, highlight)
+            return
         current = {row.key: tuple(_plain(cell) for cell in row.cells) for row in rows}
         if highlight and not self._first:
             until = now + self.flash_seconds

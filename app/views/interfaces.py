@@ -73,20 +73,23 @@ class InterfacesView(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.snapshot: InterfaceSnapshot | None = None
+        # Held, not queried: data may arrive before this view is composed.
+        self.table = LiveTable(COLUMNS, id="interfaces-table", highlight_changes=False)
+        self.info = Static("", id="interface-info")
+        self.rx_label = Label("RX, last minutes", id="rx-label")
+        self.rx_history = Sparkline([], id="rx-history")
+        self.tx_label = Label("TX, last minutes", id="tx-label")
+        self.tx_history = Sparkline([], id="tx-history")
 
     def compose(self) -> ComposeResult:
-        yield LiveTable(COLUMNS, id="interfaces-table", highlight_changes=False)
+        yield self.table
         with Horizontal(id="interface-detail"):
-            yield Static("", id="interface-info")
+            yield self.info
             with Vertical(id="interface-history"):
-                yield Label("RX, last minutes", id="rx-label")
-                yield Sparkline([], id="rx-history")
-                yield Label("TX, last minutes", id="tx-label")
-                yield Sparkline([], id="tx-history")
-
-    @property
-    def table(self) -> LiveTable:
-        return self.query_one("#interfaces-table", LiveTable)
+                yield self.rx_label
+                yield self.rx_history
+                yield self.tx_label
+                yield self.tx_history
 
     def show(self, snapshot: InterfaceSnapshot) -> None:
         self.snapshot = snapshot
@@ -101,14 +104,14 @@ class InterfacesView(Vertical):
             return
         by_name = {interface.name: interface for interface in self.snapshot.interfaces}
         interface = by_name.get(str(self.table.selected_key)) or self.snapshot.interfaces[0]
-        self.query_one("#interface-info", Static).update(describe(interface))
-        self.query_one("#rx-history", Sparkline).data = interface.rx_history or [0.0]
-        self.query_one("#tx-history", Sparkline).data = interface.tx_history or [0.0]
-        self.query_one("#rx-label", Label).update(
+        self.info.update(describe(interface))
+        self.rx_history.data = interface.rx_history or [0.0]
+        self.tx_history.data = interface.tx_history or [0.0]
+        self.rx_label.update(
             Text(f"RX {printable(interface.name)}: now {format_rate(interface.rx_bytes_per_s)}, "
                  f"peak {format_rate(max(interface.rx_history, default=0.0))}")
         )
-        self.query_one("#tx-label", Label).update(
+        self.tx_label.update(
             Text(f"TX {printable(interface.name)}: now {format_rate(interface.tx_bytes_per_s)}, "
                  f"peak {format_rate(max(interface.tx_history, default=0.0))}")
         )

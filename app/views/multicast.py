@@ -16,21 +16,20 @@ COLUMNS = ("Interface", "Family", "Group", "RefCnt")
 class MulticastView(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
+        # Held, not queried: data may arrive before this view is composed.
+        self.summary = Static("", id="multicast-summary", markup=False)
+        self.table = LiveTable(COLUMNS, id="multicast-table")
         self.snapshot: MulticastSnapshot | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="multicast-summary", markup=False)
-        yield LiveTable(COLUMNS, id="multicast-table")
-
-    @property
-    def table(self) -> LiveTable:
-        return self.query_one("#multicast-table", LiveTable)
+        yield self.summary
+        yield self.table
 
     def show(self, snapshot: MulticastSnapshot) -> None:
         self.snapshot = snapshot
         memberships = snapshot.memberships
         interfaces = len({membership.interface for membership in memberships})
-        self.query_one("#multicast-summary", Static).update(
+        self.summary.update(
             f"{len(memberships)} group memberships on {interfaces} interfaces (IPv4 from /proc/net/igmp, "
             "IPv6 from /proc/net/igmp6)"
         )

@@ -32,15 +32,14 @@ def route_row(route: Route) -> LiveRow:
 class RoutesView(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
+        # Held, not queried: data may arrive before this view is composed.
+        self.summary = Static("", id="routes-summary", markup=False)
+        self.table = LiveTable(COLUMNS, id="routes-table")
         self.snapshot: RouteSnapshot | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="routes-summary", markup=False)
-        yield LiveTable(COLUMNS, id="routes-table")
-
-    @property
-    def table(self) -> LiveTable:
-        return self.query_one("#routes-table", LiveTable)
+        yield self.summary
+        yield self.table
 
     def show(self, snapshot: RouteSnapshot) -> None:
         self.snapshot = snapshot
@@ -48,7 +47,7 @@ class RoutesView(Vertical):
         ipv4 = sum(1 for route in routes if route.family == 4)
         defaults = [route for route in routes if route.is_default and route.table == "main"]
         via = ", ".join(f"{route.gateway or 'on-link'} dev {route.interface}" for route in defaults) or "none"
-        self.query_one("#routes-summary", Static).update(
+        self.summary.update(
             f"{ipv4} IPv4 and {len(routes) - ipv4} IPv6 routes in all tables (from {snapshot.source}); "
             f"default via {via}.  Flags: U up, G gateway, H host, ! reject."
         )

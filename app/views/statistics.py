@@ -12,6 +12,7 @@ from netscope.collectors.protostats import ProtocolCounter, StatsSnapshot
 from netscope.widgets.live_table import LiveRow, LiveTable
 
 COLUMNS = ("Group", "Counter", "Kernel name", "Total", "Change", "Per second")
+FILTER_HINT = "filter counters: retrans, listen, syn, drop, Udp …"
 
 
 def counter_row(counter: ProtocolCounter) -> LiveRow:
@@ -38,15 +39,15 @@ class StatisticsView(Vertical):
         self.hide_zeros = False
         self.filter_text = ""
         self.snapshot: StatsSnapshot | None = None
+        # Held, not queried: data may arrive before this view is composed.
+        self.filter_input = Input(placeholder=FILTER_HINT, id="stats-filter")
+        self.summary = Static("", id="stats-summary", markup=False)
+        self.table = LiveTable(COLUMNS, id="stats-table", highlight_changes=False)
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter counters: retrans, listen, syn, drop, Udp …", id="stats-filter")
-        yield Static("", id="stats-summary", markup=False)
-        yield LiveTable(COLUMNS, id="stats-table", highlight_changes=False)
-
-    @property
-    def table(self) -> LiveTable:
-        return self.query_one("#stats-table", LiveTable)
+        yield self.filter_input
+        yield self.summary
+        yield self.table
 
     def visible(self, snapshot: StatsSnapshot) -> list[ProtocolCounter]:
         needle = self.filter_text.lower()
@@ -60,7 +61,7 @@ class StatisticsView(Vertical):
         self.snapshot = snapshot
         counters = self.visible(snapshot)
         moving = sum(1 for counter in snapshot.counters if counter.delta and not counter.is_gauge)
-        self.query_one("#stats-summary", Static).update(
+        self.summary.update(
             f"{len(counters)} of {len(snapshot.counters)} counters shown"
             f"{', zeros hidden' if self.hide_zeros else ''}; {moving} moved in the last interval "
             "(highlighted).  z: hide zeros   /: filter"
@@ -85,4 +86,4 @@ class StatisticsView(Vertical):
         self._reshow()
 
     def action_focus_filter(self) -> None:
-        self.query_one("#stats-filter", Input).focus()
+        self.filter_input.focus()
