@@ -1,4 +1,10 @@
-"""The connection collector: polls the kernel's socket tables on an interval and yields diffs."""
+"""The connection collector: polls the kernel's socket tables on an interval and yields diffs.
+
+Sockets come from netlink sock_diag (`netscope.collectors.sockdiag`, what `ss` uses) when the kernel offers it,
+else from /proc/net/{tcp,tcp6,udp,udp6} (`netscope.collectors.procnet`): both give the same rows, netlink about
+twice as fast. Owners come from an incremental scan of /proc/*/fd that only reads the links that may have changed
+(`OwnerScanner.scan(socket_inodes)`).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,15 @@ from typing import Protocol
 
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.netlink import NetlinkError
 from netscope.collectors.processes import OwnerScanner, ProcessInfoCache, user_name
 from netscope.collectors.procnet import read_all_sockets
+from netscope.collectors.sockdiag import SockDiagReader, SockDiagUnavailable, gc_paused
+
+# Where sockets are read from: "auto" is netlink when it works, else /proc/net.
+READERS = ("auto", "netlink", "proc")
+# A netlink dump that fails this many refreshes in a row (each then read from /proc) is given up for good.
+NETLINK_FAILURES_BEFORE_GIVING_UP = 3
 
 NOT_ROOT_WARNING = (
     "Not running as root: the owners (PID/Program) of other users' sockets show as '-'. "
@@ -40,6 +53,37 @@ def missing_owner_reason(sock: Socket) -> str:
     return "its owner is outside netscope's view (another PID namespace, or a process whose files are protected)"
 
 
+def _fill_first_seen_and_user(sockets: list[Socket], taken_at: float) -> None:
+    users: dict[int, str] = {}
+    for sock in sockets:
+        sock.first_seen = taken_at
+        if sock.inode:  # TIME_WAIT and other orphaned sockets: the kernel's, not any user's
+            uid = sock.uid
+            user = users.get(uid)
+            if user is None:
+                user = users[uid] = user_name(uid)
+            sock.user = user
+
+
+def _without_duplicates(sockets: list[Socket]) -> dict[SocketKey, Socket]:
+    """By key, for a list where some sockets share one (a race between reads of /proc/net files, or within a
+    netlink dump of a changing table): keep the one with an owner, so a row never loses its PID."""
+    by_key: dict[SocketKey, Socket] = {}
+    for sock in sockets:
+        key = sock.key
+        if key in by_key and by_key[key].pid is not None:
+            continue
+        by_key[key] = sock
+    return by_key
+
+
+def _fallback_warning(exc: OSError) -> str:
+    return (
+        f"Sockets are read from /proc/net, because the kernel's netlink socket interface (sock_diag) cannot be "
+        f"used: {exc}. The table is the same, only slower to refresh with many connections."
+    )
+
+
 @dataclass(slots=True)
 class CollectionFailure:
     """A refresh that could not be made; the last good data stays on screen."""
@@ -60,39 +104,122 @@ class SnapshotSource(Protocol):
 class ConnectionCollector:
     """Reads every TCP/UDP socket and its owner; `stream()` polls without blocking the event loop."""
 
-    def __init__(self, interval: float = 1.0, proc_root: str = "/proc") -> None:
+    def __init__(
+        self,
+        interval: float = 1.0,
+        proc_root: str = "/proc",
+        reader: str = "auto",
+        incremental_owners: bool = True,
+    ) -> None:
+        """`reader`: "netlink" (sock_diag, raising SockDiagUnavailable if the kernel does not offer it), "proc"
+        (/proc/net), or "auto": netlink if it works now, else /proc/net with a warning saying so. A `proc_root`
+        other than /proc asks for that /proc's files, so "auto" reads them. `incremental_owners=False` reads every
+        /proc/*/fd link each refresh, as netscope did before (for comparison in benchmarks)."""
+        if reader not in READERS:
+            raise ValueError(f"unknown reader {reader!r}; expected one of {', '.join(READERS)}")
         self.interval = interval
         self.proc_root = proc_root
+        self.reader = reader
+        self.incremental_owners = incremental_owners
         self._owners = OwnerScanner()
         self._processes = ProcessInfoCache()
         self._previous: Snapshot | None = None
+        self._netlink: SockDiagReader | None = None
+        self._netlink_failures = 0
+        self._fallback_warning = ""  # set when "auto" had to settle for /proc: told with every snapshot
+        if reader == "netlink" or (reader == "auto" and proc_root.rstrip("/") == "/proc"):
+            self._start_netlink()
+
+    @property
+    def source(self) -> str:
+        """Where sockets are read from now: "netlink" or "proc"."""
+        return "netlink" if self._netlink is not None else "proc"
+
+    def _start_netlink(self) -> None:
+        """Decide once, at start, whether sock_diag works here (a dump that asks for no sockets)."""
+        try:
+            reader = SockDiagReader()
+            try:
+                reader.probe()
+            except BaseException:
+                reader.close()
+                raise
+        except (SockDiagUnavailable, NetlinkError) as exc:
+            if self.reader == "netlink":
+                raise
+            self._fallback_warning = _fallback_warning(exc)
+            return
+        self._netlink = reader
+
+    def _read_sockets(self, taken_at: float) -> tuple[list[Socket], list[str], bool]:
+        """(sockets, warnings, whether first_seen and user are filled in already)."""
+        if self._netlink is not None:
+            try:
+                sockets = self._netlink.read(first_seen=taken_at, user_name=user_name)
+            except NetlinkError as exc:  # SockDiagUnavailable is an OSError, not a NetlinkError: below
+                if self.reader == "netlink":
+                    raise
+                self._netlink_failures += 1
+                if self._netlink_failures < NETLINK_FAILURES_BEFORE_GIVING_UP:
+                    # Maybe a passing problem (out of memory for the dump, a timeout): this refresh from /proc.
+                    sockets, warnings = read_all_sockets(self.proc_root)
+                    return sockets, [
+                        f"Reading sockets over netlink failed ({exc}); this refresh read /proc/net instead.",
+                        *warnings,
+                    ], False
+                self._give_up_netlink(exc)
+            except SockDiagUnavailable as exc:
+                if self.reader == "netlink":
+                    raise
+                self._give_up_netlink(exc)
+            else:
+                self._netlink_failures = 0
+                return sockets, [], True
+        sockets, warnings = read_all_sockets(self.proc_root)
+        if self._fallback_warning:
+            warnings = [self._fallback_warning, *warnings]
+        return sockets, warnings, False
+
+    def _give_up_netlink(self, exc: OSError) -> None:
+        if self._netlink is not None:
+            self._netlink.close()
+            self._netlink = None
+        self._fallback_warning = _fallback_warning(exc)
+
+    def close(self) -> None:
+        """Close the netlink socket, if one is open (the collector still works: it reopens it on demand)."""
+        if self._netlink is not None:
+            self._netlink.close()
 
     def collect(self) -> Snapshot:
         """One full snapshot. Blocking: run it in a thread."""
         started = time.perf_counter()
         taken_at = time.time()
-        sockets, warnings = read_all_sockets(self.proc_root)
-        owners = self._owners.scan()
-        # One validity check per process, not per socket: a proxy holds thousands of sockets.
-        infos = self._processes.get_many(set(owners.inode_to_pid.values()))
-        by_key: dict[SocketKey, Socket] = {}
-        for sock in sockets:
-            # TIME_WAIT and other orphaned sockets have inode 0: the kernel owns them, not any user or process.
-            if sock.inode:
-                sock.user = user_name(sock.uid)
-                pid = owners.inode_to_pid.get(sock.inode)
-                info = infos.get(pid) if pid is not None else None
-                if info is not None:  # None: the process exited since the fd scan
-                    sock.pid = info.pid
-                    sock.program = info.name
-            sock.first_seen = taken_at
-            key = sock.key
-            # Two sockets with one identity (a race between reads of /proc/net files): keep the one with an
-            # owner, so a row never loses its PID.
-            if key in by_key and by_key[key].pid is not None:
-                continue
-            by_key[key] = sock
-        self._processes.prune(owners.live_pids)
+        # 100,000 sockets are 200,000 new objects: without this the cyclic GC would walk the whole heap (this
+        # snapshot's and the previous one's) several times per refresh, for nothing, as nothing here is cyclic.
+        with gc_paused():
+            sockets, warnings, filled = self._read_sockets(taken_at)
+            if self.incremental_owners:
+                owners = self._owners.scan({sock.inode for sock in sockets})
+            else:
+                owners = self._owners.scan()
+            if not filled:
+                _fill_first_seen_and_user(sockets, taken_at)
+            # One validity check per process, not per socket: a proxy holds thousands of sockets.
+            infos = self._processes.get_many(set(owners.inode_to_pid.values()))
+            owner_of: dict[int, tuple[int, str]] = {pid: (info.pid, info.name) for pid, info in infos.items()}
+            pid_of = owners.inode_to_pid.get
+            for sock in sockets:
+                # TIME_WAIT and other orphaned sockets have inode 0, in no process's fds: the kernel owns them.
+                pid = pid_of(sock.inode)
+                if pid is not None:
+                    owner = owner_of.get(pid)
+                    if owner is not None:  # None: the process exited since the fd scan
+                        sock.pid, sock.program = owner
+            by_key = {sock.key: sock for sock in sockets}
+            if len(by_key) != len(sockets):
+                by_key = _without_duplicates(sockets)
+            self._processes.prune(owners.live_pids)
         snapshot = Snapshot(
             taken_at=taken_at,
             sockets=by_key,
@@ -113,7 +240,8 @@ class ConnectionCollector:
         return diff
 
     async def aclose(self) -> None:
-        """Nothing to release: collection runs in threads of this process."""
+        """Collection runs in threads of this process: only the netlink socket to close."""
+        self.close()
 
     async def stream(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]:
         """A diff per interval, collected in a worker thread. A failed refresh is reported, not raised."""

@@ -281,6 +281,29 @@ class NetlinkSocket:
             )
         return bytes(self._view[:nbytes])
 
+    @property
+    def buffer(self) -> bytearray:
+        """The socket's own receive buffer, which `receive_into` fills (and the next read overwrites)."""
+        return self._buffer
+
+    def receive_into(self) -> int:
+        """One read into `buffer`, without copying it out: returns how many bytes came (whole messages).
+
+        For readers that unpack straight from the buffer (sock_diag: ~100,000 messages a dump). They frame the
+        messages themselves, and must close the socket if they stop before the dump's NLMSG_DONE, as `dump` does.
+        """
+        try:
+            nbytes, _anc, msg_flags, _addr = self._sock.recvmsg_into([self._view])
+        except TimeoutError as exc:
+            raise NetlinkError(errno.ETIMEDOUT, f"the kernel did not answer within {self._timeout:g} s") from exc
+        except OSError as exc:
+            raise NetlinkError(exc.errno or errno.EIO, f"reading a netlink reply failed: {exc.strerror}") from exc
+        if msg_flags & socket.MSG_TRUNC:
+            raise NetlinkTruncated(
+                f"a netlink reply did not fit the {len(self._buffer)} byte receive buffer and was cut off"
+            )
+        return nbytes
+
     def dump(self, msg_type: int, payload: bytes, request: str = "", flags: int = 0) -> Iterator[Message]:
         """Send a dump request and yield every message of the reply until NLMSG_DONE.
 

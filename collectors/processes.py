@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -34,70 +35,388 @@ class OwnerScan:
     live_pids: set[int] = field(default_factory=set)
     # The pids whose fds could not be read, for a precise message ("owners of 3 processes are unknown").
     denied_pids: list[int] = field(default_factory=list)
+    # How many fd links were read (readlink calls) and whether every fd was: for tests and benchmarks.
+    links_read: int = 0
+    full: bool = True
+
+
+# Which fds a pass reads: those not seen before or whose cached link is in doubt; also every fd cached as "not a
+# table socket"; or every fd.
+_CHANGED, _SUSPECT, _ALL = 0, 1, 2
+
+
+@dataclass(slots=True)
+class _ProcessFds:
+    """What OwnerScanner remembers of one process between scans: each fd's link, sorted by kind."""
+
+    start: bytes  # starttime from /proc/<pid>/stat: another value under the same pid is another process
+    ino: int  # inode number of /proc/<pid>/fd: the same one means the same process (see _list_and_read)
+    inet: dict[str, int] = field(default_factory=dict)  # fd -> inode of a socket in the table given to scan()
+    other: dict[str, int] = field(default_factory=dict)  # fd -> inode of another socket (unix; not in the table)
+    files: set[str] = field(default_factory=set)  # fds that are not sockets
+    # fds whose link we may not read (a protected process): not retried until a full read, and they keep the
+    # process in OwnerScan.denied_pids meanwhile
+    denied: set[str] = field(default_factory=set)
+    # The last listing of /proc/<pid>/fd when every fd in it was accounted for above: an unchanged listing
+    # (the usual case) is recognised by one list comparison instead of set operations over every fd.
+    listing: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.inet) + len(self.other) + len(self.files) + len(self.denied)
 
 
 class OwnerScanner:
-    """Map socket inodes to the pid that holds them, by reading every /proc/<pid>/fd/* link.
+    """Map socket inodes to the pid that holds them, by reading the /proc/<pid>/fd/* links.
 
     A socket shared by several processes (inherited across fork, or passed over a unix socket) is reported for
     the *lowest* pid holding it: pids are visited in ascending order and the first holder wins. That is usually
     the parent (e.g. the master process of a pre-forking server), and it is stable from one scan to the next.
+
+    `scan()` reads every link, every time. `scan(socket_inodes)`, given the inodes of the socket table just read,
+    is incremental: it keeps each process's fd -> link map between scans and calls readlink only where the answer
+    may have changed; its map holds exactly the given inodes that some readable fd holds. Why that is enough: a
+    cached fd number keeps its link unless one of these says otherwise.
+
+    * A new process, or a pid reused by another process: all its fds are read. One stat() of /proc/<pid>/fd per
+      process and scan tells: /proc gives a new process's fd directory a new inode number, so an unchanged one
+      means the same process; a changed one may also be the same process whose /proc inode was evicted and made
+      anew, and the starttime in /proc/<pid>/stat then decides (the usual pid-reuse test). exec() keeps pid,
+      inode and starttime but closes the close-on-exec fds: that is fd churn, covered below.
+    * An fd number not listed last time: read. One no longer listed: forgotten.
+    * An fd cached as a table socket whose inode is no longer in the table: read again. A TCP/UDP socket leaves
+      the table (or its inode there becomes 0) once its last fd is closed, so a number reused after close() is
+      caught by the inode, without reading the fds that did not change.
+    * An fd whose socket was held by two or more fds at the last scan (fork, dup, SCM_RIGHTS): read again every
+      scan. Closing one holder does not take the socket out of the table, so the inode cannot tell that one of
+      the numbers now holds something else.
+    * A table inode that no fd maps to, new since the last scan: some fd cached as a file or as another kind of
+      socket may have been reused for it (open a file at fd 5, close it, connect a socket: fd 5 again). Every
+      such fd is read again, and the processes that were not listed (next point) are listed.
+      If the inode is still unaccounted for at the next scan, everything is read once (a holder we cannot see,
+      such as a socket in flight over a unix socket, may have let a cached number go), but not more often than
+      every `min_scans_between_full` scans: sockets of unreadable processes (not root, another PID namespace) and
+      kernel-held ones stay unaccounted for, and each new one would otherwise cost a full read. An inode
+      unmatched after a full read is not chased again.
+    * As a backstop for holders that cannot be seen at all, every `full_rescan_every`-th scan reads everything.
+
+    Listing /proc/<pid>/fd costs about 1 us per fd, most of a scan when a few processes hold 100,000 sockets. So
+    a process is not listed when the stat() above says it has as many fds as last time (its size is the fd count,
+    Linux 6.2+) and none of its cached sockets is in doubt by the rules above. Its numbers are then taken as
+    unchanged. That misses only an fd closed and another opened at a different number in between; if the new
+    one is a table socket, its inode is unaccounted for, which lists those processes after all (above). If it is
+    a socket some other process holds too (passed over a unix socket, say), the map may keep naming that other
+    holder instead of the lowest pid until this process's fd count changes or the next full read: still a
+    process that holds the socket.
+
+    The result matches a full scan made at the same moment, up to that choice between holders and the races any
+    scan has with processes that open and close sockets while it looks (and the two-scan delay above for sockets
+    whose holders hide).
     """
 
-    def __init__(self, proc_root: str = "/proc") -> None:
+    def __init__(
+        self, proc_root: str = "/proc", full_rescan_every: int = 60, min_scans_between_full: int = 5
+    ) -> None:
         self._proc_root = proc_root.rstrip("/") or "/"
+        self.full_rescan_every = full_rescan_every
+        self.min_scans_between_full = min_scans_between_full
+        self._processes: dict[int, _ProcessFds] = {}  # in ascending pid order
+        self._shared: set[int] = set()  # socket inodes held by more than one fd at the last scan
+        self._unresolved: set[int] = set()  # table inodes no fd held at the last scan
+        self._escalated: set[int] = set()  # ... of which a read-everything pass did not find the holder either
+        self._since_full = 0  # scans since the last one that read every link
+        self._fd_counts = _stat_counts_fds(self._proc_root)
 
-    def scan(self) -> OwnerScan:
+    def scan(self, socket_inodes: Iterable[int] | None = None) -> OwnerScan:
+        """Read who holds each socket. Without `socket_inodes`: every link, and every socket inode in the map
+        (unix sockets too). With them (the socket table's inodes, 0 ignored): incremental, see the class doc."""
         root = self._proc_root
-        inode_to_pid: dict[int, int] = {}
-        denied: list[int] = []
         try:
             names = os.listdir(root)
         except OSError:
             return OwnerScan({}, permission_denied=False)
         pids = sorted(int(name) for name in names if name.isdigit())
-        prefix, prefix_len = _SOCKET_PREFIX, _SOCKET_PREFIX_LEN
-        readlink = os.readlink
+        table: set[int] | None = None
+        mode = _ALL
+        if socket_inodes is not None:
+            table = set(socket_inodes)
+            table.discard(0)
+            if self._processes and self._since_full + 1 < self.full_rescan_every:
+                mode = _CHANGED
+        denied: list[int] = []
+        links_read, unlisted = self._list_and_read(pids, table, mode, denied)
+        mapping, others, shared = self._build_maps()
+        if table is None:
+            self._since_full = 0
+            self._shared = shared
+            return OwnerScan(others, bool(denied), set(pids), denied, links_read, full=True)
+        unresolved = _unresolved(table, mapping, self._unresolved)
+        if mode != _ALL and unresolved - self._unresolved:
+            links_read += self._reread(table, _SUSPECT, denied)
+            mapping, others, shared = self._build_maps()
+            unresolved = _unresolved(table, mapping, self._unresolved)
+            if unlisted and unresolved - self._unresolved:
+                links_read += self._relist(unlisted, table, denied)
+                mapping, others, shared = self._build_maps()
+                unresolved = _unresolved(table, mapping, self._unresolved)
+        stubborn = (unresolved & self._unresolved) - self._escalated
+        if mode != _ALL and stubborn and self._since_full + 1 >= self.min_scans_between_full:
+            links_read += self._reread(table, _ALL, denied)
+            mode = _ALL
+            mapping, others, shared = self._build_maps()
+            unresolved = _unresolved(table, mapping, self._unresolved)
+        self._escalated = unresolved.copy() if mode == _ALL else self._escalated & unresolved
+        self._unresolved = unresolved
+        self._shared = shared
+        self._since_full = 0 if mode == _ALL else self._since_full + 1
+        return OwnerScan(mapping, bool(denied), set(pids), denied, links_read, full=mode == _ALL)
+
+    def _list_and_read(
+        self, pids: list[int], table: set[int] | None, mode: int, denied: list[int]
+    ) -> tuple[int, list[int]]:
+        """Bring every process's cached fds up to date as `mode` asks: list them, forget what closed, read what is
+        new or in doubt. Returns the readlink count and the pids whose listing was skipped as unchanged."""
+        root = self._proc_root
+        cache = self._processes
+        shared = self._shared
+        counts = self._fd_counts
+        seen: dict[int, _ProcessFds] = {}
+        unlisted: list[int] = []
+        links_read = 0
         for pid in pids:
-            # Opening the fd directory once and resolving links relative to it avoids walking
-            # /proc/<pid>/fd again for every single fd.
+            path = f"{root}/{pid}/fd"
             try:
-                dir_fd = os.open(f"{root}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+                # One stat tells two things. st_ino: /proc makes a new inode for the fd directory of a new
+                # process, so the same number means the same process (a different one may still be the same
+                # process, its inode evicted and made anew: the starttime below decides). st_size: the number of
+                # open fds (Linux 6.2+).
+                st = os.stat(path)
+            except OSError:
+                continue  # exited since the listing
+            entry = cache.get(pid)
+            if entry is not None and (entry.ino != st.st_ino or mode == _ALL):
+                start = _read_start(root, pid)
+                if start is None:
+                    continue
+                if mode == _ALL or start != entry.start:
+                    entry = _ProcessFds(start, st.st_ino)  # another process under a reused pid: read it all
+                else:
+                    entry.ino = st.st_ino
+            elif entry is None:
+                start = _read_start(root, pid)
+                if start is None:
+                    continue
+                entry = _ProcessFds(start, st.st_ino)
+            doubts = _doubts(entry, table, shared) if table is not None and len(entry) else set()
+            if not doubts and counts and table is not None and entry.listing is not None and (
+                st.st_size == len(entry)
+            ):
+                # As many fds as last time and none of its sockets in doubt: take the numbers as unchanged rather
+                # than list them (see the class docstring for what that can miss, and how it is caught).
+                seen[pid] = entry
+                unlisted.append(pid)
+                if entry.denied:
+                    denied.append(pid)
+                continue
+            read = self._refresh(pid, entry, table, doubts, denied)
+            if read is not None:
+                links_read += read
+                seen[pid] = entry
+        self._processes = seen  # processes not seen this time are gone (or unreadable): forget them
+        return links_read, unlisted
+
+    def _refresh(
+        self, pid: int, entry: _ProcessFds, table: set[int] | None, doubts: set[str], denied: list[int]
+    ) -> int | None:
+        """List one process's fds and read the new ones and `doubts`. None if it cannot be read (gone, or
+        denied: then added to `denied`), else the number of links read."""
+        try:
+            # Opening the fd directory once and resolving links relative to it avoids walking /proc/<pid>/fd
+            # again for every single fd.
+            dir_fd = os.open(f"{self._proc_root}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+        except PermissionError:
+            denied.append(pid)
+            return None
+        except OSError:
+            return None  # exited meanwhile (FileNotFoundError, ProcessLookupError ...)
+        try:
+            try:
+                fds = os.listdir(dir_fd)
             except PermissionError:
                 denied.append(pid)
-                continue
+                return None
             except OSError:
-                # Exited meanwhile (FileNotFoundError, ProcessLookupError, NotADirectoryError ...): skip it.
+                return None
+            wanted = _changed_fds(entry, fds, doubts) if len(entry) else fds
+            _read_links(dir_fd, wanted, entry, table)
+            entry.listing = fds if len(entry) == len(fds) else None
+            if entry.denied and pid not in denied:
+                denied.append(pid)
+            return len(wanted)
+        finally:
+            os.close(dir_fd)
+
+    def _relist(self, pids: list[int], table: set[int], denied: list[int]) -> int:
+        """List the fds of processes whose listing was skipped, after all (see scan)."""
+        links_read = 0
+        for pid in pids:
+            entry = self._processes.get(pid)
+            if entry is not None:
+                links_read += self._refresh(pid, entry, table, set(), denied) or 0
+        return links_read
+
+    def _reread(self, table: set[int], mode: int, denied: list[int]) -> int:
+        """Read again the cached fds `mode` names (_SUSPECT: every one not cached as a table socket; _ALL: all)."""
+        root = self._proc_root
+        links_read = 0
+        for pid, entry in self._processes.items():
+            wanted = [*entry.other, *entry.files]
+            if mode == _ALL:
+                wanted += [*entry.inet, *entry.denied]
+            if not wanted:
                 continue
             try:
-                try:
-                    fds = os.listdir(dir_fd)
-                except PermissionError:
-                    denied.append(pid)
-                    continue
-                except OSError:
-                    continue
-                pid_denied = False
-                for fd in fds:
-                    try:
-                        link = readlink(fd, dir_fd=dir_fd)
-                    except PermissionError:
-                        pid_denied = True
-                        continue
-                    except OSError:
-                        continue  # the fd was closed since listdir
-                    if link.startswith(prefix):
-                        try:
-                            inode = int(link[prefix_len:-1])
-                        except ValueError:
-                            continue
-                        if inode not in inode_to_pid:  # lowest pid wins (see class docstring)
-                            inode_to_pid[inode] = pid
-                if pid_denied:
+                dir_fd = os.open(f"{root}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                continue  # exited since the listing: its sockets are going too
+            try:
+                links_read += len(wanted)
+                _read_links(dir_fd, wanted, entry, table)
+                if entry.denied and pid not in denied:
                     denied.append(pid)
             finally:
                 os.close(dir_fd)
-        return OwnerScan(inode_to_pid, permission_denied=bool(denied), live_pids=set(pids), denied_pids=denied)
+        return links_read
+
+    def _build_maps(self) -> tuple[dict[int, int], dict[int, int], set[int]]:
+        """(table inode -> lowest pid holding it, other socket inode -> lowest pid, inodes held by several fds).
+
+        Set and dict operations rather than a loop per fd: this runs over every fd of the machine each scan.
+        """
+        mapping: dict[int, int] = {}
+        others: dict[int, int] = {}
+        shared: set[int] = set()
+        held: set[int] = set()
+        for pid in reversed(self._processes):  # highest pid first, so the lowest holder writes last and wins
+            entry = self._processes[pid]
+            inodes = set(entry.inet.values())
+            inodes.update(entry.other.values())
+            if len(inodes) != len(entry.inet) + len(entry.other):  # one socket at several fds of this process
+                counts = Counter([*entry.inet.values(), *entry.other.values()])
+                shared.update(inode for inode, count in counts.items() if count > 1)
+            shared |= held & inodes
+            held |= inodes
+            mapping.update(dict.fromkeys(entry.inet.values(), pid))
+            others.update(dict.fromkeys(entry.other.values(), pid))
+        return mapping, others, shared
+
+
+def _unresolved(table: set[int], mapping: dict[int, int], before: set[int]) -> set[int]:
+    """table - mapping.keys(), knowing that mapping's keys are all in the table: the same inodes as `before` if
+    the counts say so, which spares a pass over 100,000 inodes in the usual case."""
+    if len(table) - len(mapping) == len(before) and before <= table and before.isdisjoint(mapping):
+        return before.copy()
+    return table - mapping.keys()
+
+
+def _changed_fds(entry: _ProcessFds, fds: list[str], doubts: set[str]) -> set[str]:
+    """The listed fds whose link must be read: new numbers, and `doubts`. Forgets the fds that were closed.
+
+    A process whose fds did not change costs one list comparison here, not a loop over its fds.
+    """
+    if fds == entry.listing:
+        return doubts  # the same fd numbers as last time
+    listed = set(fds)
+    wanted = listed.difference(entry.inet, entry.other, entry.files, entry.denied)  # numbers not seen before
+    if len(listed) - len(wanted) < len(entry):  # some fds were closed: forget them
+        for cache in (entry.inet, entry.other):
+            for name in cache.keys() - listed:
+                del cache[name]
+        entry.files &= listed
+        entry.denied &= listed
+    wanted |= doubts & listed
+    return wanted
+
+
+def _doubts(entry: _ProcessFds, table: set[int], shared: set[int]) -> set[str]:
+    """The cached fds whose link the table casts doubt on (see OwnerScanner); promotes in place a cached "other"
+    socket that has joined the table. A few set operations for a process whose sockets are all still there."""
+    inet, other = entry.inet, entry.other
+    doubts: set[str] = set()
+    if inet and not (table.issuperset(inet.values()) and (not shared or shared.isdisjoint(inet.values()))):
+        # A socket left the table (its fd number may hold something else now), or is shared: read those again.
+        for name, inode in inet.items():
+            if inode not in table or inode in shared:
+                doubts.add(name)
+    if other and not table.isdisjoint(other.values()):
+        # Sockets made after the table was read, or bound before they listened, that are in the table now: the
+        # same socket still, unless another fd holds it too, in which case this number may have moved on.
+        for name, inode in list(other.items()):
+            if inode in table:
+                if inode in shared:
+                    doubts.add(name)
+                else:
+                    del other[name]
+                    inet[name] = inode
+    return doubts
+
+
+def _read_links(dir_fd: int, wanted: Iterable[str], entry: _ProcessFds, table: set[int] | None) -> None:
+    """readlink each of `wanted` into `entry` (an unreadable one into entry.denied)."""
+    prefix, prefix_len = _SOCKET_PREFIX, _SOCKET_PREFIX_LEN
+    readlink = os.readlink
+    inet, other, files, denied = entry.inet, entry.other, entry.files, entry.denied
+    fresh = not len(entry)  # nothing to take out of the caches first
+    no_table: set[int] = set()
+    in_table = table if table is not None else no_table
+    for fd in wanted:
+        if not fresh:
+            inet.pop(fd, None)
+            other.pop(fd, None)
+            files.discard(fd)
+            denied.discard(fd)
+        try:
+            link = readlink(fd, dir_fd=dir_fd)
+        except PermissionError:
+            denied.add(fd)
+            continue
+        except OSError:
+            continue  # the fd was closed since listdir
+        if link.startswith(prefix):
+            try:
+                inode = int(link[prefix_len:-1])
+            except ValueError:
+                files.add(fd)
+                continue
+            if inode in in_table:
+                inet[fd] = inode
+            else:
+                other[fd] = inode
+        else:
+            files.add(fd)
+
+
+def _stat_counts_fds(root: str) -> bool:
+    """Whether stat() of /proc/<pid>/fd gives the number of open fds as its size (Linux 6.2+; 0 before)."""
+    try:
+        return os.stat(f"{root}/self/fd").st_size > 0  # we hold stdin, stdout, stderr ... at least
+    except OSError:
+        return False
+
+
+def _read_start(root: str, pid: int) -> bytes | None:
+    """The starttime field of <root>/<pid>/stat as bytes, None if the process is gone (see _start_ticks)."""
+    try:
+        fd = os.open(f"{root}/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    rest = data.rpartition(b")")[2].split(None, 20)
+    return rest[19] if len(rest) >= 20 else None
 
 
 @dataclass(frozen=True, slots=True)
