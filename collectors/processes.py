@@ -404,7 +404,7 @@ def _stat_counts_fds(root: str) -> bool:
 
 
 def _read_start(root: str, pid: int) -> bytes | None:
-    """The starttime field of <root>/<pid>/stat as bytes, None if the process is gone (see _start_ticks)."""
+    """The starttime field of <root>/<pid>/stat as bytes, None if the process is gone (see _process_identity)."""
     try:
         fd = os.open(f"{root}/{pid}/stat", os.O_RDONLY)
     except OSError:
@@ -426,10 +426,11 @@ class ProcessInfo:
     start_time: float  # time.time() seconds, as psutil's create_time(); identifies the process across PID reuse
 
 
-def _start_ticks(pid: int) -> str | None:
-    """The starttime field of /proc/<pid>/stat (clock ticks since boot), as text; None if the process is gone.
+def _process_identity(pid: int) -> str | None:
+    """The starttime (clock ticks since boot) and command name of /proc/<pid>/stat, as text; None if it is gone.
 
-    It is the cheapest reliable identity check: one small read, and it changes when a pid is recycled.
+    It is the cheapest reliable identity check, one small read: the starttime changes when a pid is recycled, and
+    the command name when the process execs another program (which keeps the pid and the starttime).
     """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -437,10 +438,12 @@ def _start_ticks(pid: int) -> str | None:
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may itself contain spaces and ")": split after the last ")".
-    rest = data.rpartition(b")")[2].split()
+    head, _, tail = data.rpartition(b")")
+    rest = tail.split()
     if len(rest) < 20:
         return None
-    return rest[19].decode("ascii", "replace")  # field 22 of stat; `rest` starts at field 3
+    comm = head.partition(b"(")[2].decode("utf-8", "replace")
+    return f"{rest[19].decode('ascii', 'replace')} {comm}"  # field 22 of stat; `rest` starts at field 3
 
 
 class ProcessInfoCache:
@@ -451,12 +454,12 @@ class ProcessInfoCache:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[str, ProcessInfo]] = {}  # pid -> (starttime ticks, info)
+        self._entries: dict[int, tuple[str, ProcessInfo]] = {}  # pid -> (identity: starttime and name, info)
 
     def get(self, pid: int) -> ProcessInfo | None:
         """Name and start time of `pid`, or None if no such process exists (anymore)."""
         for _attempt in range(2):
-            ticks = _start_ticks(pid)
+            ticks = _process_identity(pid)
             if ticks is None:
                 self._entries.pop(pid, None)
                 return None
@@ -472,7 +475,7 @@ class ProcessInfoCache:
                 return None
             # If the pid was recycled between our stat read and psutil's, `info` may describe another process than
             # `ticks` does: only cache a consistent pair, else look once more.
-            if _start_ticks(pid) == ticks:
+            if _process_identity(pid) == ticks:
                 self._entries[pid] = (ticks, info)
                 return info
         return None

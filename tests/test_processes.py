@@ -158,6 +158,30 @@ def test_process_info_cache_notices_a_different_process_under_a_cached_pid(
     assert info.start_time == psutil.Process(proc.pid).create_time()
 
 
+def test_process_info_cache_sees_the_new_name_after_exec() -> None:
+    # exec keeps the pid and the start time; only the name tells the cache that the program changed.
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import os, sys; sys.stdin.readline(); os.execv('/bin/sleep', ['sleep', '30'])"],
+        stdin=subprocess.PIPE, text=True,
+    )
+    try:
+        cache = ProcessInfoCache()
+        before = cache.get(child.pid)
+        assert before is not None and before.name.startswith("python")
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        deadline = time.monotonic() + 10
+        while psutil.Process(child.pid).name() != "sleep":
+            assert time.monotonic() < deadline, "the child never exec'd"
+            time.sleep(0.02)
+        after = cache.get(child.pid)
+        assert after is not None and after.name == "sleep" and after.start_time == before.start_time
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+
 def test_process_info_cache_prune() -> None:
     cache = ProcessInfoCache()
     me = os.getpid()
