@@ -14,7 +14,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from netscope.collectors.malformed import skipped_lines_warning
+from netscope.collectors.proc_files import read_proc_text, skipped_lines_warning
 
 
 @dataclass(slots=True, frozen=True)
@@ -135,14 +135,8 @@ class MulticastCollector:
         warnings: list[str] = []
         for relative, parse, missing in _SOURCES:
             path = os.path.join(self.proc_root, relative)
-            try:
-                with open(path, encoding="ascii", errors="replace") as handle:
-                    text = handle.read()
-            except FileNotFoundError:
-                warnings.append(f"{path} does not exist: {missing}.")
-                continue
-            except OSError as exc:
-                warnings.append(f"cannot read {path} ({exc.strerror or exc}): {missing}.")
+            text = read_proc_text(path, missing, warnings)
+            if text is None:
                 continue
             found, problems = parse(text, path)
             memberships.extend(found)

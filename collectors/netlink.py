@@ -268,18 +268,8 @@ class NetlinkSocket:
         return self._seq
 
     def receive(self) -> bytes:
-        """One read from the socket (one or more whole messages)."""
-        try:
-            nbytes, _anc, msg_flags, _addr = self._sock.recvmsg_into([self._view])
-        except TimeoutError as exc:
-            raise NetlinkError(errno.ETIMEDOUT, f"the kernel did not answer within {self._timeout:g} s") from exc
-        except OSError as exc:
-            raise NetlinkError(exc.errno or errno.EIO, f"reading a netlink reply failed: {exc.strerror}") from exc
-        if msg_flags & socket.MSG_TRUNC:
-            raise NetlinkTruncated(
-                f"a netlink reply did not fit the {len(self._buffer)} byte receive buffer and was cut off"
-            )
-        return bytes(self._view[:nbytes])
+        """One read from the socket (one or more whole messages), copied out of the buffer."""
+        return bytes(self._view[: self.receive_into()])
 
     @property
     def buffer(self) -> bytearray:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from netscope.collectors.malformed import skipped_lines_warning
+from netscope.collectors.proc_files import read_proc_text, skipped_lines_warning
 
 
 @dataclass(slots=True, frozen=True)
@@ -281,16 +281,8 @@ class ProtocolStatsCollector:
         warnings: list[str] = []
         for relative, parse, missing in _SOURCES:
             path = os.path.join(self.proc_root, relative)
-            try:
-                with open(path, encoding="ascii", errors="replace") as handle:
-                    text = handle.read()
-            except FileNotFoundError:
-                if missing is not None:
-                    warnings.append(f"{path} does not exist: {missing}.")
-                continue
-            except OSError as exc:
-                if missing is not None:
-                    warnings.append(f"cannot read {path} ({exc.strerror or exc}): {missing}.")
+            text = read_proc_text(path, missing, warnings)
+            if text is None:
                 continue
             counters, problems = parse(text, path)
             raw.extend(counters)
