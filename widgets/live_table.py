@@ -53,15 +53,9 @@ class LiveTable(DataTable[Text]):
         self._last_rows: list[LiveRow] = []
         self._first = True
         self._pending: tuple[Sequence[LiveRow], float, bool] | None = None
-        self._ready = False
 
     def on_mount(self) -> None:
         self.add_columns(*self._column_labels)
-        # Row highlights are component styles, which exist once the stylesheet has been applied: after a refresh.
-        self.call_after_refresh(self._become_ready)
-
-    def _become_ready(self) -> None:
-        self._ready = True
         if self._pending is not None:
             rows, now, highlight = self._pending
             self._pending = None
@@ -69,8 +63,8 @@ class LiveTable(DataTable[Text]):
 
     def show_rows(self, rows: Sequence[LiveRow], now: float, *, highlight: bool = True) -> None:
         """Show `rows` in this order; flash what is new or changed since the last call; linger what went."""
-        if not self._ready:
-            # Data can arrive before the table is mounted and styled (the first poll races the layout).
+        if not self.columns:
+            # Data can arrive before the table is mounted (the first poll races the layout): keep the newest.
             self._pending = (rows, now, highlight)
             return
         current = {row.key: tuple(_plain(cell) for cell in row.cells) for row in rows}
@@ -102,7 +96,12 @@ class LiveTable(DataTable[Text]):
         name = flash[0] if flash else row.emphasis
         if not name:
             return "", Style()
-        return name, self.get_component_rich_style(f"live-table--{name}")
+        try:
+            return name, self.get_component_rich_style(f"live-table--{name}")
+        except KeyError:
+            # Styles not applied yet (a table in a tab not shown so far): plain now; the row is recorded as
+            # unstyled, so the next refresh styles it.
+            return "", Style()
 
     def _render_rows(self, rows: Sequence[LiveRow]) -> None:
         keys = [row.key for row in rows]
