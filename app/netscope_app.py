@@ -176,6 +176,7 @@ class NetscopeApp(App[None]):
             tabs = self.query_one(TabbedContent)
             for tab in LIVE_VIEW_TABS:
                 tabs.hide_tab(tab)
+            self.traffic.display = False
         else:
             self.set_interval(self.source.interval, self._poll_views)
             self._poll_views()
@@ -300,7 +301,7 @@ class NetscopeApp(App[None]):
         """One read of views 2-5 (see SystemViews.collect for what is read when)."""
         # A read that outlasts the interval (a huge routing table) is left to finish rather than cancelled and
         # restarted, which would never show anything; ticks that come meanwhile are skipped.
-        if self._views_busy:
+        if self._views_busy or self.is_replay:
             return
         self._views_busy = True
         try:

@@ -60,8 +60,9 @@ async def test_r_records_and_replay_shows_it_without_killing(
         assert not isinstance(app.screen, ConfirmKillScreen)
         assert any("This is a recording" in note.message for note in app._notifications)
         assert server.process.poll() is None
-        await pilot.press("2")  # the live views are hidden in a replay
-        assert app.active_view == "connections"
+        await pilot.press("2")  # the live views are hidden in a replay, and so is the live traffic panel
+        assert app.active_view == "connections" and not app.traffic.display
+        assert app.traffic.busiest == []
         await pilot.press("comma")  # and stepping back works
         await wait_for(pilot, lambda: app.table.row_count == 1)
 
