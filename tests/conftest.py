@@ -12,11 +12,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support import Peer, VethPair, start_peer, stop_peer
+from support import NOBODY, Peer, VethPair, run_as_nobody, start_peer, stop_peer
 
 import netscope
-
-NOBODY = 65534
 
 
 @pytest.fixture
@@ -66,16 +64,8 @@ def _nobody_python() -> Iterator[tuple[list[str], dict[str, str]]]:
         problems = []
         for exe in filter(None, candidates):
             try:
-                result = subprocess.run(
-                    [exe, "-c", "import netscope.collectors.processes, netscope.collectors.signals"],
-                    user=NOBODY,
-                    group=NOBODY,
-                    extra_groups=[],
-                    env=env,
-                    cwd="/",
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
+                result = run_as_nobody(
+                    [exe], env, "import netscope.collectors.processes, netscope.collectors.signals"
                 )
             except OSError as exc:
                 problems.append(f"{exe}: {exc}")

@@ -68,3 +68,21 @@ class VethPair:
     peer_interface: str
     host_address: str
     peer_address: str
+
+
+NOBODY = 65534  # the unprivileged user the "not root" tests run as
+
+
+def run_as_nobody(command: list[str], env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` with `command` (a Python) as user and group 65534, with no supplementary groups."""
+    return subprocess.run(
+        [*command, "-c", code],
+        user=NOBODY,
+        group=NOBODY,
+        extra_groups=[],  # drop root's supplementary groups too
+        env=env,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

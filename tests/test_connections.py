@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import textwrap
 import time
 from collections.abc import Callable
 
-from support import Peer
+from support import Peer, run_as_nobody
 
 from netscope.collectors.connections import NOT_ROOT_WARNING, ConnectionCollector
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
@@ -128,10 +127,8 @@ def test_without_root_owners_of_others_are_unknown_and_it_says_so(
         }}))
         """
     )
-    result = subprocess.run(
-        [*command, "-c", code], user=65534, group=65534, extra_groups=[], env=env, cwd="/",
-        capture_output=True, text=True, timeout=60, check=True,
-    )
+    result = run_as_nobody(command, env, code)
+    assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["incomplete"] is True
     assert NOT_ROOT_WARNING in report["warnings"]

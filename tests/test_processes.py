@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import NOBODY, run_as_nobody
 
 from netscope.collectors.processes import (
     OwnerScanner,
@@ -26,8 +27,6 @@ from netscope.collectors.processes import (
     user_name,
 )
 from netscope.collectors.procnet import read_proc_net
-
-NOBODY = 65534
 
 # Opens a listening socket, prints its port and inode, and waits to be killed.
 LISTENER_CODE = textwrap.dedent(
@@ -276,17 +275,7 @@ def test_scan_as_unprivileged_user_reports_permission_denied(
         }))
         """
     )
-    result = subprocess.run(
-        [*command, "-c", code],
-        user=NOBODY,
-        group=NOBODY,
-        extra_groups=[],
-        env=env,
-        cwd="/",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_as_nobody(command, env, code)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["denied"] is True

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import run_as_nobody
 
 from netscope.collectors.signals import KillResult, refusal_reason, send_signal
 
-NOBODY = 65534
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
 
@@ -156,20 +156,6 @@ def test_ordinary_child_is_not_refused(child: subprocess.Popen[bytes]) -> None:
 
 
 # `nobody_python` comes from conftest.py.
-
-
-def run_as_nobody(command: list[str], env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*command, "-c", code],
-        user=NOBODY,
-        group=NOBODY,
-        extra_groups=[],  # drop root's supplementary groups too
-        env=env,
-        cwd="/",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_permission_denied_names_the_owner(
