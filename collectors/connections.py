@@ -110,14 +110,21 @@ class ConnectionCollector:
         proc_root: str = "/proc",
         reader: str = "auto",
         incremental_owners: bool = True,
+        tcp_info: bool = False,
     ) -> None:
         """`reader`: "netlink" (sock_diag, raising SockDiagUnavailable if the kernel does not offer it), "proc"
         (/proc/net), or "auto": netlink if it works now, else /proc/net with a warning saying so. A `proc_root`
         other than /proc asks for that /proc's files, so "auto" reads them. `incremental_owners=False` reads every
-        /proc/*/fd link each refresh, as netscope did before (for comparison in benchmarks)."""
+        /proc/*/fd link each refresh, as netscope did before (for comparison in benchmarks).
+
+        `tcp_info` (also settable later, between refreshes) fills `Snapshot.tcp_info` from the netlink reader;
+        /proc/net has no such thing, so with the /proc reader it stays empty: "-" on screen, never a wrong number.
+        Measured with 20,000 loopback sockets: ~3 us more per connection when idle (its TcpInfo is reused), ~5 us
+        when every one moved, on top of ~2.4 us per socket without; off, the dump is as fast as before."""
         if reader not in READERS:
             raise ValueError(f"unknown reader {reader!r}; expected one of {', '.join(READERS)}")
         self.interval = interval
+        self.tcp_info = tcp_info
         self.proc_root = proc_root
         self.reader = reader
         self.incremental_owners = incremental_owners
@@ -151,11 +158,11 @@ class ConnectionCollector:
             return
         self._netlink = reader
 
-    def _read_sockets(self, taken_at: float) -> tuple[list[Socket], list[str], bool]:
+    def _read_sockets(self, taken_at: float, tcp_info: bool) -> tuple[list[Socket], list[str], bool]:
         """(sockets, warnings, whether first_seen and user are filled in already)."""
         if self._netlink is not None:
             try:
-                sockets = self._netlink.read(first_seen=taken_at, user_name=user_name)
+                sockets = self._netlink.read(first_seen=taken_at, user_name=user_name, tcp_info=tcp_info)
             except NetlinkError as exc:  # SockDiagUnavailable is an OSError, not a NetlinkError: below
                 if self.reader == "netlink":
                     raise
@@ -197,8 +204,12 @@ class ConnectionCollector:
         taken_at = time.time()
         # 100,000 sockets are 200,000 new objects: without this the cyclic GC would walk the whole heap (this
         # snapshot's and the previous one's) several times per refresh, for nothing, as nothing here is cyclic.
+        want_tcp_info = self.tcp_info  # once: it may be switched from another thread meanwhile
         with gc_paused():
-            sockets, warnings, filled = self._read_sockets(taken_at)
+            sockets, warnings, filled = self._read_sockets(taken_at, want_tcp_info)
+            # Only from a read that asked for them: after a failed netlink read, /proc gave this refresh's sockets.
+            reader = self._netlink
+            tcp_info = reader.last_tcp_info if want_tcp_info and reader is not None and filled else {}
             if self.incremental_owners:
                 owners = self._owners.scan({sock.inode for sock in sockets})
             else:
@@ -225,6 +236,7 @@ class ConnectionCollector:
             sockets=by_key,
             owners_incomplete=owners.permission_denied,
             warnings=warnings + ([owners_warning(owners.denied_pids)] if owners.permission_denied else []),
+            tcp_info=tcp_info,
         )
         snapshot.collect_seconds = time.perf_counter() - started
         return snapshot

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from netscope.collectors.tcpinfo import TcpInfo
+
 # Kernel TCP state numbers (include/net/tcp_states.h) to the names netstat prints.
 TCP_STATES: dict[int, str] = {
     1: "ESTABLISHED",
@@ -125,6 +127,10 @@ class Snapshot:
     # Problems worth telling the user once (a missing /proc file, no IPv6 ...), in plain words.
     warnings: list[str] = field(default_factory=list)
     collect_seconds: float = 0.0
+    # TCP internals per connection, when asked for and read over netlink (else empty; never for UDP, LISTEN,
+    # TIME_WAIT or SYN_RECV). Apart from `sockets` on purpose: they move on every busy connection every refresh,
+    # and `Socket.same_content` (what flashes a row as changed) must not see them.
+    tcp_info: dict[SocketKey, TcpInfo] = field(default_factory=dict)
 
 
 class ChangeKind(Enum):

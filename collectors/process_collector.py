@@ -8,6 +8,7 @@ process that thread holds the GIL often enough to stall key presses for most of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -21,10 +22,32 @@ LARGE_FRAME = 1 << 20
 
 
 class ProcessCollector:
-    def __init__(self, interval: float = 1.0) -> None:
+    """Diffs from `python -m netscope.collectors.worker`, rebuilt into SnapshotDiffs.
+
+    `tcp_info` (and `set_tcp_info` at any time) makes the worker fill `Snapshot.tcp_info`. Switching does not
+    restart the worker: the command goes down its stdin and takes effect from its next refresh, so nothing starts
+    over (no first frame, `restarts` unchanged); the first frame after switching on carries every connection's
+    TcpInfo, the first after switching off empties the dict. A worker started later starts with the setting.
+    """
+
+    def __init__(self, interval: float = 1.0, tcp_info: bool = False) -> None:
         self.interval = interval
         self.restarts = 0
+        self.tcp_info = tcp_info
         self._process: asyncio.subprocess.Process | None = None
+
+    def set_tcp_info(self, enabled: bool) -> None:
+        """Collect TCP internals (or stop) from the worker's next refresh on."""
+        self.tcp_info = enabled
+        self._send_tcp_info()
+
+    def _send_tcp_info(self) -> None:
+        process = self._process
+        if process is None or process.stdin is None or process.returncode is not None:
+            return  # none running: the next worker is started with the setting
+        # A worker that is dying makes this fail or do nothing: its successor is started with the setting.
+        with contextlib.suppress(OSError, RuntimeError):
+            process.stdin.write(b"tcp-info on\n" if self.tcp_info else b"tcp-info off\n")
 
     async def stream(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]:
         """Diffs from the worker; if it dies it is restarted after an interval, and the failure reported."""
@@ -38,14 +61,18 @@ class ProcessCollector:
             await asyncio.sleep(self.interval)
 
     async def _stream_once(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]:
+        started_with = self.tcp_info
         self._process = process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "netscope.collectors.worker",
             "--interval", repr(self.interval), "--parent", str(os.getpid()),
-            stdin=asyncio.subprocess.DEVNULL,
+            *(["--tcp-info"] if started_with else []),
+            stdin=asyncio.subprocess.PIPE,  # for set_tcp_info's commands
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             limit=1 << 24,
         )
+        if self.tcp_info != started_with:  # switched while the process was being started
+            self._send_tcp_info()
         assert process.stdout is not None
         assembler = DiffAssembler()
         try:
@@ -77,7 +104,11 @@ class ProcessCollector:
 
     async def _stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        if process.returncode is not None:
             return
         process.kill()
         await process.wait()

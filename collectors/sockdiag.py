@@ -20,8 +20,13 @@ this reader follows /proc:
 * Sockets that are bound but neither listening nor connected (TCP_BOUND_INACTIVE, kernel 6.6+) are not asked
   for: /proc/net/tcp does not list them either.
 
-No extensions are requested (idiag_ext = 0); `build_request` takes the bitmask for when INET_DIAG_INFO (tcp_info)
-is wanted, and the reply's attributes start at `INET_DIAG_MSG_OFFSET + INET_DIAG_MSG.size` of each message.
+By default no extensions are requested (idiag_ext = 0), and the parse loop never looks past the struct.
+`read(tcp_info=True)` asks the TCP dumps for INET_DIAG_INFO (struct tcp_info) and INET_DIAG_SKMEMINFO as well,
+walks each reply's attributes (from `INET_DIAG_MSG_OFFSET + INET_DIAG_MSG.size`) and leaves a `TcpInfo` per
+connection in `last_tcp_info`. The kernel sends no tcp_info for TIME_WAIT and request (NEW_SYN_RECV) sockets,
+and for a LISTEN socket only zeros and aliased fields (the accept queue, which Recv-Q shows already): none of
+the three get one. A connection whose fields are all unchanged since the last read keeps the same TcpInfo
+object, which spares making one per idle connection and lets a consumer tell "unchanged" by identity.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import contextlib
 import errno
 import functools
 import gc
+import operator
 import socket
 import struct
 import sys
@@ -37,7 +43,18 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from netscope.collectors import netlink
-from netscope.collectors.model import TCP_STATES, Socket
+from netscope.collectors.model import TCP_STATES, Socket, SocketKey
+from netscope.collectors.tcpinfo import (
+    MEMINFO_MIN_LEN,
+    MIN_RTT_INDEX,
+    MIN_RTT_UNKNOWN,
+    TCP_INFO_FIELDS,
+    TCP_INFO_FULL_LEN,
+    TCP_INFO_MIN_LEN,
+    TcpInfo,
+    meminfo_values,
+    tcp_info_values,
+)
 
 SOCK_DIAG_BY_FAMILY = 20  # linux/sock_diag.h: the request type, and the type of each reply message
 
@@ -47,6 +64,11 @@ ALL_STATES = ((1 << 13) - 1) & ~1
 
 TCP_LISTEN = 10
 TCP_SYN_RECV = 3
+
+# Reply attributes (enum in linux/inet_diag.h) and the idiag_ext bits that ask for them (bit type - 1).
+INET_DIAG_INFO = 2
+INET_DIAG_SKMEMINFO = 7
+TCP_INFO_EXT = 1 << (INET_DIAG_INFO - 1) | 1 << (INET_DIAG_SKMEMINFO - 1)
 
 # struct inet_diag_req_v2: family, protocol, ext, pad, states, then a zeroed struct inet_diag_sockid (48 bytes)
 # since a dump matches every socket.
@@ -159,6 +181,10 @@ class SockDiagReader:
 
     def __init__(self) -> None:
         self._sock: netlink.NetlinkSocket | None = None
+        # The last read's TcpInfo per connection (empty unless it asked for them), and the raw values each was
+        # made from: an unchanged connection's next TcpInfo is the same object.
+        self.last_tcp_info: dict[SocketKey, TcpInfo] = {}
+        self._tcp_info_seen: dict[SocketKey, tuple[tuple[int | None, ...], TcpInfo]] = {}
         self._open()
 
     def _open(self) -> netlink.NetlinkSocket:
@@ -197,27 +223,41 @@ class SockDiagReader:
         for family, protocol in _DUMPS:
             self._dump(family, protocol, parser, states=0)
 
-    def read(self, first_seen: float = 0.0, user_name: Callable[[int], str] | None = None) -> list[Socket]:
+    def read(
+        self, first_seen: float = 0.0, user_name: Callable[[int], str] | None = None, tcp_info: bool = False
+    ) -> list[Socket]:
         """Every TCP and UDP socket of this network namespace, in procnet's order (tcp, tcp6, udp, udp6).
 
         Like procnet's, the sockets have no owner. For the collector's sake, `first_seen` and (given `user_name`)
         the user of each socket that has an inode are filled in as they are made: it spares a second pass over
-        100,000 objects.
+        100,000 objects. With `tcp_info`, `last_tcp_info` is then a new dict of socket key -> TcpInfo for every
+        TCP connection that has one (see the module docstring); without, it is empty.
         """
         out: list[Socket] = []
         parser = _Parser(out, _Users(user_name) if user_name is not None else _NO_USERS, first_seen)
+        if tcp_info:
+            parser.info = _TcpInfoCollector(self._tcp_info_seen)
+        else:
+            self._tcp_info_seen = {}
+            self.last_tcp_info = {}
         with gc_paused():
             for family, protocol in _DUMPS:
                 self._dump(family, protocol, parser)
         if parser.half_open:
             _give_listener_uids(out, parser.half_open)
+        if parser.info is not None:
+            self.last_tcp_info = parser.info.found
+            self._tcp_info_seen = parser.info.seen
         return out
 
     def _dump(self, family: int, protocol: int, parser: _Parser, states: int = ALL_STATES) -> None:
         sock = self._socket()
         finished = False
+        ext = TCP_INFO_EXT if parser.info is not None and protocol == socket.IPPROTO_TCP else 0
         try:
-            seq = sock.send(SOCK_DIAG_BY_FAMILY, netlink.NLM_F_DUMP, build_request(family, protocol, states))
+            seq = sock.send(
+                SOCK_DIAG_BY_FAMILY, netlink.NLM_F_DUMP, build_request(family, protocol, states, ext)
+            )
             while not finished:
                 size = sock.receive_into()
                 finished = parser.parse(sock.buffer, size, family, protocol, seq)
@@ -237,6 +277,7 @@ class _Parser:
         self.ended_by_error = False  # the kernel answered with an error, which ends a dump cleanly
         self.users = users
         self.first_seen = first_seen
+        self.info: _TcpInfoCollector | None = None  # set to collect tcp_info from TCP dumps that asked for it
 
     def parse(self, buf: bytes | bytearray, size: int, family: int, protocol: int, seq: int) -> bool:
         """Parse one read (`buf[:size]`); True when it ended the dump. Raises NetlinkError (or SockDiagUnavailable)
@@ -248,6 +289,7 @@ class _Parser:
         header = netlink.HEADER.unpack_from
         addresses, ports, users, first_seen = _ADDRESSES, _port_table(), self.users, self.first_seen
         append = self.out.append
+        info = self.info if is_tcp else None
         offset = 0
         while offset < size:
             if offset + _MESSAGE_LEN <= size:
@@ -288,6 +330,8 @@ class _Parser:
                 append(found)
                 if state == TCP_SYN_RECV and not inode and is_tcp:
                     self.half_open.append(found)
+                if info is not None and length > _MESSAGE_LEN and state != TCP_LISTEN:
+                    info.add(buf, start + _MESSAGE_LEN, start + length, found.key)
                 continue
             if m_type in (netlink.NLMSG_DONE, netlink.NLMSG_ERROR):
                 flags = header(buf, start)[2]  # error_from needs them to find extended-ACK text
@@ -307,6 +351,102 @@ class _Parser:
                 self.ended_by_error = True
                 raise error
         return False
+
+
+class _TcpInfoCollector:
+    """Picks INET_DIAG_INFO and INET_DIAG_SKMEMINFO out of the attributes after each inet_diag_msg.
+
+    Walking ~6 attributes in Python costs more than everything else per connection, and every connection's
+    reply carries the same attributes in the same order. So the first walk of each arrangement makes an
+    `_AttrLayout`: one Struct that unpacks every attribute header and the wanted fields in one call. A message is
+    read with it only when all its headers equal the layout's (each header's length puts the next one where the
+    layout expects it, so that equality proves the whole chain), else it is walked and its own layout made.
+    """
+
+    def __init__(self, previous: dict[SocketKey, tuple[tuple[int | None, ...], TcpInfo]]) -> None:
+        self.previous = previous
+        self.seen: dict[SocketKey, tuple[tuple[int | None, ...], TcpInfo]] = {}
+        self.found: dict[SocketKey, TcpInfo] = {}
+
+    def add(self, buf: bytes | bytearray, start: int, end: int, key: SocketKey) -> None:
+        values: tuple[int | None, ...] | None = None
+        for layout in _LAYOUTS.get(end - start, ()):
+            fields = layout.unpack(buf, start)
+            if layout.headers(fields) == layout.expected:
+                values = layout.values(fields)
+                if values[MIN_RTT_INDEX] == MIN_RTT_UNKNOWN:
+                    values = (*values[:MIN_RTT_INDEX], None, *values[MIN_RTT_INDEX + 1 :])
+                break
+        else:
+            values = _walk(buf, start, end)
+            if values is None:
+                return  # none (TIME_WAIT, a request socket), or a kernel older than 4.1: never a guess
+        before = self.previous.get(key)
+        made = before[1] if before is not None and before[0] == values else TcpInfo(*values)  # type: ignore[arg-type]
+        self.seen[key] = values, made
+        self.found[key] = made
+
+
+class _AttrLayout(NamedTuple):
+    unpack: Callable[[bytes | bytearray, int], tuple[int, ...]]  # Struct.unpack_from over the attributes
+    headers: Callable[[tuple[int, ...]], tuple[int, ...]]  # picks every attribute's (length, type) out of it
+    expected: tuple[int, ...]
+    values: Callable[[tuple[int, ...]], tuple[int, ...]]  # picks TcpInfo's arguments, in order
+
+
+# Attributes' total length -> the layouts seen with it (newest first; a few per length at most).
+_LAYOUTS: dict[int, list[_AttrLayout]] = {}
+_LAYOUTS_PER_LENGTH = 4
+_LAYOUTS_MAX = 256
+
+
+def _walk(buf: bytes | bytearray, start: int, end: int) -> tuple[int | None, ...] | None:
+    """TcpInfo's arguments from the attributes in buf[start:end], the slow way (None if there is no tcp_info or
+    it is too short); remembers their arrangement as a layout when it holds every field."""
+    info_at = info_len = mem_at = mem_len = 0
+    headers: list[tuple[int, int, int]] = []  # offset, length, raw type
+    at = start
+    while at + 4 <= end:
+        length, attr_type = netlink.ATTR.unpack_from(buf, at)
+        if length < 4 or at + length > end:
+            return None  # malformed: trust nothing in it (the kernel never sends this)
+        headers.append((at - start, length, attr_type))
+        if attr_type & netlink.NLA_TYPE_MASK == INET_DIAG_INFO:
+            info_at, info_len = at + 4, length - 4
+        elif attr_type & netlink.NLA_TYPE_MASK == INET_DIAG_SKMEMINFO:
+            mem_at, mem_len = at + 4, length - 4
+        at += (length + 3) & ~3
+    if info_len < TCP_INFO_MIN_LEN:
+        return None
+    if at == end and info_len >= TCP_INFO_FULL_LEN and mem_len >= MEMINFO_MIN_LEN:
+        _remember_layout(end - start, headers, info_at - start, mem_at - start)
+    return tcp_info_values(buf, info_at, info_len) + meminfo_values(buf, mem_at, mem_len)
+
+
+def _remember_layout(total: int, headers: list[tuple[int, int, int]], info_at: int, mem_at: int) -> None:
+    items: list[tuple[int, str, str]] = []  # offset, struct code, name
+    for index, (offset, _length, _type) in enumerate(headers):
+        items += [(offset, "H", f"len{index}"), (offset + 2, "H", f"type{index}")]
+    items += [(info_at + offset, code, name) for name, offset, code in TCP_INFO_FIELDS]
+    mem_fields = ("rmem", "rcvbuf", "wmem_alloc", "sndbuf", "fwd_alloc", "wmem_queued")
+    items += [(mem_at + 4 * index, "I", name) for index, name in enumerate(mem_fields)]
+    items.sort()
+    fmt, at = "=", 0
+    for offset, code, _name in items:
+        fmt += f"{offset - at}x{code}" if offset > at else code
+        at = offset + struct.calcsize("=" + code)
+    position = {name: index for index, (_offset, _code, name) in enumerate(items)}
+    wanted = [name for name, _offset, _code in TCP_INFO_FIELDS] + ["wmem_queued", "sndbuf", "rmem", "rcvbuf"]
+    header_names = [name for index in range(len(headers)) for name in (f"len{index}", f"type{index}")]
+    layout = _AttrLayout(
+        struct.Struct(fmt).unpack_from,
+        operator.itemgetter(*(position[name] for name in header_names)),
+        tuple(value for _offset, length, attr_type in headers for value in (length, attr_type)),
+        operator.itemgetter(*(position[name] for name in wanted)),
+    )
+    if len(_LAYOUTS) >= _LAYOUTS_MAX:
+        _LAYOUTS.clear()
+    _LAYOUTS[total] = [layout, *_LAYOUTS.get(total, [])][:_LAYOUTS_PER_LENGTH]
 
 
 class _Users(dict[int, str]):

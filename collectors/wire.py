@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.tcpinfo import TcpInfo
 
 HEADER = struct.Struct("!I")
 
@@ -23,10 +24,27 @@ class WireDiff:
     warnings: list[str] = field(default_factory=list)
     collect_seconds: float = 0.0
     error: str = ""  # set instead of the rest when a refresh failed
+    # Snapshot.tcp_info, as a change: the entries that are new or differ from the previous frame's (all of them
+    # in a first frame), and the keys of sockets still there that no longer have one (tcp_info switched off, a
+    # connection gone to TIME_WAIT). A removed socket's entry goes with it, unlisted.
+    tcp_info: dict[SocketKey, TcpInfo] = field(default_factory=dict)
+    tcp_info_gone: list[SocketKey] = field(default_factory=list)
 
 
-def to_wire(diff: SnapshotDiff) -> WireDiff:
+def to_wire(diff: SnapshotDiff, previous_tcp_info: dict[SocketKey, TcpInfo] | None = None) -> WireDiff:
+    """The frame for `diff`. `previous_tcp_info` is the tcp_info of the snapshot the last frame was made from
+    (None or ignored for a first frame): only what changed since is sent, so that 10,000 idle connections cost
+    nothing per frame."""
     snapshot = diff.snapshot
+    current = snapshot.tcp_info
+    if diff.first or not previous_tcp_info:
+        tcp_info, gone = current, []
+    else:
+        get = previous_tcp_info.get
+        # `is` first: the netlink reader hands out the same TcpInfo for an unchanged connection.
+        tcp_info = {key: info for key, info in current.items() if (old := get(key)) is not info and old != info}
+        sockets = snapshot.sockets
+        gone = [key for key in previous_tcp_info if key not in current and key in sockets]
     return WireDiff(
         taken_at=snapshot.taken_at,
         first=diff.first,
@@ -36,6 +54,8 @@ def to_wire(diff: SnapshotDiff) -> WireDiff:
         owners_incomplete=snapshot.owners_incomplete,
         warnings=snapshot.warnings,
         collect_seconds=snapshot.collect_seconds,
+        tcp_info=tcp_info,
+        tcp_info_gone=gone,
     )
 
 
@@ -44,10 +64,12 @@ class DiffAssembler:
 
     def __init__(self) -> None:
         self.sockets: dict[SocketKey, Socket] = {}
+        self.tcp_info: dict[SocketKey, TcpInfo] = {}
 
     def apply(self, wire: WireDiff) -> SnapshotDiff:
         if wire.first:
             self.sockets = {}
+            self.tcp_info = {}
         # A new dict per refresh: a Snapshot the UI still holds must not change under it. Copying 100,000 keys
         # costs a few ms; re-sending them would cost far more.
         sockets = dict(self.sockets)
@@ -59,12 +81,22 @@ class DiffAssembler:
         for sock in changed:
             sockets[sock.key] = sock
         self.sockets = sockets
+        tcp_info = self.tcp_info
+        if wire.tcp_info or wire.tcp_info_gone or (removed and tcp_info):
+            tcp_info = dict(tcp_info)  # new, like `sockets`; unchanged, the same dict may be shared
+            for key in wire.tcp_info_gone:
+                tcp_info.pop(key, None)
+            for sock in removed:
+                tcp_info.pop(sock.key, None)
+            tcp_info.update(wire.tcp_info)
+            self.tcp_info = tcp_info
         snapshot = Snapshot(
             taken_at=wire.taken_at,
             sockets=sockets,
             owners_incomplete=wire.owners_incomplete,
             warnings=wire.warnings,
             collect_seconds=wire.collect_seconds,
+            tcp_info=tcp_info,
         )
         return SnapshotDiff(
             snapshot,

@@ -1,7 +1,10 @@
-"""The collector worker: `python -m netscope.collectors.worker --interval S` polls sockets and writes WireDiffs
-to stdout, so that reading 100,000 sockets never competes with the UI for the GIL.
+"""The collector worker: `python -m netscope.collectors.worker --interval S [--tcp-info]` polls sockets and writes
+WireDiffs to stdout, so that reading 100,000 sockets never competes with the UI for the GIL.
 
-It exits when its parent dies (PR_SET_PDEATHSIG) or stops reading (a broken pipe).
+It exits when its parent dies (PR_SET_PDEATHSIG) or stops reading (a broken pipe). It reads commands from stdin,
+one a line: `tcp-info on` / `tcp-info off` switch collecting TCP internals from the next refresh on, without a
+restart (a restart would start the table over: every socket's age, and a first frame of every socket). A
+pipe, not signals: a command written before the worker is ready waits in the pipe instead of killing it.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 import time
+from typing import BinaryIO
 
 from netscope.collectors.connections import ConnectionCollector
+from netscope.collectors.model import SocketKey
+from netscope.collectors.tcpinfo import TcpInfo
 from netscope.collectors.wire import WireDiff, to_wire, write_frame
 
 PR_SET_PDEATHSIG = 1
@@ -29,19 +36,35 @@ def die_with_parent(parent_pid: int) -> None:
         sys.exit(0)
 
 
+TCP_INFO_COMMANDS = {b"tcp-info on": True, b"tcp-info off": False}
+
+
+def follow_commands(collector: ConnectionCollector, commands: BinaryIO) -> None:
+    """Apply the parent's commands as they come, until it closes the pipe (then nothing more will come)."""
+    for line in commands:
+        enabled = TCP_INFO_COMMANDS.get(line.strip())
+        if enabled is not None:
+            collector.tcp_info = enabled  # read once per refresh by the collecting thread
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netscope-collector")
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--parent", type=int, default=os.getppid())
+    parser.add_argument("--tcp-info", action="store_true", help="collect TCP internals (tcp_info) per connection")
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
     out = sys.stdout.buffer
-    collector = ConnectionCollector(interval=args.interval)
+    collector = ConnectionCollector(interval=args.interval, tcp_info=args.tcp_info)
+    threading.Thread(target=follow_commands, args=(collector, sys.stdin.buffer), daemon=True).start()
+    sent_tcp_info: dict[SocketKey, TcpInfo] = {}  # what the parent's assembler holds now
     try:
         while True:
             started = time.monotonic()
             try:
-                wire = to_wire(collector.next_diff())
+                diff = collector.next_diff()
+                wire = to_wire(diff, sent_tcp_info)
+                sent_tcp_info = diff.snapshot.tcp_info
             except Exception as error:  # report it and keep polling
                 wire = WireDiff(time.time(), False, [], [], [], error=f"{error.__class__.__name__}: {error}")
             write_frame(out, wire)

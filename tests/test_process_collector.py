@@ -93,3 +93,140 @@ async def test_in_process_collector_streams_too(server_with_clients: tuple[Peer,
         assert isinstance(second, SnapshotDiff) and not second.first
     finally:
         await stream.aclose()
+
+
+# --- tcp_info over the wire ---
+
+
+def test_wire_sends_only_changed_tcp_info() -> None:
+    import pickle
+    import socket
+    import struct
+    import time
+
+    from netscope.collectors.model import SocketKey
+    from netscope.collectors.tcpinfo import TcpInfo
+    from netscope.collectors.wire import WireDiff
+
+    reset = struct.pack("ii", 1, 0)
+    listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+    pairs: list[tuple[socket.socket, socket.socket]] = []
+    try:
+        for _ in range(300):
+            client = socket.create_connection(listener.getsockname())
+            server = listener.accept()[0]
+            for sock in (client, server):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)  # closing leaves no TIME_WAIT
+            pairs.append((client, server))
+
+        def keys(pair: tuple[socket.socket, socket.socket]) -> list[SocketKey]:
+            return [("tcp", *s.getsockname(), *s.getpeername(), 0) for s in pair]
+
+        ours = {key for pair in pairs for key in keys(pair)}
+        time.sleep(0.3)  # the handshakes' last ACKs in: from here on these connections are idle
+        collector = ConnectionCollector(tcp_info=True)
+        assembler = DiffAssembler()
+        sent: dict[SocketKey, TcpInfo] = {}
+
+        def frame() -> tuple[SnapshotDiff, WireDiff]:
+            nonlocal sent
+            diff = collector.next_diff()
+            wire = to_wire(diff, sent)
+            current = diff.snapshot.tcp_info
+            if not diff.first:  # exactly the entries that changed are sent (other processes' may, too)
+                assert set(wire.tcp_info) == {key for key, info in current.items() if sent.get(key) != info}
+            sent = current
+            data = pickle.dumps(wire, protocol=pickle.HIGHEST_PROTOCOL)
+            rebuilt = assembler.apply(pickle.loads(data))
+            assert rebuilt.snapshot.tcp_info == diff.snapshot.tcp_info  # the receiver always has it all
+            assert rebuilt.snapshot.sockets == diff.snapshot.sockets
+            return rebuilt, wire
+
+        first, first_wire = frame()
+        assert first.first and ours <= set(first.snapshot.tcp_info) and ours <= set(first_wire.tcp_info)
+        for _attempt in range(5):
+            idle, idle_wire = frame()
+            if not ours & set(idle_wire.tcp_info):
+                break
+        else:
+            raise AssertionError("idle connections' tcp_info was sent again and again")
+        assert ours <= set(idle.snapshot.tcp_info)
+
+        # Data on one connection: its two ends are sent, not the other 598.
+        busy_client, busy_server = pairs[0]
+        busy_client.sendall(b"x" * 10_000)
+        received = 0
+        while received < 10_000:
+            received += len(busy_server.recv(65536))
+        time.sleep(0.1)
+        busy, busy_wire = frame()
+        assert ours & set(busy_wire.tcp_info) == set(keys(pairs[0]))
+        assert busy.snapshot.tcp_info[keys(pairs[0])[1]].bytes_received == 10_000
+
+        # Closed connections: gone from the rebuilt dict (checked inside frame()), and not sent as "gone".
+        closed = {key for pair in pairs[-10:] for key in keys(pair)}
+        for pair in pairs[-10:]:
+            for sock in pair:
+                sock.close()
+        del pairs[-10:]
+        after_close, close_wire = frame()
+        assert not closed & set(after_close.snapshot.tcp_info) and not closed & set(after_close.snapshot.sockets)
+        assert not closed & set(close_wire.tcp_info_gone)
+
+        # Switched off: every entry is withdrawn while the sockets stay.
+        collector.tcp_info = False
+        off, off_wire = frame()
+        assert off.snapshot.tcp_info == {} and ours - closed <= set(off_wire.tcp_info_gone)
+        assert ours - closed <= set(off.snapshot.sockets)
+    finally:
+        for pair in pairs:
+            for sock in pair:
+                sock.close()
+        listener.close()
+
+
+async def test_worker_collects_tcp_info_and_switches_without_restarting(
+    server_with_clients: tuple[Peer, list[Peer]],
+) -> None:
+    from netscope.collectors.sockdiag import SockDiagReader
+
+    server, clients = server_with_clients
+    peers = {server.pid, *(client.pid for client in clients)}
+    collector = ProcessCollector(interval=0.2, tcp_info=True)
+    stream = collector.stream()
+
+    def connections(update: SnapshotDiff | CollectionFailure) -> set[tuple[str, str, int, str, int, int]]:
+        assert isinstance(update, SnapshotDiff)
+        return {k for k, s in update.snapshot.sockets.items() if s.state == "ESTABLISHED" and s.pid in peers}
+
+    try:
+        first = await next_matching(stream, lambda u: isinstance(u, SnapshotDiff))
+        assert isinstance(first, SnapshotDiff) and first.first
+        ends = connections(first)
+        assert len(ends) == 6 and ends <= set(first.snapshot.tcp_info)
+        with SockDiagReader() as reader:  # the same numbers as read here (idle connections do not move)
+            reader.read(tcp_info=True)
+            assert {k: reader.last_tcp_info[k].bytes_acked for k in ends} == {
+                k: first.snapshot.tcp_info[k].bytes_acked for k in ends
+            }
+        worker = collector.worker_pid
+
+        collector.set_tcp_info(False)
+        off = await next_matching(stream, lambda u: isinstance(u, SnapshotDiff) and not u.snapshot.tcp_info)
+        assert isinstance(off, SnapshotDiff) and not off.first and connections(off) == ends
+        collector.set_tcp_info(True)
+        on = await next_matching(stream, lambda u: isinstance(u, SnapshotDiff) and bool(u.snapshot.tcp_info))
+        assert isinstance(on, SnapshotDiff) and not on.first and ends <= set(on.snapshot.tcp_info)
+        assert collector.worker_pid == worker and collector.restarts == 0
+
+        # A worker started after a switch starts with the setting.
+        collector.set_tcp_info(False)
+        assert worker is not None
+        os.kill(worker, signal.SIGKILL)
+        await next_matching(stream, lambda u: isinstance(u, CollectionFailure))  # frames sent before it died first
+        again = await next_matching(stream, lambda u: isinstance(u, SnapshotDiff))
+        assert isinstance(again, SnapshotDiff) and again.first and again.snapshot.tcp_info == {}
+        assert collector.restarts == 1
+    finally:
+        await collector.aclose()
+        await stream.aclose()

@@ -482,3 +482,64 @@ def test_incremental_owner_map_equals_a_full_scan_after_churn(tmp_path: Path) ->
     finally:
         child.kill()
         child.wait(timeout=10)
+
+
+# --- tcp_info (INET_DIAG_INFO and INET_DIAG_SKMEMINFO) in the dump ---
+
+
+def test_dump_with_tcp_info_lists_the_same_sockets(loopback_load: Load) -> None:
+    plain, with_info = SockDiagReader(), SockDiagReader()
+    infos: dict[tuple[str, str, int, str, int, int], object] = {}
+    by_row: dict[Row, Socket] = {}
+
+    def read_with_info() -> set[Row]:
+        sockets = with_info.read(tcp_info=True)
+        infos.clear()
+        infos.update(with_info.last_tcp_info)
+        by_row.clear()
+        by_row.update((row(sock), sock) for sock in sockets)
+        return set(by_row)
+
+    _plain, through_info = compare_readers(lambda: set(map(row, plain.read())), read_with_info, loopback_load)
+    ours = [by_row[r] for r in loopback_load.ours(through_info)]
+    assert set(infos) <= {sock.key for sock in by_row.values()}
+    with_entry = {sock.state for sock in ours if sock.key in infos}
+    without = {sock.state for sock in ours if sock.key not in infos}
+    # Every connection of ours has one; listeners, TIME_WAIT, request sockets and UDP have none.
+    assert "ESTABLISHED" in with_entry and not {"LISTEN", "TIME_WAIT", "SYN_RECV", "UNCONN"} & with_entry
+    assert not [sock for sock in ours if sock.state == "ESTABLISHED" and sock.is_tcp and sock.key not in infos]
+    assert {"LISTEN", "TIME_WAIT", "UNCONN"} <= without
+    assert not [sock for sock in ours if not sock.is_tcp and sock.key in infos]
+    # The default read asks for nothing extra and reports nothing.
+    plain.read()
+    assert plain.last_tcp_info == {}
+    with_info.read()
+    assert with_info.last_tcp_info == {}
+
+
+def test_tcp_info_of_every_attribute_arrangement() -> None:
+    """The reader unpacks attributes with a layout learnt from the first message of each arrangement; a message of
+    the same length laid out differently must be walked, never read with the wrong layout."""
+    from netscope.collectors import sockdiag
+    from netscope.collectors.tcpinfo import parse_tcp_info
+
+    rng = random.Random()
+
+    def attr(attr_type: int, payload: bytes) -> bytes:
+        return netlink.pack_attr(attr_type, payload)
+
+    def message(order: str) -> tuple[bytes, bytes, bytes]:
+        info = bytes(rng.randrange(256) for _ in range(232))
+        meminfo = struct.pack("=9I", *(rng.randrange(1 << 32) for _ in range(9)))
+        parts = {"s": attr(8, b"\x00"), "m": attr(7, meminfo), "i": attr(2, info)}  # SHUTDOWN, SKMEMINFO, INFO
+        return b"\xee" * 16 + b"".join(parts[c] for c in order), info, meminfo  # junk before: offsets matter
+
+    sockdiag._LAYOUTS.clear()
+    for order in ("smi", "smi", "ism", "smi", "ism", "ims", "ims"):
+        data, info, meminfo = message(order)
+        collector = sockdiag._TcpInfoCollector({})
+        key = ("tcp", "127.0.0.1", 1, "127.0.0.1", 2, 0)
+        collector.add(bytearray(data), 16, len(data), key)
+        assert collector.found[key] == parse_tcp_info(info, meminfo), order
+    assert len({len(message(order)[0]) for order in ("smi", "ism", "ims")}) == 1  # one length, three layouts
+    assert len(next(iter(sockdiag._LAYOUTS.values()))) == 3
