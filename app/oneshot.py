@@ -27,12 +27,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from netscope.collectors.filters import Filter
 from netscope.collectors.model import COUNTED_STATES, Snapshot, SnapshotDiff, Socket
 from netscope.widgets.formatting import format_endpoint, state_label
 from netscope.widgets.text import printable
+
+if TYPE_CHECKING:  # only for annotations: one-shot output starts without importing every collector
+    from netscope.collectors.interfaces import InterfaceSnapshot
+    from netscope.collectors.multicast import MulticastSnapshot
+    from netscope.collectors.protostats import StatsSnapshot
+    from netscope.collectors.recording import RecordingWriter
+    from netscope.collectors.routes import RouteSnapshot
+    from netscope.collectors.view_data import ViewData
 
 # The JSON/CSV fields of a socket, in order. Stable: scripts depend on them (README, "Scripting").
 FIELDS: tuple[str, ...] = (
@@ -302,11 +310,14 @@ def watch_header(fmt: str) -> str | None:
 # --- netstat -i, -r, -s, -g --------------------------------------------------------------------------------------
 
 
-def interface_lines() -> tuple[list[str], list[dict[str, Any]], list[str]]:
-    """`netstat -i`: text lines, JSON records and warnings."""
-    from netscope.collectors.interfaces import InterfaceCollector
+def interface_lines(
+    snapshot: InterfaceSnapshot | None = None,
+) -> tuple[list[str], list[dict[str, Any]], list[str]]:
+    """`netstat -i`: text lines, JSON records and warnings; of this machine, or of `snapshot` (a recording's)."""
+    if snapshot is None:
+        from netscope.collectors.interfaces import InterfaceCollector
 
-    snapshot = InterfaceCollector().collect()
+        snapshot = InterfaceCollector().collect()
     lines = [
         "Kernel Interface table",
         f"{'Iface':<16}{'MTU':>5} {'RX-OK':>8} {'RX-ERR':>6} {'RX-DRP':>6} {'RX-OVR':<6} {'TX-OK':>8} "
@@ -332,11 +343,14 @@ def _genmask(prefix: str) -> str:
     return socket.inet_ntoa(((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF).to_bytes(4, "big"))
 
 
-def route_lines(ipv4: bool, ipv6: bool) -> tuple[list[str], list[dict[str, Any]], list[str]]:
+def route_lines(
+    ipv4: bool, ipv6: bool, snapshot: RouteSnapshot | None = None
+) -> tuple[list[str], list[dict[str, Any]], list[str]]:
     """`netstat -rn` and `netstat -rn -A inet6`: the main table (the Routes view shows every table)."""
-    from netscope.collectors.routes import RouteCollector
+    if snapshot is None:
+        from netscope.collectors.routes import RouteCollector
 
-    snapshot = RouteCollector().collect()
+        snapshot = RouteCollector().collect()
     # /proc/net/ipv6_route (the fallback) does not say the table: "" then.
     routes = [r for r in snapshot.routes if r.table in ("main", "")]
     lines: list[str] = []
@@ -364,11 +378,12 @@ def route_lines(ipv4: bool, ipv6: bool) -> tuple[list[str], list[dict[str, Any]]
     return lines, records, snapshot.warnings
 
 
-def statistics_lines() -> tuple[list[str], list[dict[str, Any]], list[str]]:
+def statistics_lines(snapshot: StatsSnapshot | None = None) -> tuple[list[str], list[dict[str, Any]], list[str]]:
     """`netstat -s`: every counter by group, in the kernel's order, with readable labels where there are."""
-    from netscope.collectors.protostats import ProtocolStatsCollector
+    if snapshot is None:
+        from netscope.collectors.protostats import ProtocolStatsCollector
 
-    snapshot = ProtocolStatsCollector().collect()
+        snapshot = ProtocolStatsCollector().collect()
     lines: list[str] = []
     group = None
     for c in snapshot.counters:
@@ -388,11 +403,14 @@ def statistics_lines() -> tuple[list[str], list[dict[str, Any]], list[str]]:
     return lines, records, snapshot.warnings
 
 
-def multicast_lines(ipv4: bool, ipv6: bool) -> tuple[list[str], list[dict[str, Any]], list[str]]:
+def multicast_lines(
+    ipv4: bool, ipv6: bool, snapshot: MulticastSnapshot | None = None
+) -> tuple[list[str], list[dict[str, Any]], list[str]]:
     """`netstat -g`: IPv4 memberships, then IPv6."""
-    from netscope.collectors.multicast import MulticastCollector
+    if snapshot is None:
+        from netscope.collectors.multicast import MulticastCollector
 
-    snapshot = MulticastCollector().collect()
+        snapshot = MulticastCollector().collect()
     chosen = [m for m in snapshot.memberships if (ipv4 and m.family == 4) or (ipv6 and m.family == 6)]
     chosen.sort(key=lambda m: m.family)  # stable: keeps the collector's order within a family
     lines = ["IPv6/IPv4 Group Memberships", "Interface       RefCnt Group", "--------------- ------ " + "-" * 21]
@@ -465,20 +483,41 @@ def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int
     return 0
 
 
-def run_view(args: argparse.Namespace, out: Output) -> int:
+def run_view(args: argparse.Namespace, out: Output, recorded: ViewData | None = None) -> int:
+    """-i, -r, -s or -g: of this machine, or (`recorded`) of a recording, with when it was recorded."""
     v4, v6 = args.ipv4 or not args.ipv6, args.ipv6 or not args.ipv4
+    part: Any = None
+    if recorded is not None:
+        part, what = {
+            "interfaces": (recorded.interfaces, "interfaces"), "route": (recorded.routes, "routing table"),
+            "statistics": (recorded.statistics, "protocol statistics"),
+        }.get(_view_flag(args), (recorded.multicast, "multicast groups"))  # fmt: skip
+        if part is None:
+            raise Failure(f"{args.replay} holds no {what} recorded at or before that time")
     if args.interfaces:
-        lines, records, warnings = interface_lines()
+        lines, records, warnings = interface_lines(part)
     elif args.route:
-        lines, records, warnings = route_lines(v4, v6)
+        lines, records, warnings = route_lines(v4, v6, part)
     elif args.statistics:
-        lines, records, warnings = statistics_lines()
+        lines, records, warnings = statistics_lines(part)
+        if part is not None:
+            lines.insert(0, "Protocol statistics")
     else:
-        lines, records, warnings = multicast_lines(v4, v6)
+        lines, records, warnings = multicast_lines(v4, v6, part)
+    if recorded is not None:
+        lines[0] += f" as recorded at {_iso(part.taken_at)}"
+        # What could not be decoded is said too (views_at puts it among the warnings).
+        others = {w for p in (recorded.interfaces, recorded.routes, recorded.statistics, recorded.multicast)
+                  if p is not None and p is not part for w in p.warnings}  # fmt: skip
+        warnings = list(warnings) + [w for w in recorded.warnings if w not in others and w not in warnings]
     for message in warnings:
         warn(message)
     out.lines(json_lines(records) if args.json else lines)
     return 0
+
+
+def _view_flag(args: argparse.Namespace) -> str:
+    return next((name for name in ("interfaces", "route", "statistics", "groups") if getattr(args, name)), "")
 
 
 class StopSignals:
@@ -546,7 +585,8 @@ def run_loop(
 
 
 def run_record(args: argparse.Namespace, out: Output, selection: Selection) -> int:
-    """Headless recording (`--record FILE --no-ui`, or with `--watch`)."""
+    """Headless recording (`--record FILE --no-ui`, or with `--watch`): the sockets in this thread, views 2-5
+    (interfaces, statistics, multicast every interval, routes every 10 s) in another."""
     from netscope.collectors.recording import RecordingWriter
 
     try:
@@ -555,6 +595,12 @@ def run_record(args: argparse.Namespace, out: Output, selection: Selection) -> i
         raise Failure(f"cannot create the recording {args.record}: {error.strerror or error}") from None
     if not args.watch:
         warn(f"recording every {args.interval:g}s to {args.record}; Ctrl-C or SIGTERM stops")
+    stop_views = threading.Event()
+    problems: list[str] = []
+    views = threading.Thread(
+        target=record_views, args=(writer, args.interval, stop_views, problems), name="netscope-views", daemon=True
+    )
+    views.start()
     try:
         try:
             run_loop(args, out, selection, writer.write)
@@ -563,11 +609,46 @@ def run_record(args: argparse.Namespace, out: Output, selection: Selection) -> i
                 raise
             raise Failure(f"recording to {args.record} failed: {error.strerror or error}") from None
     finally:
+        stop_views.set()
+        views.join(timeout=60)  # a read of a huge routing table may be under way: it is left to finish
         with contextlib.suppress(OSError):
             writer.close()
+        for message in problems:
+            warn(message)
         if not args.watch:
-            warn(f"recorded {writer.frames} frames ({_size(writer.bytes_written)}) to {args.record}")
+            warn(
+                f"recorded {writer.frames} frames and {writer.view_frames} of views "
+                f"({_size(writer.bytes_written)}) to {args.record}"
+            )
     return 0
+
+
+def record_views(writer: RecordingWriter, interval: float, stop: threading.Event, problems: list[str]) -> None:
+    """Headless recording's second thread: views 2-5 every `interval`, on the same kind of grid as run_loop's,
+    until `stop`. A failed write ends it (the sockets go on being recorded); `problems` says why."""
+    from netscope.collectors.view_data import SystemViews
+
+    views = SystemViews()
+    views.recording = True  # routes too, every ROUTES_WHILE_RECORDING seconds
+    tick = time.monotonic()
+    while not stop.is_set():
+        data = views.collect("connections")
+        try:
+            writer.write_views(time.time(), data)
+        except OSError as error:
+            if not writer.closed:
+                problems.append(f"recording views to {writer.path} failed: {error.strerror or error}")
+            return
+        except ValueError as error:  # closed meanwhile, or data JSON cannot hold: that read only is lost
+            if writer.closed:
+                return
+            if not problems:
+                problems.append(f"some views could not be recorded: {error}")
+        now = time.monotonic()
+        tick += interval
+        if tick < now:
+            tick += (now - tick) // interval * interval + interval
+        stop.wait(tick - now)
 
 
 def _size(n: int) -> str:
@@ -646,6 +727,8 @@ def run_replay(args: argparse.Namespace, out: Output, selection: Selection) -> i
         if args.info:
             out.lines(recording_info(reader))
             return 0
+        if _view_flag(args):
+            return _replay_view(args, out, reader)
         if not len(reader):
             raise Failure(f"{args.replay} holds no frames" + (f" ({reader.damage})" if reader.damage else ""))
         start, end = reader.start_time, reader.end_time
@@ -677,6 +760,26 @@ def run_replay(args: argparse.Namespace, out: Output, selection: Selection) -> i
     return 0
 
 
+def _replay_view(args: argparse.Namespace, out: Output, reader: Any) -> int:
+    """`--replay FILE -i/-r/-s/-g [--at TIME]`: a view as recorded (the last, without --at)."""
+    if not reader.has_views:
+        raise Failure(
+            f"{args.replay} holds sockets only (no interfaces, routes, statistics or multicast groups): it was "
+            "recorded by an older netscope"
+        )
+    times = [*reader.timestamps[:1], *reader.views_timestamps[:1], *reader.routes_timestamps[:1]]
+    lasts = [*reader.timestamps[-1:], *reader.views_timestamps[-1:], *reader.routes_timestamps[-1:]]
+    start, end = min(times), max(lasts)
+    when = end
+    if args.at is not None:
+        when = parse_at(args.at, start, end)
+        if when < start - 0.5:
+            raise UsageError(f"--at {args.at}: the recording starts later, at {_iso(start)}")
+    if reader.damage is not None:
+        warn(f"{args.replay}: {reader.damage}")
+    return run_view(args, out, reader.views_at(when))
+
+
 def recording_info(reader: Any) -> list[str]:
     header = reader.header
     start, end = reader.start_time, reader.end_time
@@ -692,6 +795,14 @@ def recording_info(reader: Any) -> list[str]:
             f"to         {_iso(end)} ({datetime.timedelta(seconds=round(end - start))})",
         ]
     lines.append(f"frames     {len(reader)} ({len(reader.keyframes)} keyframes)")
+    if reader.has_views:
+        views, routes = len(reader.views_timestamps), len(reader.routes_timestamps)
+        lines.append(
+            f"views      interfaces, statistics and multicast groups {views} time{'s' * (views != 1)}, "
+            f"routing tables {routes} time{'s' * (routes != 1)}"
+        )
+    else:
+        lines.append("views      none: sockets only (views 2-5 are recorded since recording format 2)")
     if reader.damage is not None:
         lines.append(f"state      damaged: {reader.damage}")
     elif reader.complete:

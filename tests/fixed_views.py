@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fixed_data import T0
+import os
+
+from fixed_data import T0, snapshots
 
 from netscope.app.system_views import ViewData
 from netscope.collectors.interfaces import Interface, InterfaceCounters, InterfaceSnapshot
@@ -99,3 +101,17 @@ def multicast() -> MulticastSnapshot:
 class FixedViews:
     def collect(self, active_view: str) -> ViewData:
         return ViewData(interfaces(), routes(), statistics(), multicast())
+
+
+def record_fixed(path: str | os.PathLike[str]) -> None:
+    """A recording of the fixed refreshes (fixed_data.snapshots()) with the fixed views read at each: replayed
+    (ReplaySource, RecordedViews) it shows views 2-5 as FixedViews gives them live."""
+    from netscope.collectors.diff import diff_snapshots
+    from netscope.collectors.recording import RecordingWriter
+
+    previous = None
+    with RecordingWriter(path) as writer:
+        for snapshot in snapshots():
+            writer.write(diff_snapshots(previous, snapshot))
+            writer.write_views(snapshot.taken_at, FixedViews().collect("connections"))
+            previous = snapshot

@@ -359,9 +359,9 @@ def test_a_damaged_header_is_not_a_recording(small_recording: tuple[Path, list[S
         RecordingReader(broken)
 
 
-def _forge(path: Path, payload: bytes, kind: int = 1) -> None:
+def _forge(path: Path, payload: bytes, kind: int = 1, seq: int = 1) -> None:
     """Append a frame with a correct checksum around whatever payload: what a crafted file could hold."""
-    head = struct.pack("!IdB", len(payload), 1_763_900_100.0, kind)
+    head = struct.pack("!IdBI", len(payload), 1_763_900_100.0, kind, seq)
     crc = zlib.crc32(payload, zlib.crc32(head))
     with open(path, "ab") as file:
         file.write(SYNC + head + struct.pack("!I", crc) + payload)
