@@ -10,8 +10,12 @@ import argparse
 import contextlib
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from netscope import __version__
+from netscope.collectors.alerts import Thresholds
+from netscope.collectors.config import Config, apply_threshold_overrides, load_config
 from netscope.collectors.filters import Filter, FilterError, parse_filter
 
 MIN_INTERVAL = 0.1
@@ -68,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--interval", "-c", type=_interval, default=1.0, metavar="SECONDS",
-        help="seconds between refreshes (default 1); also --watch's and --record's period",
+        "--interval", "-c", type=_interval, default=None, metavar="SECONDS",
+        help="seconds between refreshes (default 1, or the config file's interval); also --watch's and --record's",
     )  # fmt: skip
     parser.add_argument(
         "--filter", "-f", default="", metavar="EXPR",
@@ -112,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     views.add_argument("-s", "--statistics", action="store_true", help="protocol statistics (netstat -s)")
     views.add_argument("-g", "--groups", action="store_true", help="multicast group memberships (netstat -g)")
 
+    ins = parser.add_argument_group("alerts and settings")
+    ins.add_argument(
+        "--alert", action="append", default=[], metavar="NAME=VALUE",
+        help="an alert threshold, e.g. --alert syn_recv=200 --alert close_wait=50 (0 turns one off); names: "
+        "syn_recv, syn_recv_rise, close_wait, close_wait_refreshes, per_remote_ip, listen_drops",
+    )  # fmt: skip
+    ins.add_argument(
+        "--config", metavar="FILE", type=Path,
+        help="read settings from FILE instead of $NETSCOPE_CONFIG or ~/.config/netscope/config.toml",
+    )  # fmt: skip
+    ins.add_argument("--no-config", action="store_true", help="ignore the config file (defaults and flags only)")
+
     rec = parser.add_argument_group("recording and replay")
     rec.add_argument(
         "--record", metavar="FILE",
@@ -120,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--no-ui", action="store_true", help="with --record: record without the UI until stopped")
     rec.add_argument(
         "--replay", metavar="FILE",
-        help="read a recording instead of this machine: with --once/--json/--csv/--count (the moment --at, or "
-        "the last), --watch (every frame's counts) or --info",
+        help="read a recording instead of this machine: with --once/--json/--csv/--count or -i/-r/-s/-g (the "
+        "moment --at, or the last), --watch (every frame's counts) or --info",
     )  # fmt: skip
     rec.add_argument(
         "--at", metavar="TIME",
@@ -137,10 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Combinations that cannot mean anything: usage errors (exit status 2) that say what to write instead."""
     view = args.interfaces or args.route or args.statistics or args.groups
-    if view and (args.csv or args.count or args.watch or args.record or args.replay or args.names):
+    if view and (args.csv or args.count or args.watch or args.record or args.names):
         parser.error(
-            "-i, -r, -s and -g print this machine's table once, as text or with --json; they do not combine with "
-            "--csv, --count, --watch, --names, --record or --replay"
+            "-i, -r, -s and -g print this machine's table once (or a recording's, with --replay), as text or with "
+            "--json; they do not combine with --csv, --count, --watch, --names or --record"
         )
     if args.count and args.watch:
         parser.error("--watch already prints counts: leave out --count")
@@ -158,7 +174,7 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--duration stops --watch or --record ... --no-ui")
     if (args.at is not None or args.info) and not args.replay:
         parser.error("--at and --info read a recording: add --replay FILE")
-    if args.info and (_wants_printout(args) or args.watch):
+    if args.info and (_wants_printout(args) or args.watch or view):
         parser.error("--info prints what the recording holds: leave out the other output flags")
 
 
@@ -169,6 +185,7 @@ def _wants_printout(args: argparse.Namespace) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    config = _settings(parser, args)
     _check(parser, args)
     try:
         flt = parse_filter(args.filter)
@@ -181,8 +198,22 @@ def main(argv: list[str] | None = None) -> int:
         print("netscope: reads Linux's /proc; this is not Linux.", file=sys.stderr)
         return 1
     if printed:
+        for warning in config.warnings:  # a broken config file is worth a line on stderr, not a failure
+            print(f"netscope: {warning}", file=sys.stderr)
         return _print(args, flt)
-    return _run_ui(args)
+    return _run_ui(args, config)
+
+
+def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
+    """The config file's settings under the command line's: thresholds, columns, and the interval."""
+    config = Config(thresholds=Thresholds(), columns=[]) if args.no_config else load_config(args.config)
+    try:
+        config.thresholds = apply_threshold_overrides(config.thresholds, args.alert)
+    except ValueError as error:
+        parser.error(f"--alert: {error}")
+    if args.interval is None:
+        args.interval = config.interval or 1.0
+    return config
 
 
 def _print(args: argparse.Namespace, flt: Filter) -> int:
@@ -191,10 +222,10 @@ def _print(args: argparse.Namespace, flt: Filter) -> int:
     out = oneshot.Output()
     selection = oneshot.Selection.from_args(args, flt)
     try:
-        if args.interfaces or args.route or args.statistics or args.groups:
-            return oneshot.run_view(args, out)
         if args.replay:
             return oneshot.run_replay(args, out, selection)
+        if args.interfaces or args.route or args.statistics or args.groups:
+            return oneshot.run_view(args, out)
         if args.record:
             return oneshot.run_record(args, out, selection)
         if args.watch:
@@ -217,9 +248,17 @@ def _print(args: argparse.Namespace, flt: Filter) -> int:
         return 130
 
 
-def _run_ui(args: argparse.Namespace) -> int:
+def _run_ui(args: argparse.Namespace, config: Config) -> int:
     # Imported here so that `--help`, a bad filter and every printed output answer without loading Textual.
     from netscope.app.netscope_app import NetscopeApp
+
+    settings: dict[str, Any] = {
+        "thresholds": config.thresholds,
+        "columns": config.columns,
+        "save_config": not args.no_config,
+        "config_file": args.config,
+        "notices": config.warnings,
+    }
 
     if args.replay:
         # The UI refuses to kill while replaying (a recorded PID may now be another process).
@@ -230,7 +269,7 @@ def _run_ui(args: argparse.Namespace) -> int:
         except (RecordingError, OSError) as error:
             print(f"netscope: {error}", file=sys.stderr)
             return 1
-        NetscopeApp(source=replay, interval=replay.interval, filter_text=args.filter).run()
+        NetscopeApp(source=replay, interval=replay.interval, filter_text=args.filter, **settings).run()
         return 0
     if args.record:
         from netscope.collectors.process_collector import ProcessCollector
@@ -244,9 +283,9 @@ def _run_ui(args: argparse.Namespace) -> int:
             return 1
         source = RecordingTee(ProcessCollector(interval=args.interval), writer)
         try:
-            NetscopeApp(source=source, interval=args.interval, filter_text=args.filter).run()
+            NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings).run()
         finally:
             writer.close()
         return 0
-    NetscopeApp(interval=args.interval, filter_text=args.filter).run()
+    NetscopeApp(interval=args.interval, filter_text=args.filter, **settings).run()
     return 0

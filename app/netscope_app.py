@@ -11,42 +11,55 @@ from pathlib import Path
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import Footer, TabbedContent, TabPane
 
 import netscope.styles
 from netscope.app.oneshot import write_export
+from netscope.app.screens.columns import ColumnsScreen
+from netscope.app.screens.confirm_close import ConfirmCloseScreen
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
-from netscope.app.screens.details import DetailsScreen
+from netscope.app.screens.details import DetailsScreen, TcpDetails
 from netscope.app.screens.help import HelpScreen
 from netscope.app.system_views import SystemViews, ViewSource
 from netscope.app.views.interfaces import InterfacesView
 from netscope.app.views.multicast import MulticastView
 from netscope.app.views.routes import RoutesView
 from netscope.app.views.statistics import StatisticsView
+from netscope.app.views.top import TopView
+from netscope.collectors.alerts import Alert, AlertEngine, Thresholds
+from netscope.collectors.config import save_columns
 from netscope.collectors.connections import CollectionFailure, SnapshotSource, missing_owner_reason
 from netscope.collectors.filters import Filter, FilterError, parse_filter
-from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
+from netscope.collectors.history import StateHistory
+from netscope.collectors.insights import GroupCounter
+from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.processes import process_details
-from netscope.collectors.recording import RecordingTee, RecordingWriter, ReplaySource
+from netscope.collectors.recording import RecordedViews, RecordingTee, RecordingWriter, ReplaySource
 from netscope.collectors.resolver import NameResolver
 from netscope.collectors.signals import refusal_reason, send_signal
+from netscope.collectors.sock_destroy import close_refusal, destroy_capability, destroy_socket
 from netscope.collectors.stats import SynRecvWatch, update_counts
-from netscope.widgets.connection_table import COLUMNS, ConnectionTable
+from netscope.collectors.tcpinfo import TcpInfo
+from netscope.collectors.throughput import Throughput, ThroughputTracker
+from netscope.widgets.alert_bar import AlertBar
+from netscope.widgets.connection_table import ConnectionTable
 from netscope.widgets.filter_bar import FilterBar
 from netscope.widgets.state_counters import StateCounters
-from netscope.widgets.status_bar import Status, StatusBar
+from netscope.widgets.status_bar import Status, StatusBar, rounded_ms
+from netscope.widgets.top_panel import TopPanel
 from netscope.widgets.traffic_panel import TrafficPanel
 
 STYLES = Path(netscope.styles.__file__).parent / "netscope.tcss"
 # Actions that act on the connection table: only while the Connections view is shown.
 CONNECTION_ACTIONS = frozenset(
     {"cycle_sort", "reverse_sort", "filter_selected", "toggle_names", "kill", "clear_filter", "toggle_pause",
-     "export", "toggle_recording", "replay_step", "replay_jump", "replay_speed"}
+     "export", "toggle_recording", "replay_step", "replay_jump", "replay_speed", "choose_columns",
+     "close_connection"}
 )
 REPLAY_ACTIONS = frozenset({"replay_step", "replay_jump", "replay_speed"})
 LIVE_VIEW_TABS = ("tab-interfaces", "tab-routes", "tab-statistics", "tab-multicast")
-COLUMN_LABELS = {column.key: column.label for column in COLUMNS}
 
 
 class NetscopeApp(App[None]):
@@ -59,6 +72,8 @@ class NetscopeApp(App[None]):
         Binding("3", "show_view('routes')", "Routes", show=False),
         Binding("4", "show_view('statistics')", "Statistics", show=False),
         Binding("5", "show_view('multicast')", "Multicast", show=False),
+        Binding("6", "show_view('top')", "Top", show=False),
+        Binding("a", "show_alert", "Alert", show=False),
         Binding("slash", "open_filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("s", "cycle_sort(1)", "Sort"),
@@ -70,6 +85,8 @@ class NetscopeApp(App[None]):
         Binding("n", "toggle_names", "Names"),
         Binding("k", "kill('SIGTERM')", "Kill"),
         Binding("K", "kill('SIGKILL')", "Kill -9", show=False),
+        Binding("x", "close_connection", "Close conn"),
+        Binding("c", "choose_columns", "Columns", show=False),
         Binding("space", "toggle_pause", "Pause", show=False),
         Binding("e", "export('csv')", "Export", show=False),
         Binding("E", "export('json')", "Export JSON", show=False),
@@ -95,13 +112,20 @@ class NetscopeApp(App[None]):
         ("n", "toggle host and service names (resolved in the background) and numbers"),
         ("k", "kill the owning process with SIGTERM (asks first)"),
         ("K", "kill the owning process with SIGKILL (asks first)"),
+        ("x", "close just the selected TCP connection (SOCK_DESTROY, like ss -K; asks first; needs root)"),
+        ("c", "choose extra columns from the kernel's tcp_info: bytes, rates, rtt, cwnd, retransmits ..."),
         ("space", "pause / resume live updates (in a replay: play / pause)"),
         ("e / E", "export the rows shown (filtered, sorted) to a CSV / JSON file in the current directory"),
         ("R", "start / stop recording to netscope-DATE-TIME.nsrec (replay it with netscope --replay FILE)"),
         (", .", "replay: one refresh back / forward"),
         ("[ ]", "replay: one minute back / forward"),
         ("- +", "replay: slower / faster"),
-        ("1 2 3 4 5", "views: Connections, Interfaces (netstat -i), Routes (-r), Statistics (-s), Multicast (-g)"),
+        ("1 2 3 4 5 6", "views: Connections, Interfaces (netstat -i), Routes (-r), Statistics (-s), "
+         "Multicast (-g), Top (who is connected: by remote host, network, local port, process; the last hour)"),
+        ("a", "show the sockets behind the first alert (a flood's sources, a leaking process)"),
+        ("g / G", "Top: group by remote host, remote /24 (/64), local port, process"),
+        ("s / S", "Top: sort by sockets, change, a state, or name (or click a column header)"),
+        ("Enter / f", "Top: show the selected group's connections in view 1"),
         ("z", "Statistics: hide / show counters that are zero"),
         ("?", "this help"),
         ("q", "quit"),
@@ -115,7 +139,14 @@ class NetscopeApp(App[None]):
         filter_text: str = "",
         flash_seconds: float = 3.0,
         views: ViewSource | None = None,
+        thresholds: Thresholds | None = None,
+        columns: list[str] | None = None,
+        save_config: bool = True,
+        config_file: Path | None = None,
+        notices: list[str] | None = None,
     ) -> None:
+        """`columns`, `save_config` and `config_file`: the tcp_info columns to start with, and whether and where
+        (None: the usual place) a change of them is remembered; `notices`: problems to tell once started."""
         super().__init__()
         # Live data passes through a RecordingTee so that R can start recording at any time.
         self.source: SnapshotSource = source or RecordingTee(ProcessCollector(interval=interval))
@@ -128,6 +159,17 @@ class NetscopeApp(App[None]):
         self._warned: set[str] = set()
         self._standing_warning = ""
         self._syn_recv = SynRecvWatch()
+        # Insights (view 6, the panel and the alerts) follow the same diffs as the table: no second scan.
+        self.groups = GroupCounter(None if self.filter.is_empty else self.filter.matches)
+        self.history = StateHistory()
+        self.alerts = AlertEngine(thresholds)
+        self._alert_kinds: set[str] = set()
+        # Per-connection tcp_info (issue 7): collected only while a column or view needs it.
+        self.throughput = ThroughputTracker()
+        self._initial_columns = list(columns or [])
+        self._save_config = save_config
+        self._config_file = config_file
+        self._notices = list(notices or [])
         self._total_counts: Counter[str] = Counter()
         self._pending_snapshot: Snapshot | None = None
         self._received_at = 0.0  # wall clock when the current snapshot arrived
@@ -141,17 +183,27 @@ class NetscopeApp(App[None]):
         self.routes_view = RoutesView(id="routes-view")
         self.statistics_view = StatisticsView(id="statistics-view")
         self.multicast_view = MulticastView(id="multicast-view")
-        self.views: ViewSource = views or SystemViews()
+        self.top_view = TopView(self.groups, self.history, id="top-view")
+        self.top_panel = TopPanel(id="top-panel")
+        self.alert_bar = AlertBar(id="alerts")
         self.is_replay: bool = getattr(self.source, "is_replay", False)
+        if views is None:
+            views = RecordedViews(self.source) if isinstance(self.source, ReplaySource) else SystemViews()
+        self.views: ViewSource = views
+        # A version-1 recording holds sockets only: then views 2-5 are hidden rather than showing this machine.
+        self.views_recorded = not isinstance(views, RecordedViews) or views.available
         self._views_busy = False
+        self._views_again = False
 
     # ----------------------------------------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
+        yield self.alert_bar
         with TabbedContent(id="views", initial="tab-connections"):
             with TabPane("1 Connections", id="tab-connections"):
                 yield self.counters
                 yield self.traffic
+                yield self.top_panel
                 yield self.table
                 yield self.filter_bar
                 yield self.status_bar
@@ -163,20 +215,27 @@ class NetscopeApp(App[None]):
                 yield self.statistics_view
             with TabPane("5 Multicast", id="tab-multicast"):
                 yield self.multicast_view
+            with TabPane("6 Top", id="tab-top"):
+                yield self.top_view
         yield Footer()
 
     def on_mount(self) -> None:
         self.table.focus()
+        if self._initial_columns:
+            self._show_metric_columns(self._initial_columns)
+        for notice in self._notices:
+            self._warn_once(notice, severity="warning")
         if not self.filter.is_empty:
             self.table.set_filter(self.filter.matches)
         self.set_interval(0.5, self._tick_highlights)
         self._consume_snapshots()
         if self.is_replay:
-            # A recording holds sockets only: the machine's live interfaces and routes would mislead beside it.
-            tabs = self.query_one(TabbedContent)
-            for tab in LIVE_VIEW_TABS:
-                tabs.hide_tab(tab)
-            self.traffic.display = False
+            if not self.views_recorded:
+                # The machine's live interfaces and routes would mislead beside a recording's sockets.
+                tabs = self.query_one(TabbedContent)
+                for tab in LIVE_VIEW_TABS:
+                    tabs.hide_tab(tab)
+                self.traffic.display = False
         else:
             self.set_interval(self.source.interval, self._poll_views)
             self._poll_views()
@@ -205,20 +264,42 @@ class NetscopeApp(App[None]):
         if diff.snapshot.owners_incomplete:
             self._standing_warning = "some owners unknown"
         self._total_counts = update_counts(self._total_counts, diff)
-        syn_recv, before = self._total_counts["SYN_RECV"], self._syn_recv.previous
+        syn_recv = self._total_counts["SYN_RECV"]
         if diff.first:
             self._syn_recv.reset(syn_recv)
-        elif self._syn_recv.update(syn_recv):
-            self._warn_once(
-                f"SYN_RECV jumped from {before} to {syn_recv}: a SYN flood, or a listener that cannot accept "
-                "fast enough. Filter with 'syn_recv' to see the sources.",
-                severity="warning",
-                key="syn-recv",
-            )
         else:
-            self._warned.discard("syn-recv")  # the next surge is told again
+            self._syn_recv.update(syn_recv)
         self.table.apply_diff(diff)
+        if self.is_replay and self.views_recorded:
+            self._poll_views()  # the recorded views follow play, step and seek
+        if self.table.metric_columns:
+            self.throughput.update(diff.snapshot)
+            self.table.metrics_changed()
+        self.groups.apply_diff(diff)
+        self.history.record(diff.snapshot.taken_at, self._total_counts)
+        self._show_alerts(self.alerts.update(diff))
         self._show_counts()
+        self._show_insights()
+
+    def _show_alerts(self, alerts: list[Alert]) -> None:
+        self.alert_bar.show_alerts(alerts)
+        kinds = {alert.kind for alert in alerts}
+        for alert in alerts:
+            if alert.kind not in self._alert_kinds:  # told once when it starts; the strip shows it meanwhile
+                self.notify(f"{alert.title}\n{alert.detail}", severity="error" if alert.severity == "error"
+                            else "warning", timeout=10, markup=False)
+        self._alert_kinds = kinds
+
+    def _show_insights(self) -> None:
+        if self.active_view == "connections":
+            groups = self.groups
+            self.top_panel.show_groups([
+                ("Remote hosts", groups.groups("remote_ip", limit=3)),
+                ("Local ports", groups.groups("local_port", limit=3)),
+                ("Programs", groups.groups("process", limit=3)),
+            ])
+        elif self.active_view == "top" and self.snapshot is not None:
+            self.top_view.refresh_groups(self.snapshot.taken_at, self.filter.text)
 
     def _show_counts(self) -> None:
         table = self.table
@@ -230,8 +311,8 @@ class NetscopeApp(App[None]):
             shown=sum(table.filtered_counts.values()),
             total=len(snapshot.sockets) if snapshot else 0,
             filter_text=self.filter.text,
-            sort_label=f"{COLUMN_LABELS[table.sort_column]} {'▼' if table.sort_reverse else '▲'}",
-            collect_ms=(snapshot.collect_seconds * 1000) if snapshot else 0.0,
+            sort_label=table.sort_label,
+            collect_ms=float(rounded_ms(snapshot.collect_seconds * 1000)) if snapshot else 0.0,
             interval=self.source.interval,
             paused=self.paused,
             names=self._resolver is not None,
@@ -267,7 +348,10 @@ class NetscopeApp(App[None]):
 
     @property
     def active_view(self) -> str:
-        return self.query_one(TabbedContent).active.removeprefix("tab-")
+        try:
+            return self.query_one(TabbedContent).active.removeprefix("tab-")
+        except NoMatches:  # data can arrive before the layout exists
+            return ""
 
     def action_show_view(self, name: str) -> None:
         self.query_one(TabbedContent).active = f"tab-{name}"
@@ -275,12 +359,14 @@ class NetscopeApp(App[None]):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_bindings()
         self._poll_views()  # show the new view's data now, not an interval from now
+        self._show_insights()
         focus = {
             "connections": self.table,
             "interfaces": self.interfaces_view.table,
             "routes": self.routes_view.table,
             "statistics": self.statistics_view.table,
             "multicast": self.multicast_view.table,
+            "top": self.top_view.table,
         }.get(self.active_view)
         if focus is not None:
             focus.focus()
@@ -292,8 +378,8 @@ class NetscopeApp(App[None]):
             return self.is_replay
         if action == "toggle_recording" and not isinstance(self.source, RecordingTee):
             return False
-        if action == "show_view" and self.is_replay:
-            return parameters == ("connections",)
+        if action == "show_view" and self.is_replay and not self.views_recorded:
+            return parameters in (("connections",), ("top",))
         return not (action in CONNECTION_ACTIONS and self.is_mounted and self.active_view != "connections")
 
     @work(group="views")
@@ -301,21 +387,42 @@ class NetscopeApp(App[None]):
         """One read of views 2-5 (see SystemViews.collect for what is read when)."""
         # A read that outlasts the interval (a huge routing table) is left to finish rather than cancelled and
         # restarted, which would never show anything; ticks that come meanwhile are skipped.
-        if self._views_busy or self.is_replay:
+        if not self.views_recorded:
             return
+        if self._views_busy:
+            # In a replay every step must end with its own views shown: read again once this read is done.
+            self._views_again = self.is_replay
+            return
+        tee = self.source if isinstance(self.source, RecordingTee) and self.source.recording else None
+        if isinstance(self.views, SystemViews):
+            self.views.recording = tee is not None  # routes are then read every few seconds on any view
         self._views_busy = True
         try:
             result = await asyncio.to_thread(self.views.collect, self.active_view)
+            if tee is not None:
+                problem = await asyncio.to_thread(tee.write_views, result)
+                if problem:
+                    self._warn_once(problem, severity="error")
         finally:
             self._views_busy = False
+        if self._views_again:
+            self._views_again = False
+            self._poll_views()
+        # Tables are filled only while shown (switching to one polls at once): 400 counters a second into a
+        # hidden DataTable cost CPU for nothing. The collectors still sample every interval, so rates and history
+        # stay true.
+        active = self.active_view
         if result.interfaces is not None:
             self.traffic.show_interfaces(result.interfaces.interfaces)
-            self.interfaces_view.show(result.interfaces)
-        if result.routes is not None:
+            if active == "interfaces":
+                self.interfaces_view.show(result.interfaces)
+        if result.routes is not None and active == "routes":
             self.routes_view.show(result.routes)
         if result.statistics is not None:
-            self.statistics_view.show(result.statistics)
-        if result.multicast is not None:
+            self.alerts.update_counters(result.statistics)  # listen queue overflows
+            if active == "statistics":
+                self.statistics_view.show(result.statistics)
+        if result.multicast is not None and active == "multicast":
             self.multicast_view.show(result.multicast)
         for warning in result.warnings:
             self._warn_once(warning, severity="warning")
@@ -350,8 +457,32 @@ class NetscopeApp(App[None]):
 
     def apply_filter(self, new_filter: Filter) -> None:
         self.filter = new_filter
-        self.table.set_filter(None if new_filter.is_empty else new_filter.matches)
+        matches = None if new_filter.is_empty else new_filter.matches
+        self.table.set_filter(matches)
+        self.groups.set_filter(matches, self.snapshot)
         self._show_counts()
+        self._show_insights()
+
+    def on_top_view_group_chosen(self, event: TopView.GroupChosen) -> None:
+        # The view counted the sockets the filter shows: narrow within it, not beside it.
+        current = self.filter.text.strip()
+        self._filter_and_show(f"{current} {event.group.filter_text}" if current else event.group.filter_text)
+
+    def action_show_alert(self) -> None:
+        alert = next((alert for alert in self.alerts.active if alert.filter_text), None)
+        if alert is None:
+            self.notify("No alert is active.", timeout=3)
+            return
+        self._filter_and_show(alert.filter_text)
+
+    def _filter_and_show(self, text: str) -> None:
+        try:
+            new_filter = parse_filter(text)
+        except FilterError as error:  # a group key from the system that the filter language cannot say
+            self.notify(f"Cannot filter to that: {error}", severity="error", markup=False)
+            return
+        self.apply_filter(new_filter)
+        self.action_show_view("connections")
 
     def action_filter_selected(self, what: str) -> None:
         sock = self.table.selected_socket
@@ -457,6 +588,78 @@ class NetscopeApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.HELP_KEYS))
 
+    # ------------------------------------------------------------------------- tcp_info columns, close
+
+    def metrics_of(self, key: SocketKey) -> tuple[TcpInfo | None, Throughput | None]:
+        snapshot = self.snapshot
+        info = snapshot.tcp_info.get(key) if snapshot is not None else None
+        return info, self.throughput.get(key) if info is not None else None
+
+    def tcp_details(self, key: SocketKey) -> TcpDetails | None:
+        """For the details screen: None while tcp_info is not collected."""
+        if not self.table.metric_columns:
+            return None
+        info, rate = self.metrics_of(key)
+        return info, rate, self.throughput.history(key)
+
+    def _tcp_info_note(self) -> str:
+        """Why the tcp_info columns would show only "-", if they would."""
+        if self.is_replay:
+            return "A recording holds no tcp_info: these columns show '-' in a replay."
+        return ""
+
+    def _show_metric_columns(self, keys: list[str]) -> None:
+        self.table.set_metric_columns(keys)
+        self.table.set_metrics(self.metrics_of if keys else None)
+        collector = getattr(self.source, "source", self.source)  # through the RecordingTee
+        set_tcp_info = getattr(collector, "set_tcp_info", None)
+        if set_tcp_info is not None:
+            set_tcp_info(bool(keys))
+        self._show_counts()
+
+    def action_choose_columns(self) -> None:
+        async def chosen(keys: list[str] | None) -> None:
+            if keys is None:
+                return
+            self._show_metric_columns(keys)
+            if not self._save_config:
+                return
+            try:
+                await asyncio.to_thread(save_columns, keys, self._config_file)
+            except OSError as error:
+                self.notify(f"Columns changed but not remembered: {error}", severity="warning", markup=False)
+
+        self.push_screen(ColumnsScreen(self.table.metric_columns, self._tcp_info_note()), chosen)
+
+    async def action_close_connection(self) -> None:
+        if self.is_replay:
+            self.notify("This is a recording: its connections are not these, and nothing is closed from it.",
+                        severity="warning")
+            return
+        sock = self.table.selected_socket
+        if sock is None:
+            return
+        if self.table.is_closed(sock):
+            self.notify("That connection is already closed.", severity="warning")
+            return
+        refusal = close_refusal(sock)
+        if refusal:
+            self.notify(refusal, severity="warning", markup=False)
+            return
+        reason = await asyncio.to_thread(destroy_capability)
+        if reason:
+            self.notify(reason, severity="error", markup=False)
+            return
+
+        async def answered(yes: bool | None) -> None:
+            if not yes:
+                self.notify("Nothing was closed.", timeout=3)
+                return
+            result = await asyncio.to_thread(destroy_socket, sock)
+            self.notify(result.message, severity="information" if result.ok else "error", markup=False)
+
+        self.push_screen(ConfirmCloseScreen(sock), answered)
+
     # -------------------------------------------------------------------------------------- details, kill
 
     def sockets_of(self, pid: int) -> list[Socket]:
@@ -470,7 +673,8 @@ class NetscopeApp(App[None]):
             return
         details = None if sock.pid is None else await asyncio.to_thread(process_details, sock.pid)
         sockets = self.sockets_of(sock.pid) if sock.pid is not None else [sock]
-        self.push_screen(DetailsScreen(sock, details, sockets, self.snapshot.taken_at if self.snapshot else 0))
+        self.push_screen(DetailsScreen(sock, details, sockets, self.snapshot.taken_at if self.snapshot else 0,
+                                       tcp=self.tcp_details))
 
     async def action_kill(self, signal_name: str) -> None:
         if self.is_replay:

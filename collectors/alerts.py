@@ -10,7 +10,9 @@ that shows the sockets involved.
   protocol statistics samples: connection attempts were dropped because an accept queue was full. Names the
   listening sockets with connections waiting to be accepted (their Recv-Q), the fullest first.
 * `remote_host` (warning): one remote address is the peer of at least `per_remote_ip` sockets (any state, either
-  direction). At most five such alerts, the busiest hosts; the first says how many more there are.
+  direction). At most five such alerts, the busiest hosts; the first says how many more there are. Loopback peers
+  (127.0.0.0/8, ::1) never raise it: that is the machine talking to itself (a local proxy in front of a local
+  application holds thousands), not a remote host.
 
 A threshold of 0 turns its alert off.
 
@@ -305,6 +307,8 @@ class AlertEngine:
         by_ip = counts.by_ip
         # Only an address whose count moved can cross a level: the others keep their state.
         for ip in counts.touched_ips:
+            if _is_loopback(ip):
+                continue
             count = by_ip.get(ip, 0)
             if count >= limit:
                 hot.add(ip)
@@ -418,6 +422,11 @@ def _most(counts: dict[Any, int], n: int) -> list[tuple[int, Any]]:
 
 def _alert_order(alert: Alert) -> tuple[bool, int, float, str]:
     return alert.severity != "error", KINDS.index(alert.kind), alert.since, alert.title
+
+
+def _is_loopback(ip: str) -> bool:
+    """For the canonical peer text of insights.peer_keys: IPv4-mapped addresses arrive as plain IPv4."""
+    return ip.startswith("127.") or ip == "::1"
 
 
 def _rising(counts: deque[int], steps: int) -> bool:

@@ -62,9 +62,10 @@ class StateHistory:
             times.popleft()
             values.popleft()
 
-    def series(self, name: str, buckets: int) -> list[int | None]:
-        """The last `seconds` before the newest sample in `buckets` equal time buckets, oldest first: each the
-        highest count of the samples in it (peaks survive), None where no sample fell."""
+    def series(self, name: str, buckets: int, window: float | None = None) -> list[int | None]:
+        """The last `window` seconds (default: all of `seconds`) before the newest sample in `buckets` equal time
+        buckets, oldest first: each the highest count of the samples in it (peaks survive), None where no sample
+        fell."""
         index = _index(name)
         if buckets < 1:
             raise ValueError(f"buckets must be at least 1, got {buckets!r}")
@@ -72,10 +73,15 @@ class StateHistory:
         times = self._times
         if not times:
             return out
-        start = times[-1] - self.seconds
-        width = self.seconds / buckets
+        window = self.seconds if window is None else min(self.seconds, window)
+        if not window > 0:
+            raise ValueError(f"the window must be a positive number of seconds, got {window!r}")
+        start = times[-1] - window
+        width = window / buckets
         last = buckets - 1
         for taken_at, sample in zip(times, self._values, strict=True):
+            if taken_at < start:
+                continue
             # Bucket i holds [start + i*width, start + (i+1)*width); the newest sample closes the last one.
             bucket = min(int((taken_at - start) / width), last)
             value = sample[index]

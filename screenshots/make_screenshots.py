@@ -10,7 +10,9 @@ main screens into this folder. Run it on a quiet machine: whatever else has sock
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -24,9 +26,26 @@ from netscope.collectors.filters import parse_filter  # noqa: E402
 
 SIZE = (160, 45)
 
+# A download that goes on for the whole session, about 2 MB/s: the tcp_info columns have a rate to show.
+DOWNLOAD = textwrap.dedent("""
+    import socket, threading, time
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    conn, _ = listener.accept()
+    def drain():
+        while client.recv(1 << 16):
+            pass
+    threading.Thread(target=drain, daemon=True).start()
+    chunk = b"x" * (64 << 10)
+    print("ready", flush=True)
+    for _ in range(4000):
+        conn.sendall(chunk)
+        time.sleep(0.03)
+""")
+
 
 async def shoot(server: Peer, peers: list[Peer]) -> None:
-    app = NetscopeApp(interval=1.0)
+    app = NetscopeApp(interval=1.0, save_config=False)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.refresh_count >= 1, timeout=10)
         for index in range(3):
@@ -57,15 +76,32 @@ async def shoot(server: Peer, peers: list[Peer]) -> None:
             peers.append(start_peer("client", str(server.port), "--count", "40", "--name", "late-client"))
             await pilot.pause(1.2)
             app.save_screenshot(f"{name}.svg", str(HERE))
+        await pilot.press("6")
+        await pilot.pause(1.5)
+        app.save_screenshot("top.svg", str(HERE))
+        await pilot.press("1")
+        app.apply_filter(parse_filter("established proc:python"))
+        await pilot.press("c")
+        await pilot.pause(0.3)
+        chooser = app.screen.query_one("SelectionList")
+        for key in ("sent", "received", "send_rate", "recv_rate", "rtt", "cwnd", "retrans"):
+            chooser.select(key)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause(3.5)
+        app.save_screenshot("tcp-columns.svg", str(HERE))
 
 
 def main() -> None:
     peers: list[Peer] = []
+    download = subprocess.Popen([sys.executable, "-c", DOWNLOAD], stdout=subprocess.PIPE, text=True)
     try:
+        assert download.stdout is not None and download.stdout.readline().strip() == "ready"
         server = start_peer("server", "--name", "web-backend")
         peers.append(server)
         asyncio.run(shoot(server, peers))
     finally:
+        download.kill()
+        download.wait()
         for peer in peers:
             stop_peer(peer)
     print(f"wrote {', '.join(sorted(path.name for path in HERE.glob('*.svg')))} in {HERE}")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from support import PEERS
+from support import PEERS, VethPair
 
 from netscope.collectors.alerts import LISTEN_HOLD, Alert, AlertEngine, Thresholds
 from netscope.collectors.connections import ConnectionCollector
@@ -63,9 +63,10 @@ class Controlled:
 def spawn() -> Iterator[Callable[..., Controlled]]:
     started: list[Controlled] = []
 
-    def start(*args: str) -> Controlled:
+    def start(*args: str, namespace: str = "") -> Controlled:
+        prefix = ["ip", "netns", "exec", namespace] if namespace else []
         process = subprocess.Popen(
-            [sys.executable, str(PEERS), *args, "--lifetime", "120"],
+            [*prefix, sys.executable, str(PEERS), *args, "--lifetime", "120"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -228,26 +229,29 @@ def test_listen_queue_overflow_of_a_real_listener(spawn: Callable[..., Controlle
     assert not of_kind(engine.active, "listen_overflow")
 
 
-def test_many_connections_with_one_remote_host(spawn: Callable[..., Controlled]) -> None:
-    net = private_net()
-    server = spawn("server", "--host", f"{net}.1", "--name", "ns-popular")
-    clients = spawn("bound-client", str(server.port), "--host", f"{net}.1", "--bind", f"{net}.2", "--count", "20")
+def test_many_connections_with_one_remote_host(spawn: Callable[..., Controlled], veth_pair: VethPair) -> None:
+    # A real remote host: the clients run in their own network namespace and reach the server over a veth pair.
+    net = veth_pair.host_address.rsplit(".", 1)[0]
+    server = spawn("server", "--host", veth_pair.host_address, "--name", "ns-popular")
+    clients = spawn("bound-client", str(server.port), "--host", veth_pair.host_address, "--bind",
+                    veth_pair.peer_address, "--count", "20", namespace=veth_pair.namespace)
     engine = AlertEngine(Thresholds(per_remote_ip=10))
     source = Scoped(net)
     source.until(engine, lambda s: states_of(s, server.pid) == {"LISTEN": 1, "ESTABLISHED": 20})
     hosts = {alert.filter_text: alert for alert in of_kind(engine.active, "remote_host")}
-    # The server's 20 ends have the client's address as their peer, the client's 20 the server's.
-    assert set(hosts) == {f"rip:{net}.1", f"rip:{net}.2"}
-    client_side = hosts[f"rip:{net}.2"]
-    assert client_side.title == f"{net}.2: 20 connections" and client_side.severity == "warning"
-    assert client_side.detail == f"20 sockets have {net}.2 as their peer (the alert is at 10). Filter: rip:{net}.2"
+    # Only the server's 20 ends are in this namespace; their peer is the client's address.
+    assert set(hosts) == {f"rip:{veth_pair.peer_address}"}
+    client_side = hosts[f"rip:{veth_pair.peer_address}"]
+    peer = veth_pair.peer_address
+    assert client_side.title == f"{peer}: 20 connections" and client_side.severity == "warning"
+    assert client_side.detail == f"20 sockets have {peer} as their peer (the alert is at 10). Filter: rip:{peer}"
     since = client_side.since
 
     # Resets take both ends out of the tables at once. 8 left: under 10, but not under half of it: still on.
     assert clients.send("reset 12") == "ok 8"
     source.until(engine, lambda s: states_of(s, server.pid) == {"LISTEN": 1, "ESTABLISHED": 8})
     hosts = {alert.filter_text: alert for alert in of_kind(engine.active, "remote_host")}
-    assert hosts[f"rip:{net}.2"].title == f"{net}.2: 8 connections" and hosts[f"rip:{net}.2"].since == since
+    assert hosts[f"rip:{peer}"].title == f"{peer}: 8 connections" and hosts[f"rip:{peer}"].since == since
     # 4 left: under half of the threshold, cleared.
     assert clients.send("reset 4") == "ok 4"
     source.until(engine, lambda s: states_of(s, server.pid) == {"LISTEN": 1, "ESTABLISHED": 4})
@@ -495,3 +499,13 @@ def test_alerts_are_sorted_errors_first() -> None:
     assert [alert.kind for alert in alerts] == ["syn_flood", "listen_overflow", "close_wait_leak", "remote_host"]
     assert [alert.severity for alert in alerts] == ["error", "error", "warning", "warning"]
     assert alerts == engine.active
+
+
+def test_loopback_peers_never_raise_the_remote_host_alert(spawn: Callable[..., Controlled]) -> None:
+    # The machine talking to itself (a local proxy, a database on localhost) is not a remote host.
+    net = private_net()
+    server = spawn("server", "--host", f"{net}.1", "--name", "ns-local")
+    spawn("bound-client", str(server.port), "--host", f"{net}.1", "--bind", f"{net}.2", "--count", "20")
+    engine = AlertEngine(Thresholds(per_remote_ip=10))
+    Scoped(net).until(engine, lambda s: states_of(s, server.pid) == {"LISTEN": 1, "ESTABLISHED": 20})
+    assert not of_kind(engine.active, "remote_host")

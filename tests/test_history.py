@@ -135,3 +135,14 @@ def test_bad_arguments_say_what_is_accepted() -> None:
         history.series("TOTAL", 0)
     with pytest.raises(ValueError, match="unknown history series"):
         history.latest("UDP")
+
+
+def test_a_shorter_window_uses_only_its_own_samples() -> None:
+    history = StateHistory(seconds=3600)
+    for second in range(600):
+        history.record(1000.0 + second, counts(established=second))
+    # The last minute (from 1539) in 6 buckets of 10 s: each bucket's highest count, nothing from before it.
+    assert history.series("ESTABLISHED", 6, window=60) == [548, 558, 568, 578, 588, 599]
+    assert history.series("ESTABLISHED", 6, window=7200)[-1] == 599  # clamped to what is kept
+    with pytest.raises(ValueError, match="window"):
+        history.series("ESTABLISHED", 6, window=0)

@@ -12,7 +12,7 @@ from support import Peer, wait_for
 
 from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
-from netscope.collectors.recording import RecordingReader, ReplaySource
+from netscope.collectors.recording import RecordingReader, RecordingTee, ReplaySource
 
 SIZE = (160, 45)
 
@@ -27,6 +27,10 @@ async def test_r_records_and_replay_shows_it_without_killing(
         await wait_for(pilot, lambda: app.refresh_count >= 1)
         await pilot.press("R")
         await wait_for(pilot, lambda: "REC" in str(app.status_bar.render()))
+        # The first frame (only the listener) must be written before the clients connect.
+        tee = app.source
+        assert isinstance(tee, RecordingTee)
+        await wait_for(pilot, lambda: tee.writer is not None and tee.writer.frames >= 1)
         start = app.refresh_count
         client = spawn_peer("client", str(server.port), "--count", "2", "--name", "ns-rec-client")  # a change
         await wait_for(pilot, lambda: app.refresh_count >= start + 5)
@@ -60,10 +64,14 @@ async def test_r_records_and_replay_shows_it_without_killing(
         assert not isinstance(app.screen, ConfirmKillScreen)
         assert any("This is a recording" in note.message for note in app._notifications)
         assert server.process.poll() is None
-        await pilot.press("2")  # the live views are hidden in a replay, and so is the live traffic panel
-        assert app.active_view == "connections" and not app.traffic.display
-        assert app.traffic.busiest == []
-        await pilot.press("comma")  # and stepping back works
+        # Views 2-5 were recorded with the sockets: they show what this machine had then, at the replay's time.
+        await pilot.press("2")
+        assert app.active_view == "interfaces" and app.traffic.display
+        await wait_for(pilot, lambda: app.interfaces_view.snapshot is not None)
+        assert app.interfaces_view.snapshot is not None
+        assert "lo" in {interface.name for interface in app.interfaces_view.snapshot.interfaces}
+        assert abs(app.interfaces_view.snapshot.taken_at - (replay.current_time or 0)) < 2
+        await pilot.press("1", "comma")  # and stepping back works
         await wait_for(pilot, lambda: app.table.row_count == 1)
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from fixed_data import FixedSource
-from fixed_views import FixedViews
+from fixed_data import T0, FixedSource, snapshots, sock
+from fixed_views import FixedViews, record_fixed
 from support import wait_for
 from textual.pilot import Pilot
 
 from netscope.app.netscope_app import NetscopeApp
+from netscope.collectors.model import Snapshot
+from netscope.collectors.recording import ReplaySource
 
 SIZE = (150, 36)
 
@@ -63,3 +66,43 @@ def test_statistics_view(snap_compare: Any) -> None:
 
 def test_multicast_view(snap_compare: Any) -> None:
     assert snap_compare(fixed_app(), terminal_size=SIZE, press=["5"], run_before=two_refreshes)
+
+
+def test_top_view(snap_compare: Any) -> None:
+    assert snap_compare(fixed_app(), terminal_size=SIZE, press=["6"], run_before=two_refreshes)
+
+
+def test_top_view_by_process(snap_compare: Any) -> None:
+    assert snap_compare(fixed_app(), terminal_size=SIZE, press=["6", "g", "g", "g"], run_before=two_refreshes)
+
+
+def test_alerts_and_columns_chooser(snap_compare: Any) -> None:
+    # A SYN flood on the fixed machine: the alert strip above the views, then the tcp_info column chooser.
+    frames = snapshots()
+    flood = dict(frames[-1].sockets)
+    for index in range(150):
+        half_open = sock("tcp", "10.0.0.5", 80, f"203.0.113.{index % 5}", 30000 + index, "SYN_RECV", age=0)
+        flood[half_open.key] = half_open
+    frames.append(Snapshot(taken_at=T0 + 1, sockets=flood, collect_seconds=0.011))
+    app = NetscopeApp(FixedSource(frames), flash_seconds=3600, views=FixedViews())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: app.refresh_count == 3)
+        await pilot.press("c")
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_replay_of_a_recording_with_views(snap_compare: Any, tmp_path: Path) -> None:
+    path = tmp_path / "fixed.nsrec"
+    record_fixed(path)
+    app = NetscopeApp(ReplaySource(path, playing=False), flash_seconds=3600)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: app.refresh_count == 1)
+        await pilot.press("full_stop")
+        await wait_for(pilot, lambda: app.refresh_count == 2)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.interfaces_view.snapshot is not None)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -26,12 +26,17 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.tcpinfo import TcpInfo
+from netscope.collectors.throughput import Throughput
 from netscope.widgets.formatting import format_age, format_endpoint, state_label
+from netscope.widgets.tcp_columns import METRIC_COLUMNS, MetricColumn
 from netscope.widgets.text import fit, printable
 
 # Formats an endpoint (ip, port, proto) for display; the app swaps in one that uses resolved names.
 EndpointFormatter = Callable[[str, int, str], str]
 SocketPredicate = Callable[[Socket], bool]
+# A connection's kernel counters (None: none known, e.g. UDP) and its rates, for the optional tcp_info columns.
+MetricLookup = Callable[[SocketKey], tuple[TcpInfo | None, Throughput | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +170,9 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._cursor = 0
         self._selected_key: SocketKey | None = None
         self._now = 0.0
+        self._columns: tuple[Column, ...] = COLUMNS
+        self._metric_columns: tuple[MetricColumn, ...] = ()
+        self._metrics: MetricLookup | None = None
         self._widths: list[int] = [column.width for column in COLUMNS]
         self._formatter: EndpointFormatter = format_endpoint
         self._names_on = False
@@ -323,7 +331,7 @@ class ConnectionTable(ScrollView, can_focus=True):
     # -------------------------------------------------------------------------------------------- sorting
 
     def sort_by(self, column: str, reverse: bool | None = None) -> None:
-        if column not in SORT_KEYS:
+        if column not in SORT_KEYS and column not in METRIC_COLUMNS:
             raise ValueError(f"unknown column {column!r}")
         if reverse is None:
             reverse = not self.sort_reverse if column == self.sort_column else False
@@ -331,8 +339,59 @@ class ConnectionTable(ScrollView, can_focus=True):
         self.sort_reverse = reverse
 
     def cycle_sort(self, step: int = 1) -> None:
-        index = COLUMN_KEYS.index(self.sort_column)
-        self.sort_by(COLUMN_KEYS[(index + step) % len(COLUMN_KEYS)], reverse=False)
+        keys = [column.key for column in self._columns]
+        index = keys.index(self.sort_column) if self.sort_column in keys else 0
+        self.sort_by(keys[(index + step) % len(keys)], reverse=False)
+
+    @property
+    def sort_label(self) -> str:
+        column = self.sort_column
+        label = next((shown.label for shown in self._columns if shown.key == column), column)
+        return f"{label} {'▼' if self.sort_reverse else '▲'}"
+
+    # ------------------------------------------------------------------------------- tcp_info columns
+
+    @property
+    def metric_columns(self) -> list[str]:
+        return [column.key for column in self._metric_columns]
+
+    def set_metric_columns(self, keys: Iterable[str]) -> None:
+        """Show these tcp_info columns (keys of METRIC_COLUMNS, unknown ones ignored) after the standard ones."""
+        self._metric_columns = tuple(METRIC_COLUMNS[key] for key in keys if key in METRIC_COLUMNS)
+        self._columns = COLUMNS + tuple(
+            Column(metric.key, metric.label, metric.width, align_right=True) for metric in self._metric_columns
+        )
+        if self.sort_column not in SORT_KEYS and self.sort_column not in self.metric_columns:
+            self.sort_by("local", reverse=False)
+        self._rebuild(self._selected_key)
+        self.repaint_all()
+
+    def set_metrics(self, lookup: MetricLookup | None) -> None:
+        """Where the tcp_info columns get their numbers. Call `metrics_changed()` after each refresh of them."""
+        self._metrics = lookup
+        self.metrics_changed()
+
+    def metrics_changed(self) -> None:
+        """The counters moved (they do without any socket changing): re-sort if sorted by one, repaint rows."""
+        if not self._metric_columns:
+            return
+        if self.sort_column in METRIC_COLUMNS:
+            self._rebuild(self._selected_key_now())
+        else:
+            self._refresh_changed_lines()
+
+    def _metric_value(self, sock: Socket, metric: MetricColumn) -> float | None:
+        if self._metrics is None:
+            return None
+        info, rate = self._metrics(sock.key)
+        return None if info is None else metric.value(info, rate)
+
+    def _metric_texts(self, sock: Socket) -> tuple[str, ...]:
+        texts = []
+        for metric in self._metric_columns:
+            value = self._metric_value(sock, metric)
+            texts.append("-" if value is None else metric.text(value))
+        return tuple(texts)
 
     def validate_sort_column(self, column: str) -> str:
         # Remember the selected connection while the old order still says which row it is.
@@ -357,8 +416,15 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def _sort_key(self, sock: Socket) -> tuple[object, ...]:
         # Ties go by the endpoints, then the socket's (unique) identity, so equal rows never swap places.
+        column = self.sort_column
+        if column in SORT_KEYS:
+            value: object = SORT_KEYS[column](sock)
+        else:
+            # A socket without the number sorts below every socket with one (it is not a zero).
+            number = self._metric_value(sock, METRIC_COLUMNS[column])
+            value = (number is not None, number or 0.0)
         return (
-            SORT_KEYS[self.sort_column](sock),
+            value,
             _endpoint_order(sock.local_ip, sock.local_port),
             _endpoint_order(sock.remote_ip, sock.remote_port),
             sock.key,
@@ -422,13 +488,21 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._cursor = max(0, min(self._cursor, len(self._rows) - 1))
         widths_changed = self._widths_stale and self._update_widths()
         self._widths_stale = False
-        self.virtual_size = Size(self.size.width, len(self._rows) + 1)
+        self._set_virtual_height()
         self._scroll_cursor_into_view()
         if widths_changed:
             self._painted.clear()
             self.refresh()
         else:
             self._refresh_changed_lines()
+
+    def _set_virtual_height(self) -> None:
+        """Tell the scrollbar how many rows there are, without the full repaint that assigning `virtual_size`
+        (a layout reactive) causes: one socket opening off-screen must not resend every visible line."""
+        size = Size(self.size.width, len(self._rows) + 1)
+        if size != self.virtual_size:
+            self.set_reactive(ScrollView.virtual_size, size)
+            self._scroll_update(size)  # the scrollbar, and scroll_y clamped if the rows shrank
 
     def _widens(self, sock: Socket) -> bool:
         """Whether this row is wider than what the columns were last sized to (before any narrowing)."""
@@ -441,7 +515,7 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def _update_widths(self) -> bool:
         """Size the address columns to their content and give the rest of the width to the program column."""
-        widths = [column.width for column in COLUMNS]
+        widths = [column.width for column in self._columns]
         if self._names_on:
             local_width = remote_width = NAMED_ADDRESS_WIDTH
         else:
@@ -455,7 +529,8 @@ class ConnectionTable(ScrollView, can_focus=True):
         available = self.scrollable_content_region.width
         # On a narrow terminal (80 columns over SSH) the owner matters more than the age, the user or the queues:
         # hide those, in this order, before the program column shrinks; then narrow the addresses.
-        for index in HIDE_FIRST:
+        # The optional tcp_info columns go first, last one first: they were added, the standard ones are netstat.
+        for index in (*range(len(widths) - 1, len(COLUMNS) - 1, -1), *HIDE_FIRST):
             if _line_width(widths) <= available:
                 break
             widths[index] = 0
@@ -541,7 +616,7 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def _column_at(self, x: int) -> str | None:
         start = 0
-        for column, width in zip(COLUMNS, self._widths, strict=True):
+        for column, width in zip(self._columns, self._widths, strict=True):
             if not width:
                 continue
             if start <= x < start + width + 1:
@@ -588,6 +663,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             format_age(self._now - sock.first_seen, sock.seen_since_start),
             flash[0] if flash else None,
             row == self._cursor and self.has_focus,
+            self._metric_texts(sock) if self._metric_columns else (),
         )
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
@@ -620,7 +696,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         sorted_style = self.get_component_rich_style("connection-table--header-sorted")
         segments: list[Segment] = []
         arrow = "▼" if self.sort_reverse else "▲"
-        for column, cell_width in zip(COLUMNS, self._widths, strict=True):
+        for column, cell_width in zip(self._columns, self._widths, strict=True):
             if not cell_width:
                 continue
             is_sorted = column.key == self.sort_column
@@ -652,10 +728,11 @@ class ConnectionTable(ScrollView, can_focus=True):
             (_program_text(sock), row_style),
             (printable(sock.user) or "-", row_style),
             (format_age(self._now - sock.first_seen, sock.seen_since_start), row_style),
+            *((text, row_style) for text in self._metric_texts(sock)),
         )
         segments: list[Segment] = []
         space = Segment(" ", row_style)
-        for (text, style), column, width in zip(cells, COLUMNS, widths, strict=True):
+        for (text, style), column, width in zip(cells, self._columns, widths, strict=True):
             if not width:
                 continue
             if segments:

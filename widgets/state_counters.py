@@ -26,12 +26,21 @@ class StateCounters(Widget):
         self.total: Counter[str] = Counter()
         self.filter_active = False
         self.syn_recv_alert = False
+        self._signature: tuple[object, ...] = ()
 
     def show_counts(
         self, filtered: Counter[str], total: Counter[str], filter_active: bool, syn_recv_alert: bool
     ) -> None:
+        # The app updates its counters in place: compare what would be drawn, not the objects.
+        signature = (
+            tuple(filtered[state] for state in COUNTED_STATES), tuple(total[state] for state in COUNTED_STATES),
+            sum(filtered.values()), sum(total.values()), filter_active, syn_recv_alert,
+        )
         self.filtered, self.total = filtered, total
         self.filter_active, self.syn_recv_alert = filter_active, syn_recv_alert
+        if signature == self._signature:
+            return  # unchanged: repainting it would only send bytes over SSH
+        self._signature = signature
         self.set_class(syn_recv_alert, "-alert")
         self.refresh(layout=True)
 

@@ -21,6 +21,15 @@ class Status:
     warning: str = ""
 
 
+def rounded_ms(ms: float) -> str:
+    """Two significant digits (`7`, `42`, `310`, `1200`): a read time that wobbles by a millisecond each refresh
+    would otherwise rewrite the status line every second, bytes that cross the SSH link for nothing."""
+    if ms < 10:
+        return f"{ms:.0f}"
+    magnitude = 10 ** (len(str(int(ms))) - 2)
+    return str(round(ms / magnitude) * magnitude)
+
+
 class StatusBar(Widget):
     COMPONENT_CLASSES = {"status-bar--warning", "status-bar--paused"}
 
@@ -44,7 +53,7 @@ class StatusBar(Widget):
         text.append(f"  filter: {status.filter_text}" if status.filter_text else "  no filter")
         text.append(f"  sort: {status.sort_label}")
         text.append(f"  {'names' if status.names else 'numeric'}")
-        text.append(f"  every {status.interval:g}s, read in {status.collect_ms:.0f} ms")
+        text.append(f"  every {status.interval:g}s, read in {rounded_ms(status.collect_ms)} ms")
         if status.warning:
             text.append("  ")
             text.append(status.warning, self.get_component_rich_style("status-bar--warning", partial=True))

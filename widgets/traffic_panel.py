@@ -19,10 +19,19 @@ class TrafficPanel(Widget):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.busiest: list[Interface] = []
+        self._signature: list[tuple[object, ...]] = []
 
     def show_interfaces(self, interfaces: list[Interface]) -> None:
-        self.busiest = sorted(interfaces, key=lambda i: i.rx_bytes_per_s + i.tx_bytes_per_s, reverse=True)[:SHOWN]
-        self.refresh()
+        busiest = sorted(interfaces, key=lambda i: i.rx_bytes_per_s + i.tx_bytes_per_s, reverse=True)[:SHOWN]
+        signature = [
+            (i.name, i.up, format_rate(i.rx_bytes_per_s), format_rate(i.tx_bytes_per_s),
+             sparkline(i.rx_history, SPARK_WIDTH), sparkline(i.tx_history, SPARK_WIDTH))
+            for i in busiest
+        ]
+        self.busiest = busiest
+        if signature != self._signature:  # an idle link draws the same line: do not resend it
+            self._signature = signature
+            self.refresh()
 
     def render(self) -> Text:
         name_style = self.get_component_rich_style("traffic-panel--name", partial=True)

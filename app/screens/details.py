@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,9 +14,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from netscope.collectors.connections import missing_owner_reason
-from netscope.collectors.model import ProcessDetails, Socket
+from netscope.collectors.model import ProcessDetails, Socket, SocketKey
+from netscope.collectors.tcpinfo import TcpInfo
+from netscope.collectors.throughput import Throughput
 from netscope.widgets.connection_table import ConnectionTable
-from netscope.widgets.formatting import format_endpoint, state_label
+from netscope.widgets.formatting import format_endpoint, format_rate, sparkline, state_label
+from netscope.widgets.tcp_columns import format_bytes, format_micros
 from netscope.widgets.text import printable
 
 
@@ -54,6 +58,55 @@ def describe_process(details: ProcessDetails | None, sock: Socket) -> Text:
     return text
 
 
+# The connection's kernel counters, its rates, and its recent (send, receive) rate history.
+TcpDetails = tuple[TcpInfo | None, Throughput | None, list[tuple[float, float]]]
+HISTORY_WIDTH = 40
+
+
+def _optional(value: int | None, show: Callable[[float], str] = str) -> str:
+    return "-" if value is None else show(value)
+
+
+def describe_tcp(sock: Socket, tcp: TcpDetails | None) -> Text:
+    """The connection's TCP internals (what `ss -ti` prints), or why there are none."""
+    text = Text()
+    info, rate, history = tcp if tcp is not None else (None, None, [])
+    if info is None:
+        if not sock.is_tcp:
+            text.append("UDP has no tcp_info.", "dim")
+        elif tcp is None:
+            text.append("TCP internals: press c and choose a tcp_info column to collect them.", "dim")
+        else:
+            text.append("No tcp_info for this socket (TIME_WAIT, a half-open request, or read from /proc).", "dim")
+        return text
+    send = rate.send_rate if rate else None
+    recv = rate.recv_rate if rate else None
+    text.append("Traffic     ", "bold")
+    text.append(f"sent {format_bytes(info.bytes_acked)}B ({info.bytes_acked:,})"
+                f"  received {format_bytes(info.bytes_received)}B ({info.bytes_received:,})")
+    text.append(f"  now ↑ {format_rate(send) if send is not None else '-'}"
+                f"  ↓ {format_rate(recv) if recv is not None else '-'}\n")
+    if history:
+        text.append("Send/s      ", "bold")
+        text.append(sparkline([pair[0] for pair in history], HISTORY_WIDTH) + "\n")
+        text.append("Recv/s      ", "bold")
+        text.append(sparkline([pair[1] for pair in history], HISTORY_WIDTH) + "\n")
+    text.append("TCP         ", "bold")
+    text.append(
+        f"rtt {format_micros(info.rtt_us)}/{format_micros(info.rttvar_us)}"
+        f"  min_rtt {_optional(info.min_rtt_us, format_micros)}  cwnd {info.snd_cwnd}  mss {info.snd_mss}"
+        f"  retrans {info.retransmits}/{info.total_retrans}  lost {info.lost}"
+        f"  delivery {_optional(info.delivery_rate, format_rate)}\n"
+    )
+    text.append("Buffers     ", "bold")
+    text.append(
+        f"send {_optional(info.send_buffer_used, format_bytes)}/{_optional(info.send_buffer, format_bytes)}"
+        f"  receive {_optional(info.recv_buffer_used, format_bytes)}/{_optional(info.recv_buffer, format_bytes)}"
+        f"  not sent {_optional(info.notsent_bytes, format_bytes)}\n"
+    )
+    return text
+
+
 class DetailsScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "dismiss", "Close"),
@@ -61,17 +114,22 @@ class DetailsScreen(ModalScreen[None]):
     ]
 
     def __init__(
-        self, sock: Socket, details: ProcessDetails | None, process_sockets: list[Socket], now: float
+        self, sock: Socket, details: ProcessDetails | None, process_sockets: list[Socket], now: float,
+        tcp: Callable[[SocketKey], TcpDetails | None] | None = None,
     ) -> None:
+        """`tcp` gives the connection's current TCP internals (None: not collected); it is asked each second."""
         super().__init__()
         self.sock = sock
         self.details = details
         self.process_sockets = process_sockets
         self.now = now
+        self.tcp = tcp
+        self.tcp_info = Static("", id="details-tcp")
 
     def compose(self) -> ComposeResult:
         with Vertical(id="details-dialog"):
             yield Static(describe_process(self.details, self.sock), id="details-info")
+            yield self.tcp_info
             if self.details is not None and not self.details.error:
                 yield Static(f"All {len(self.process_sockets)} sockets of this process:", id="details-hint")
                 yield ConnectionTable(id="details-sockets")
@@ -80,3 +138,9 @@ class DetailsScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         for table in self.query(ConnectionTable):
             table.load(self.process_sockets, self.now)
+        self.show_tcp()
+        self.set_interval(1.0, self.show_tcp)
+
+    def show_tcp(self) -> None:
+        tcp = self.tcp(self.sock.key) if self.tcp is not None else None
+        self.tcp_info.update(describe_tcp(self.sock, tcp))
