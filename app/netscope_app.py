@@ -163,7 +163,7 @@ class NetscopeApp(App[None]):
         self.groups = GroupCounter(None if self.filter.is_empty else self.filter.matches)
         self.history = StateHistory()
         self.alerts = AlertEngine(thresholds)
-        self._alert_kinds: set[str] = set()
+        self._alerts_told: set[tuple[str, str]] = set()
         # Per-connection tcp_info (issue 7): collected only while a column or view needs it.
         self.throughput = ThroughputTracker()
         self._initial_columns = list(columns or [])
@@ -283,20 +283,21 @@ class NetscopeApp(App[None]):
 
     def _show_alerts(self, alerts: list[Alert]) -> None:
         self.alert_bar.show_alerts(alerts)
-        kinds = {alert.kind for alert in alerts}
+        # Told once when it starts (one per leaking process, per busy host ...); the strip shows it meanwhile.
+        raised = {(alert.kind, alert.filter_text) for alert in alerts}
         for alert in alerts:
-            if alert.kind not in self._alert_kinds:  # told once when it starts; the strip shows it meanwhile
+            if (alert.kind, alert.filter_text) not in self._alerts_told:
                 self.notify(f"{alert.title}\n{alert.detail}", severity="error" if alert.severity == "error"
                             else "warning", timeout=10, markup=False)
-        self._alert_kinds = kinds
+        self._alerts_told = raised
 
     def _show_insights(self) -> None:
         if self.active_view == "connections":
             groups = self.groups
             self.top_panel.show_groups([
-                ("Remote hosts", groups.groups("remote_ip", limit=3)),
-                ("Local ports", groups.groups("local_port", limit=3)),
-                ("Programs", groups.groups("process", limit=3)),
+                ("Remote hosts", groups.groups("remote_ip", limit=6)),
+                ("Local ports", groups.groups("local_port", limit=6)),
+                ("Programs", groups.groups("process", limit=6)),
             ])
         elif self.active_view == "top" and self.snapshot is not None:
             self.top_view.refresh_groups(self.snapshot.taken_at, self.filter.text)
@@ -420,6 +421,7 @@ class NetscopeApp(App[None]):
             self.routes_view.show(result.routes)
         if result.statistics is not None:
             self.alerts.update_counters(result.statistics)  # listen queue overflows
+            self._show_alerts(self.alerts.active)
             if active == "statistics":
                 self.statistics_view.show(result.statistics)
         if result.multicast is not None and active == "multicast":

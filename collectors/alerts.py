@@ -287,9 +287,9 @@ class AlertEngine:
                 Alert(
                     "close_wait_leak",
                     "warning",
-                    f"CLOSE_WAIT leak? {program} (pid {pid}) holds {count}",
-                    f"{program} (pid {pid}) holds {count} CLOSE_WAIT sockets, {trend}: it is not closing sockets "
-                    f"its peers closed. Filter: pid:{pid} state:close_wait",
+                    f"CLOSE_WAIT leak? {program} (pid {pid}) holds {count} CLOSE_WAIT sockets",
+                    f"{trend.capitalize()}: it is not closing sockets its peers closed. "
+                    f"Filter: pid:{pid} state:close_wait",
                     f"pid:{pid} state:close_wait",
                     self._raised_since("close_wait_leak", str(pid), taken_at),
                 )

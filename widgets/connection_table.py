@@ -179,7 +179,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._painted: dict[int, tuple[object, ...]] = {}  # screen line -> signature of what was drawn there
         self.filtered_counts: Counter[str] = Counter()
         self._widths_stale = False
-        self._content_widths = (0, 0, 0)  # local, remote, user: what the rows need, before narrowing
+        self._content_widths = (0, 0, 0, 0, 0)  # local, remote, user, recv_q, send_q: what the rows need
 
     # ----------------------------------------------------------------------------------------------- data in
 
@@ -506,11 +506,13 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def _widens(self, sock: Socket) -> bool:
         """Whether this row is wider than what the columns were last sized to (before any narrowing)."""
-        local, remote, user = self._content_widths
+        local, remote, user, recv_q, send_q = self._content_widths
         return (
             self._address_width({(sock.local_ip, sock.proto)}) > local
             or self._address_width({(sock.remote_ip, sock.proto)}) > remote
             or min(16, len(sock.user)) > user
+            or len(str(sock.recv_q)) > recv_q
+            or len(str(sock.send_q)) > send_q
         )
 
     def _update_widths(self) -> bool:
@@ -525,7 +527,10 @@ class ConnectionTable(ScrollView, can_focus=True):
         widths[4] = max(COLUMNS[4].width, remote_width)
         users = {s.user for s in self._rows}
         widths[7] = max(COLUMNS[7].width, min(16, max((len(user) for user in users), default=0)))
-        self._content_widths = (widths[3], widths[4], widths[7])
+        # A queue of megabytes must never be cut: a cropped number reads as a different number.
+        widths[1] = max(COLUMNS[1].width, len(str(max((s.recv_q for s in self._rows), default=0))))
+        widths[2] = max(COLUMNS[2].width, len(str(max((s.send_q for s in self._rows), default=0))))
+        self._content_widths = (widths[3], widths[4], widths[7], widths[1], widths[2])
         available = self.scrollable_content_region.width
         # On a narrow terminal (80 columns over SSH) the owner matters more than the age, the user or the queues:
         # hide those, in this order, before the program column shrinks; then narrow the addresses.

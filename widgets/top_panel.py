@@ -19,7 +19,8 @@ class TopPanel(Widget):
         self.sections: list[tuple[str, list[Group]]] = []
 
     def show_groups(self, sections: list[tuple[str, list[Group]]]) -> None:
-        trimmed = [(label, groups[:SHOWN]) for label, groups in sections]
+        # A group that just emptied is still reported once (with its negative change): not worth a place here.
+        trimmed = [(label, [group for group in groups if group.total][:SHOWN]) for label, groups in sections]
         if _signature(trimmed) == _signature(self.sections):
             return  # the same text: repainting it would only cost bytes over SSH
         self.sections = trimmed
