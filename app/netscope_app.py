@@ -58,6 +58,7 @@ CONNECTION_ACTIONS = frozenset(
      "export", "toggle_recording", "replay_step", "replay_jump", "replay_speed", "choose_columns",
      "close_connection"}
 )
+FIRST_INSIGHTS_LATER = 20_000  # sockets in a first load above which the groups and alerts follow the table
 REPLAY_ACTIONS = frozenset({"replay_step", "replay_jump", "replay_speed"})
 LIVE_VIEW_TABS = ("tab-interfaces", "tab-routes", "tab-statistics", "tab-multicast")
 
@@ -164,6 +165,7 @@ class NetscopeApp(App[None]):
         self.history = StateHistory()
         self.alerts = AlertEngine(thresholds)
         self._alerts_told: set[tuple[str, str]] = set()
+        self._insights_pending: SnapshotDiff | None = None
         # Per-connection tcp_info (issue 7): collected only while a column or view needs it.
         self.throughput = ThroughputTracker()
         self._initial_columns = list(columns or [])
@@ -275,10 +277,25 @@ class NetscopeApp(App[None]):
         if self.table.metric_columns:
             self.throughput.update(diff.snapshot)
             self.table.metrics_changed()
-        self.groups.apply_diff(diff)
         self.history.record(diff.snapshot.taken_at, self._total_counts)
-        self._show_alerts(self.alerts.update(diff))
         self._show_counts()
+        if diff.first and len(diff.added) > FIRST_INSIGHTS_LATER:
+            # A big first load: the table is what the user waits for. Grouping 100,000 sockets takes a few
+            # hundred ms; it runs once the table is on screen (and before the next diff is applied).
+            self._insights_pending = diff
+            self.call_after_refresh(self._catch_up_insights)
+            return
+        self._catch_up_insights()
+        self._feed_insights(diff)
+
+    def _catch_up_insights(self) -> None:
+        pending, self._insights_pending = self._insights_pending, None
+        if pending is not None:
+            self._feed_insights(pending)
+
+    def _feed_insights(self, diff: SnapshotDiff) -> None:
+        self.groups.apply_diff(diff)
+        self._show_alerts(self.alerts.update(diff))
         self._show_insights()
 
     def _show_alerts(self, alerts: list[Alert]) -> None:

@@ -79,11 +79,16 @@ class ProcessCollector:
             while True:
                 (length,) = HEADER.unpack(await process.stdout.readexactly(HEADER.size))
                 data = await process.stdout.readexactly(length)
-                wire = await asyncio.to_thread(decode_frame, data) if length > LARGE_FRAME else decode_frame(data)
-                if wire.error:
-                    yield CollectionFailure(f"Reading sockets failed: {wire.error}")
+                # Decoding and rebuilding a large frame's sockets (the first, at scale) runs in a thread so the
+                # event loop keeps turning; only this loop touches the assembler, one frame at a time.
+                result = (
+                    await asyncio.to_thread(_decode_and_apply, assembler, data)
+                    if length > LARGE_FRAME else _decode_and_apply(assembler, data)
+                )
+                if isinstance(result, str):
+                    yield CollectionFailure(f"Reading sockets failed: {result}")
                     continue
-                yield assembler.apply(wire)
+                yield result
         except (asyncio.IncompleteReadError, ValueError) as error:
             stderr = await self._stderr_tail()
             detail = stderr or f"{error.__class__.__name__}: {error}"
@@ -120,3 +125,11 @@ class ProcessCollector:
     @property
     def worker_pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
+
+
+def _decode_and_apply(assembler: DiffAssembler, data: bytes) -> SnapshotDiff | str:
+    """The frame's diff, or the worker's error message if the refresh failed."""
+    wire = decode_frame(data)
+    if wire.error:
+        return wire.error
+    return assembler.apply(wire)

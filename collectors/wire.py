@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import struct
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from operator import attrgetter
+from typing import Any, BinaryIO
 
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.tcpinfo import TcpInfo
 
 HEADER = struct.Struct("!I")
 
+# A socket crosses the pipe as a plain tuple of its constructor's arguments: pickling 100,000 slotted dataclasses
+# took 0.53 s and unpickling 0.47 s; tuples take 0.09 s, and 0.21 s to unpickle and rebuild (a first frame at
+# 50,000 connections reaches the screen 0.7 s sooner).
+SocketRow = tuple[Any, ...]
+_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(Socket) if f.init)
+_row = attrgetter(*_ROW_FIELDS)
+
+
+def socket_rows(sockets: list[Socket]) -> list[SocketRow]:
+    return [_row(sock) for sock in sockets]
+
+
+def sockets_of(rows: list[SocketRow]) -> list[Socket]:
+    return [Socket(*row) for row in rows]
+
 
 @dataclass(slots=True)
 class WireDiff:
     taken_at: float
     first: bool
-    added: list[Socket]
-    changed: list[Socket]
+    added: list[SocketRow]  # socket_rows(); sockets_of() makes them Sockets again
+    changed: list[SocketRow]
     removed: list[SocketKey]  # the receiver still has the sockets themselves
     owners_incomplete: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -48,8 +65,8 @@ def to_wire(diff: SnapshotDiff, previous_tcp_info: dict[SocketKey, TcpInfo] | No
     return WireDiff(
         taken_at=snapshot.taken_at,
         first=diff.first,
-        added=diff.added,
-        changed=diff.changed,
+        added=socket_rows(diff.added),
+        changed=socket_rows(diff.changed),
         removed=[sock.key for sock in diff.removed],
         owners_incomplete=snapshot.owners_incomplete,
         warnings=snapshot.warnings,
@@ -73,10 +90,11 @@ class DiffAssembler:
         # A new dict per refresh: a Snapshot the UI still holds must not change under it. Copying 100,000 keys
         # costs a few ms; re-sending them would cost far more.
         sockets = dict(self.sockets)
+        added, sent_changed = sockets_of(wire.added), sockets_of(wire.changed)
         removed = [sockets.pop(key) for key in wire.removed if key in sockets]
-        changed_before = [sockets[sock.key] for sock in wire.changed if sock.key in sockets]
-        changed = [sock for sock in wire.changed if sock.key in sockets]
-        for sock in wire.added:
+        changed_before = [sockets[sock.key] for sock in sent_changed if sock.key in sockets]
+        changed = [sock for sock in sent_changed if sock.key in sockets]
+        for sock in added:
             sockets[sock.key] = sock
         for sock in changed:
             sockets[sock.key] = sock
@@ -100,7 +118,7 @@ class DiffAssembler:
         )
         return SnapshotDiff(
             snapshot,
-            added=wire.added,
+            added=added,
             changed=changed,
             removed=removed,
             first=wire.first,

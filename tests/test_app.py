@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
-from netscope.collectors.model import Snapshot
+from netscope.collectors.model import Snapshot, Socket
 from netscope.widgets.state_counters import StateCounters
 
 SIZE = (160, 45)
@@ -307,3 +307,28 @@ async def test_narrow_terminal_keeps_the_owner_and_drops_age_and_user(
         assert f"{server.pid}/ns-test-server" in row and len(row) <= 80
         await pilot.resize_terminal(160, 30)
         await wait_for(pilot, lambda: "Age" in "".join(s.text for s in app.table.render_line(0)))
+
+
+def many(count: int, start: int = 0) -> list[Socket]:
+    return [
+        sock("tcp", "10.0.0.5", 443, f"198.18.{index // 250}.{index % 250}", 40000 + index % 20000, "ESTABLISHED",
+             pid=1221, program="nginx", inode=100_000 + index)
+        for index in range(start, start + count)
+    ]
+
+
+async def test_a_big_first_load_shows_the_table_then_the_groups_and_rows_scroll_as_they_grow() -> None:
+    # 25,000 sockets: over the size at which the groups and alerts follow the first table instead of delaying it.
+    first = many(25_000)
+    grown = first + many(500, start=25_000)
+    frames = [Snapshot(taken_at=T0 - 1, sockets={s.key: s for s in first}),
+              Snapshot(taken_at=T0, sockets={s.key: s for s in grown})]
+    app = NetscopeApp(FixedSource(frames))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count == 2)
+        await wait_for(pilot, lambda: app.groups.count("remote_ip") == 25_500)
+        assert app.top_panel.sections and app.top_panel.sections[2][1][0].total == 25_500  # nginx's sockets
+        # The scrollable height follows the rows without a full repaint, and End reaches the last row.
+        assert app.table.virtual_size.height == 25_501
+        await pilot.press("end")
+        assert app.table.cursor_row == 25_499 and app.table.scroll_y > 25_000

@@ -14,8 +14,14 @@ from netscope.collectors.connections import NOT_ROOT_WARNING, ConnectionCollecto
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
 
 
+def at_server(sock: Socket, port: int, host: str = "127.0.0.1") -> bool:
+    """One end is the test server's address and port. The port number alone is not enough: other loopback
+    sockets (127.0.1.x, another test's load) use every port number on their own addresses."""
+    return (sock.local_ip, sock.local_port) == (host, port) or (sock.remote_ip, sock.remote_port) == (host, port)
+
+
 def of_port(snapshot: Snapshot, port: int) -> list[Socket]:
-    return [s for s in snapshot.sockets.values() if port in (s.local_port, s.remote_port)]
+    return [s for s in snapshot.sockets.values() if at_server(s, port)]
 
 
 def next_diff_until(
@@ -55,7 +61,7 @@ def test_diff_reports_added_changed_and_removed(
     # A new client: two new sockets, and they are not marked as older than netscope.
     late = spawn_peer("client", str(server.port), "--name", "ns-late")
     added = next_diff_until(collector, lambda d: any(s.pid == late.pid for s in d.added))
-    new_ends = [s for s in added.added if server.port in (s.local_port, s.remote_port)]
+    new_ends = [s for s in added.added if at_server(s, server.port)]
     assert len(new_ends) == 2 and not any(s.seen_since_start for s in new_ends)
 
     # The client dies: its end becomes an ownerless FIN_WAIT2, the server's end CLOSE_WAIT; both are changes.
@@ -67,7 +73,7 @@ def test_diff_reports_added_changed_and_removed(
         # Keep the first "before" of each socket: the client's end may pass FIN_WAIT1 on its way to FIN_WAIT2.
         for before, after in zip(diff.changed_before, diff.changed, strict=True):
             changed[after.key] = (changed.get(after.key, (before,))[0], after)
-        states = {s.state for s in diff.snapshot.sockets.values() if server.port in (s.local_port, s.remote_port)}
+        states = {s.state for s in diff.snapshot.sockets.values() if at_server(s, server.port)}
         return {"CLOSE_WAIT", "FIN_WAIT2"} <= states
 
     next_diff_until(collector, both_closing)
