@@ -9,6 +9,7 @@ twice as fast. Owners come from an incremental scan of /proc/*/fd that only read
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from netscope.collectors.sockdiag import SockDiagReader, SockDiagUnavailable, gc
 READERS = ("auto", "netlink", "proc")
 # A netlink dump that fails this many refreshes in a row (each then read from /proc) is given up for good.
 NETLINK_FAILURES_BEFORE_GIVING_UP = 3
+NO_OWNER: tuple[int | None, str] = (None, "")
 
 NOT_ROOT_WARNING = (
     "Not running as root: the owners (PID/Program) of other users' sockets show as '-'. "
@@ -162,7 +164,9 @@ class ConnectionCollector:
         """(sockets, warnings, whether first_seen and user are filled in already)."""
         if self._netlink is not None:
             try:
-                sockets = self._netlink.read(first_seen=taken_at, user_name=user_name, tcp_info=tcp_info)
+                sockets = self._netlink.read(
+                    first_seen=taken_at, user_name=user_name, tcp_info=tcp_info, reuse=True
+                )
             except NetlinkError as exc:  # SockDiagUnavailable is an OSError, not a NetlinkError: below
                 if self.reader == "netlink":
                     raise
@@ -218,15 +222,23 @@ class ConnectionCollector:
                 _fill_first_seen_and_user(sockets, taken_at)
             # One validity check per process, not per socket: a proxy holds thousands of sockets.
             infos = self._processes.get_many(set(owners.inode_to_pid.values()))
-            owner_of: dict[int, tuple[int, str]] = {pid: (info.pid, info.name) for pid, info in infos.items()}
+            owner_of: dict[int, tuple[int | None, str]] = {
+                pid: (info.pid, info.name) for pid, info in infos.items()
+            }
             pid_of = owners.inode_to_pid.get
-            for sock in sockets:
+            # Sockets the netlink reader reused from the last snapshot are shared with it: one whose owner changed
+            # is copied, never changed in place, or the diff could not see the change.
+            fresh = reader.fresh_ids if filled and reader is not None else None
+            for index, sock in enumerate(sockets):
                 # TIME_WAIT and other orphaned sockets have inode 0, in no process's fds: the kernel owns them.
+                # No owner either when the process exited since the fd scan.
                 pid = pid_of(sock.inode)
-                if pid is not None:
-                    owner = owner_of.get(pid)
-                    if owner is not None:  # None: the process exited since the fd scan
+                owner = owner_of.get(pid, NO_OWNER) if pid is not None else NO_OWNER
+                if sock.pid != owner[0] or sock.program != owner[1]:
+                    if fresh is None or id(sock) in fresh:
                         sock.pid, sock.program = owner
+                    else:
+                        sockets[index] = dataclasses.replace(sock, pid=owner[0], program=owner[1])
             by_key = {sock.key: sock for sock in sockets}
             if len(by_key) != len(sockets):
                 by_key = _without_duplicates(sockets)

@@ -22,6 +22,8 @@ def diff_snapshots(previous: Snapshot | None, current: Snapshot) -> SnapshotDiff
         if before is None:
             added.append(sock)
             continue
+        if before is sock:
+            continue  # reused by the reader: reported exactly as before, first-seen time and all
         sock.first_seen = before.first_seen
         sock.seen_since_start = before.seen_since_start
         if not sock.same_content(before):

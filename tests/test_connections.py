@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
 import socket
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -140,3 +145,60 @@ def test_without_root_owners_of_others_are_unknown_and_it_says_so(
     assert NOT_ROOT_WARNING in report["warnings"]
     assert report["owners"][str(server.port)] is None  # root's server: listed, owner unknown
     assert report["owners"][str(report["own_port"])] == report["me"]  # its own socket: owner known
+
+
+# Listens, then on "go" forks: the child keeps the listening socket and the parent closes its copy, so the same
+# kernel socket (same cookie, inode, state) changes owner.
+HAND_OVER = textwrap.dedent("""
+    import os, socket, sys, time
+    listener = socket.create_server((sys.argv[1], 0))
+    print(listener.getsockname()[1], flush=True)
+    sys.stdin.readline()
+    child = os.fork()
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    listener.close()
+    print(child, flush=True)
+    time.sleep(60)
+""")
+
+
+def test_unchanged_sockets_are_reused_and_an_owner_change_is_still_a_change() -> None:
+    host = f"127.{random.randint(100, 249)}.{random.randint(0, 255)}.1"
+    process = subprocess.Popen([sys.executable, "-c", HAND_OVER, host], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    child = 0
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        port = int(process.stdout.readline())
+        collector = ConnectionCollector(reader="netlink")
+
+        def listener(snapshot: Snapshot) -> Socket:
+            return next(s for s in snapshot.sockets.values() if (s.local_ip, s.local_port) == (host, port))
+
+        first = collector.next_diff().snapshot
+        second = collector.next_diff()
+        before = listener(first)
+        assert before.pid == process.pid
+        # Reported exactly as before: the very same object, and so not a change.
+        assert listener(second.snapshot) is before
+        assert all(s.key != before.key for s in second.changed + second.added)
+
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        child = int(process.stdout.readline())
+        moved = next_diff_until(
+            collector, lambda d: any(s.key == before.key and s.pid == child for s in d.changed)
+        )
+        [old] = [s for s in moved.changed_before if s.key == before.key]
+        assert old.pid == process.pid
+        assert before.pid == process.pid  # the earlier snapshot's socket was copied, not changed under it
+    finally:
+        if child:
+            os.kill(child, signal.SIGKILL)
+        process.kill()
+        process.wait(timeout=10)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
