@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import time
 from collections import Counter
@@ -15,7 +16,7 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, TabbedContent, TabPane
 
 import netscope.styles
-from netscope.app.oneshot import write_export
+from netscope.app.oneshot import write_export, write_table_export
 from netscope.app.screens.columns import ColumnsScreen
 from netscope.app.screens.confirm_close import ConfirmCloseScreen
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
@@ -55,7 +56,7 @@ STYLES = Path(netscope.styles.__file__).parent / "netscope.tcss"
 # Actions that act on the connection table: only while the Connections view is shown.
 CONNECTION_ACTIONS = frozenset(
     {"cycle_sort", "reverse_sort", "filter_selected", "toggle_names", "kill", "clear_filter", "toggle_pause",
-     "export", "toggle_recording", "replay_step", "replay_jump", "replay_speed", "choose_columns",
+     "toggle_recording", "replay_step", "replay_jump", "replay_speed", "choose_columns",
      "close_connection"}
 )
 FIRST_INSIGHTS_LATER = 20_000  # sockets in a first load above which the groups and alerts follow the table
@@ -116,7 +117,7 @@ class NetscopeApp(App[None]):
         ("x", "close just the selected TCP connection (SOCK_DESTROY, like ss -K; asks first; needs root)"),
         ("c", "choose extra columns from the kernel's tcp_info: bytes, rates, rtt, cwnd, retransmits ..."),
         ("space", "pause / resume live updates (in a replay: play / pause)"),
-        ("e / E", "export the rows shown (filtered, sorted) to a CSV / JSON file in the current directory"),
+        ("e / E", "export the view's rows as shown (filtered, sorted) to CSV / JSON in the current directory"),
         ("R", "start / stop recording to netscope-DATE-TIME.nsrec (replay it with netscope --replay FILE)"),
         (", .", "replay: one refresh back / forward"),
         ("[ ]", "replay: one minute back / forward"),
@@ -124,7 +125,7 @@ class NetscopeApp(App[None]):
         ("1 2 3 4 5 6", "views: Connections, Interfaces (netstat -i), Routes (-r), Statistics (-s), "
          "Multicast (-g), Top (who is connected: by remote host, network, local port, process; the last hour)"),
         ("a", "show the sockets behind the first alert (a flood's sources, a leaking process)"),
-        ("g / G", "Top: group by remote host, remote /24 (/64), local port, process"),
+        ("g / G", "Top: group by remote host, /24 (/64), local port, process; bandwidth per process, per host"),
         ("s / S", "Top: sort by sockets, change, a state, or name (or click a column header)"),
         ("Enter / f", "Top: show the selected group's connections in view 1"),
         ("z", "Statistics: hide / show counters that are zero"),
@@ -274,7 +275,7 @@ class NetscopeApp(App[None]):
         self.table.apply_diff(diff)
         if self.is_replay and self.views_recorded:
             self._poll_views()  # the recorded views follow play, step and seek
-        if self.table.metric_columns:
+        if self._tcp_wanted():
             self.throughput.update(diff.snapshot)
             self.table.metrics_changed()
         self.history.record(diff.snapshot.taken_at, self._total_counts)
@@ -317,7 +318,20 @@ class NetscopeApp(App[None]):
                 ("Programs", groups.groups("process", limit=6)),
             ])
         elif self.active_view == "top" and self.snapshot is not None:
-            self.top_view.refresh_groups(self.snapshot.taken_at, self.filter.text)
+            top = self.top_view
+            if not top.is_rate:
+                top.refresh_groups(self.snapshot.taken_at, self.filter.text)
+                return
+            snapshot = self.snapshot
+            if not self.filter.is_empty:  # only while shown, and only over the sockets with tcp_info
+                matches, sockets = self.filter.matches, snapshot.sockets
+                shown = {key: sock for key in snapshot.tcp_info if (sock := sockets.get(key)) and matches(sock)}
+                snapshot = Snapshot(snapshot.taken_at, shown, tcp_info=snapshot.tcp_info)
+            groups = (self.throughput.by_process(snapshot) if top.grouping == "process_rate"
+                      else self.throughput.by_remote_host(snapshot))
+            note = self._tcp_info_note() or ("" if snapshot.tcp_info else "no tcp_info yet: it is read from the "
+                                             "next refresh on (never when sockets are read from /proc)")
+            top.show_rate_groups(groups, snapshot.taken_at, self.filter.text, note)
 
     def _show_counts(self) -> None:
         table = self.table
@@ -384,7 +398,7 @@ class NetscopeApp(App[None]):
             "routes": self.routes_view.table,
             "statistics": self.statistics_view.table,
             "multicast": self.multicast_view.table,
-            "top": self.top_view.table,
+            "top": self.top_view.active_table,
         }.get(self.active_view)
         if focus is not None:
             focus.focus()
@@ -485,7 +499,11 @@ class NetscopeApp(App[None]):
     def on_top_view_group_chosen(self, event: TopView.GroupChosen) -> None:
         # The view counted the sockets the filter shows: narrow within it, not beside it.
         current = self.filter.text.strip()
-        self._filter_and_show(f"{current} {event.group.filter_text}" if current else event.group.filter_text)
+        self._filter_and_show(f"{current} {event.filter_text}" if current else event.filter_text)
+
+    def on_top_view_grouping_changed(self, event: TopView.GroupingChanged) -> None:
+        self._sync_tcp_info()
+        self._show_insights()
 
     def action_show_alert(self) -> None:
         alert = next((alert for alert in self.alerts.active if alert.filter_text), None)
@@ -562,15 +580,25 @@ class NetscopeApp(App[None]):
     # ------------------------------------------------------------------------------ export, record, replay
 
     async def action_export(self, fmt: str) -> None:
-        rows = [sock for sock in self.table.rows if not self.table.is_closed(sock)]
-        path = Path.cwd() / time.strftime(f"netscope-export-%Y%m%d-%H%M%S.{fmt}")
+        view = self.active_view
+        path = Path.cwd() / time.strftime(f"netscope-export-{view}-%Y%m%d-%H%M%S.{fmt}")
+        if view == "connections":
+            rows = [sock for sock in self.table.rows if not self.table.is_closed(sock)]
+            job = functools.partial(write_export, path, rows, fmt)
+        else:
+            tables = {"interfaces": self.interfaces_view.table, "routes": self.routes_view.table,
+                      "statistics": self.statistics_view.table, "multicast": self.multicast_view.table,
+                      "top": self.top_view.active_table}
+            labels, cells = tables[view].export_rows()
+            job = functools.partial(write_table_export, path, labels, cells, fmt)
         try:
-            count = await asyncio.to_thread(write_export, path, rows, fmt)
+            count = await asyncio.to_thread(job)
         except OSError as error:
             self.notify(f"Export failed: {error}. Start netscope in a writable directory.", severity="error",
                         markup=False)
             return
-        self.notify(f"Wrote {count} rows (filter: {self.filter.text or 'none'}) to {path}", markup=False)
+        scope = f" (filter: {self.filter.text or 'none'})" if view in ("connections", "top") else ""
+        self.notify(f"Wrote {count} rows of {view}{scope} to {path}", markup=False)
 
     def action_toggle_recording(self) -> None:
         if not isinstance(self.source, RecordingTee):
@@ -630,11 +658,18 @@ class NetscopeApp(App[None]):
     def _show_metric_columns(self, keys: list[str]) -> None:
         self.table.set_metric_columns(keys)
         self.table.set_metrics(self.metrics_of if keys else None)
+        self._sync_tcp_info()
+        self._show_counts()
+
+    def _tcp_wanted(self) -> bool:
+        """tcp_info costs about 3 µs a socket per refresh: read while a column or a bandwidth view shows it."""
+        return bool(self.table.metric_columns) or self.top_view.is_rate
+
+    def _sync_tcp_info(self) -> None:
         collector = getattr(self.source, "source", self.source)  # through the RecordingTee
         set_tcp_info = getattr(collector, "set_tcp_info", None)
         if set_tcp_info is not None:
-            set_tcp_info(bool(keys))
-        self._show_counts()
+            set_tcp_info(self._tcp_wanted())
 
     def action_choose_columns(self) -> None:
         async def chosen(keys: list[str] | None) -> None:

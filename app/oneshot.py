@@ -812,6 +812,25 @@ def recording_info(reader: Any) -> list[str]:
     return lines
 
 
+def write_table_export(path: Path, labels: list[str], rows: list[list[str]], fmt: str) -> int:
+    """The UI's export of views 2-6: a table's rows as shown, CSV with its column labels as the header, or JSON
+    objects keyed by them; returns the row count. Cells are the text on screen (rates as "1.2 MB/s")."""
+    if fmt == "csv":
+        out = _LineBuffer()
+        writer = csv.writer(out, lineterminator="")
+        writer.writerow(labels)
+        lines = [out.take()]
+        for row in rows:
+            writer.writerow([printable(cell) for cell in row])
+            lines.append(out.take())
+    else:
+        lines = list(json_lines(dict(zip(labels, row, strict=True)) for row in rows))
+    with path.open("w", encoding="utf-8", newline="") as file:
+        for line in lines:
+            file.write(line + "\n")
+    return len(rows)
+
+
 def write_export(path: Path, sockets: list[Socket], fmt: str) -> int:
     """The UI's export: `sockets` as shown (filtered, sorted) to a CSV or JSON file; returns the row count."""
     lines = csv_lines(sockets) if fmt == "csv" else json_lines(socket_record(sock) for sock in sockets)

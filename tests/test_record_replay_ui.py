@@ -97,3 +97,32 @@ async def test_export_writes_the_rows_shown(
     [json_path] = list(tmp_path.glob("netscope-export-*.json"))
     records = json.loads(json_path.read_text())
     assert [(r["local_port"], r["remote_port"]) for r in records] == shown
+
+
+async def test_export_works_in_every_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fixed_data import FixedSource
+    from fixed_views import FixedViews
+
+    monkeypatch.chdir(tmp_path)
+    app = NetscopeApp(FixedSource(), views=FixedViews())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count == 2)
+        await pilot.press("4")  # statistics, narrowed with its own filter
+        await wait_for(pilot, lambda: app.statistics_view.table.row_count > 0)
+        labels, shown = app.statistics_view.table.export_rows()
+        await pilot.press("e")
+        await wait_for(pilot, lambda: bool(list(tmp_path.glob("netscope-export-statistics-*.csv"))))
+        await pilot.press("6")
+        await wait_for(pilot, lambda: app.top_view.table.row_count > 0)
+        await pilot.press("E")
+        await wait_for(pilot, lambda: bool(list(tmp_path.glob("netscope-export-top-*.json"))))
+        top = [str(app.top_view.table.get_row_at(row)[0]) for row in range(app.top_view.table.row_count)]
+    [csv_path] = list(tmp_path.glob("netscope-export-statistics-*.csv"))
+    with csv_path.open() as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == labels and rows[1:] == shown and len(shown) > 10
+    [json_path] = list(tmp_path.glob("netscope-export-top-*.json"))
+    records = json.loads(json_path.read_text())
+    # The groups as the view lists them, a group that just emptied (listed once, with its change) included.
+    assert [record["Group"] for record in records] == top
+    assert records[0]["Sockets"] == "3" and records[0]["TIME_WAIT"] == "3"

@@ -222,3 +222,49 @@ async def test_in_a_replay_nothing_is_closed(tmp_path: Path) -> None:
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ConfirmCloseScreen)
         assert any("This is a recording" in note.message for note in app._notifications)
+
+
+async def test_bandwidth_per_process_and_host_in_the_top_view(transfer: Transfer) -> None:
+    app = NetscopeApp(interval=0.25, filter_text=f"ip:{transfer.host}")
+    collector = app.source.source  # type: ignore[attr-defined]  # the ProcessCollector inside the RecordingTee
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 3)
+        assert not collector.tcp_info  # nothing shows tcp_info: it is not read
+        await pilot.press("6")
+        await wait_for(pilot, lambda: app.focused is app.top_view.table)
+        await pilot.press("g", "g", "g", "g")
+        assert app.top_view.grouping == "process_rate" and collector.tcp_info
+
+        def busiest() -> str:
+            groups = app.top_view.rates_shown
+            fast = [g for g in groups if g.send_rate > 0.3 * TOTAL / SECONDS]
+            return fast[0].key if fast else ""
+
+        await wait_for(pilot, lambda: busiest().endswith(f"({transfer.sender.pid})"))
+        # The table shows it: the sender's row sends megabytes a second, the receiver's receives them; they lead.
+        table = app.top_view.rate_table
+        rows = {str(row[0]): [str(cell) for cell in row] for row in map(table.get_row_at, range(table.row_count))}
+        # (named by the interpreter's file name: python3, or python in a venv)
+        sender = next(row for key, row in rows.items() if key.endswith(f" ({transfer.sender.pid})"))
+        receiver = next(row for key, row in rows.items() if key.endswith(f" ({transfer.receiver.pid})"))
+        assert sender[2].endswith("MB/s") and receiver[3].endswith("MB/s")
+        assert {str(table.get_row_at(0)[0]), str(table.get_row_at(1)[0])} == {sender[0], receiver[0]}
+
+        await pilot.press("g")
+        assert app.top_view.grouping == "remote_rate"
+        # Per remote host: the receiver's peer is `host`; the sender's is the receiver's address, which the kernel
+        # chose as 127.0.0.1 (loopback's source address for all of 127.0.0.0/8).
+        def received_from_host() -> bool:
+            by_key = {group.key: group for group in app.top_view.rates_shown}
+            host = by_key.get(transfer.host)
+            return host is not None and host.recv_rate > 0.3 * TOTAL / SECONDS
+
+        await wait_for(pilot, received_from_host)
+        keys = [group.key for group in app.top_view.rates_shown]
+        app.top_view.rate_table.move_cursor(row=keys.index(transfer.host))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.active_view == "connections")
+        assert app.filter.text == f"ip:{transfer.host} rip:{transfer.host}"
+        await pilot.press("6", "g")  # back to the socket counts: tcp_info is no longer read
+        assert app.top_view.grouping == "remote_ip"
+        await wait_for(pilot, lambda: not collector.tcp_info)

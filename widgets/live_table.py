@@ -157,6 +157,10 @@ class LiveTable(DataTable[Text]):
     def selected_key(self) -> Hashable | None:
         return self._selected_key()
 
+    def export_rows(self) -> tuple[list[str], list[list[str]]]:
+        """The column labels and the rows shown, in order, as plain text, lingering removed rows left out."""
+        return list(self._column_labels), [[_plain(cell) for cell in row.cells] for row in self._last_rows]
+
     def flash_of(self, key: Hashable) -> str | None:
         """The highlight a row has now ("added", "changed", "removed"), for tests."""
         flash = self._flash.get(key)

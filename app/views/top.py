@@ -1,5 +1,6 @@
 """View 6, "top": who is hammering this box. Sockets grouped by remote host, remote network, local port or
-process, with counts per state and the change since the last refresh, and the per-state history below.
+process, with counts per state and the change since the last refresh, and the per-state history below; or, like
+bandwhich, the bytes per second per process or remote host, from the kernel's tcp_info.
 
 It answers the pipelines people paste (`netstat -ntu | awk '{print $5}' | cut -d: -f1 | sort | uniq -c | sort -n`,
 `netstat -nap | grep :80 | grep ESTABLISHED | wc -l`) live; Enter narrows the connection table to one group.
@@ -16,8 +17,11 @@ from textual.widgets import DataTable, Static
 
 from netscope.collectors.history import StateHistory
 from netscope.collectors.insights import GROUPING_LABELS, GROUPINGS, Group, GroupCounter
+from netscope.collectors.throughput import RateGroup
+from netscope.widgets.formatting import format_rate
 from netscope.widgets.history_chart import HistoryChart
 from netscope.widgets.live_table import LiveRow, LiveTable
+from netscope.widgets.tcp_columns import format_bytes
 
 # Column label -> the sort GroupCounter.groups() takes; "Other" is not sortable on its own.
 STATE_COLUMNS = (
@@ -33,6 +37,13 @@ SORTS = ("total", "change", *(state for _, state in STATE_COLUMNS), "key")
 SORT_LABELS = {"total": "Sockets", "change": "Change", "key": "Group",
                **{state: label for label, state in STATE_COLUMNS}}
 SHOWN_GROUPS = 500  # the busiest; a flood from 50,000 addresses must not make a 50,000-row table every second
+# Bandwidth groupings (tcp_info bytes per second), after the count groupings in the `g` cycle.
+RATE_GROUPINGS = ("process_rate", "remote_rate")
+RATE_LABELS = {"process_rate": "bandwidth per process", "remote_rate": "bandwidth per remote host"}
+ALL_GROUPINGS = (*GROUPINGS, *RATE_GROUPINGS)
+RATE_COLUMNS = ("Group", "Conns", "Send/s", "Recv/s", "Total/s", "Sent", "Received")
+RATE_SORTS = ("rate", "bytes", "connections", "key")
+RATE_SORT_LABELS = {"rate": "Total/s", "bytes": "bytes", "connections": "Conns", "key": "Group"}
 
 
 def _number(value: int) -> Text:
@@ -57,6 +68,29 @@ def group_row(group: Group) -> LiveRow:
     return LiveRow(group.key, cells)
 
 
+def rate_row(group: RateGroup) -> LiveRow:
+    cells: list[str | Text] = [
+        group.key,
+        Text(str(group.connections), justify="right"),
+        Text(format_rate(group.send_rate), justify="right"),
+        Text(format_rate(group.recv_rate), justify="right"),
+        Text(format_rate(group.send_rate + group.recv_rate), justify="right"),
+        Text(format_bytes(group.bytes_sent) + "B", justify="right"),
+        Text(format_bytes(group.bytes_received) + "B", justify="right"),
+    ]
+    return LiveRow(group.key, cells)
+
+
+def sort_rate_groups(groups: list[RateGroup], sort: str) -> list[RateGroup]:
+    if sort == "key":
+        return sorted(groups, key=lambda g: g.key)
+    if sort == "connections":
+        return sorted(groups, key=lambda g: (-g.connections, g.key))
+    if sort == "bytes":
+        return sorted(groups, key=lambda g: (-(g.bytes_sent + g.bytes_received), g.key))
+    return groups  # already busiest first
+
+
 class TopView(Vertical):
     BINDINGS = [
         Binding("g", "cycle_grouping(1)", "Group by"),
@@ -69,9 +103,12 @@ class TopView(Vertical):
     class GroupChosen(Message):
         """Enter or f on a group: the app narrows the connection table to it."""
 
-        def __init__(self, group: Group) -> None:
+        def __init__(self, filter_text: str) -> None:
             super().__init__()
-            self.group = group
+            self.filter_text = filter_text
+
+    class GroupingChanged(Message):
+        """`g`: the app collects tcp_info while a bandwidth grouping is shown."""
 
     def __init__(self, groups: GroupCounter, history: StateHistory, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -81,15 +118,39 @@ class TopView(Vertical):
         self.filter_text = ""
         self.taken_at = 0.0
         self.shown: list[Group] = []
+        self.rate_sort = "rate"
+        self.rates_shown: list[RateGroup] = []
         # Held, not queried: data may arrive before this view is composed.
         self.summary = Static("", id="top-summary", markup=False)
         self.table = LiveTable(COLUMNS, id="top-table")
+        self.rate_table = LiveTable(RATE_COLUMNS, id="top-rates", highlight_changes=False)
+        self.rate_table.display = False
         self.chart = HistoryChart(history, id="top-history")
 
     def compose(self) -> ComposeResult:
         yield self.summary
         yield self.table
+        yield self.rate_table
         yield self.chart
+
+    @property
+    def is_rate(self) -> bool:
+        return self.grouping in RATE_GROUPINGS
+
+    @property
+    def active_table(self) -> LiveTable:
+        return self.rate_table if self.is_rate else self.table
+
+    def show_rate_groups(self, groups: list[RateGroup], taken_at: float, filter_text: str, note: str = "") -> None:
+        """Show the bandwidth groups as they are now (a bandwidth grouping is shown; the app sums them)."""
+        self.taken_at, self.filter_text = taken_at, filter_text
+        self.rates_shown = sort_rate_groups(groups, self.rate_sort)[:SHOWN_GROUPS]
+        self.summary.update(
+            f"{len(groups)} groups, {RATE_LABELS[self.grouping]} (tcp_info, TCP only) · sorted by "
+            f"{RATE_SORT_LABELS[self.rate_sort]} · filter: {filter_text or 'none'}"
+            f"   g: group by  s: sort  Enter: show these connections{'  · ' + note if note else ''}"
+        )
+        self.rate_table.show_rows([rate_row(group) for group in self.rates_shown], taken_at)
 
     def refresh_groups(self, taken_at: float, filter_text: str) -> None:
         """Show the groups as they are now (called each refresh while this view is shown)."""
@@ -109,27 +170,46 @@ class TopView(Vertical):
         self.chart.refresh()
 
     @property
-    def selected_group(self) -> Group | None:
+    def selected_filter(self) -> str | None:
+        """The filter text of the selected group, in whichever grouping is shown."""
+        if self.is_rate:
+            key = self.rate_table.selected_key
+            rate = next((group for group in self.rates_shown if group.key == key), None)
+            return rate.filter_text if rate is not None else None
         key = self.table.selected_key
-        return next((group for group in self.shown if group.key == key), None)
+        group = next((group for group in self.shown if group.key == key), None)
+        return group.filter_text if group is not None else None
 
     def action_cycle_grouping(self, step: int) -> None:
-        index = GROUPINGS.index(self.grouping)
-        self.grouping = GROUPINGS[(index + step) % len(GROUPINGS)]
+        index = ALL_GROUPINGS.index(self.grouping)
+        self.grouping = ALL_GROUPINGS[(index + step) % len(ALL_GROUPINGS)]
         # Another grouping's rows are not the same rows: start its table without "new row" flashes.
-        self.table.clear()
-        self.table.reset_highlights()
-        self.refresh_groups(self.taken_at, self.filter_text)
-        self.table.move_cursor(row=0)
+        table = self.active_table
+        table.clear()
+        table.reset_highlights()
+        self.table.display = not self.is_rate
+        self.rate_table.display = self.is_rate
+        if self.is_rate:
+            self.rates_shown = []
+            self.summary.update(f"{RATE_LABELS[self.grouping]}: reading tcp_info …")
+        else:
+            self.refresh_groups(self.taken_at, self.filter_text)
+        table.focus()
+        table.move_cursor(row=0)
+        self.post_message(self.GroupingChanged())
 
     def action_cycle_sort(self, step: int) -> None:
+        if self.is_rate:
+            self.rate_sort = RATE_SORTS[(RATE_SORTS.index(self.rate_sort) + step) % len(RATE_SORTS)]
+            self.post_message(self.GroupingChanged())  # the app re-sums and shows them sorted
+            return
         self.sort = SORTS[(SORTS.index(self.sort) + step) % len(SORTS)]
         self.refresh_groups(self.taken_at, self.filter_text)
 
     def action_choose(self) -> None:
-        group = self.selected_group
-        if group is not None:
-            self.post_message(self.GroupChosen(group))
+        filter_text = self.selected_filter
+        if filter_text:
+            self.post_message(self.GroupChosen(filter_text))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -137,6 +217,8 @@ class TopView(Vertical):
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
+        if self.is_rate:
+            return
         label = str(event.label)
         sort = {"Group": "key", "Sockets": "total", "Change": "change",
                 **{column: state for column, state in STATE_COLUMNS}}.get(label)
