@@ -291,6 +291,7 @@ class _Parser:
         # connections are idle, that spares building them (1.4 us each) and lets the diff see "unchanged" with
         # `is`. Owners are set after the read; a reused socket whose owner changed is copied, never mutated
         # (the previous snapshot holds it too): `fresh` tells the new objects apart.
+        self.reusing = previous is not None
         self.previous = previous or {}
         self.seen: dict[tuple[int, ...], Socket] = {}
         self.fresh: set[int] = set()
@@ -310,7 +311,7 @@ class _Parser:
         header = netlink.HEADER.unpack_from
         addresses, ports, users, first_seen = _ADDRESSES, _port_table(), self.users, self.first_seen
         append = self.out.append
-        reuse, seen, fresh = self.previous.get, self.seen, self.fresh
+        reusing, reuse, seen, fresh = self.reusing, self.previous.get, self.seen, self.fresh
         info = self.info if is_tcp else None
         offset = 0
         while offset < size:
@@ -333,8 +334,11 @@ class _Parser:
             if m_type == SOCK_DIAG_BY_FAMILY:
                 if length < _MESSAGE_LEN or m_family != family:
                     continue  # too short to be an inet_diag_msg (the kernel never sends one)
-                identity = (cookie, state, recv_q, send_q, uid, inode)
-                found = reuse(identity)
+                if reusing:
+                    identity = (cookie, state, recv_q, send_q, uid, inode)
+                    found = reuse(identity)
+                else:
+                    found = None  # no bookkeeping either: a one-shot read pays nothing for reuse
                 if found is None:
                     # try/except rather than .get(): a plain subscript is the fastest dict lookup, and a miss
                     # happens once per distinct address.
@@ -352,8 +356,10 @@ class _Parser:
                         proto, local_ip, ports[sport], remote_ip, ports[dport], names[state], recv_q, send_q,
                         inode, uid, users[uid] if inode else "", None, "", first_seen,
                     )
-                    fresh.add(id(found))
-                seen[identity] = found
+                    if reusing:
+                        fresh.add(id(found))
+                if reusing:
+                    seen[identity] = found
                 append(found)
                 if state == TCP_SYN_RECV and not inode and is_tcp:
                     self.half_open.append(found)
