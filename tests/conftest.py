@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support import NOBODY, Peer, VethPair, run_as_nobody, start_peer, stop_peer
+from support import NOBODY, Controlled, Peer, VethPair, run_as_nobody, start_controlled, start_peer, stop_peer
 
 import netscope
 
@@ -30,6 +30,21 @@ def spawn_peer() -> Iterator[Callable[..., Peer]]:
     yield spawn
     for peer in started:
         stop_peer(peer)
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., Controlled]]:
+    """Start peers.py processes whose stdin the test holds (see support.Controlled); all are killed at the end."""
+    started: list[Controlled] = []
+
+    def start(*args: str, namespace: str = "") -> Controlled:
+        peer = start_controlled(*args, namespace=namespace)
+        started.append(peer)
+        return peer
+
+    yield start
+    for peer in started:
+        peer.stop()
 
 
 @pytest.fixture

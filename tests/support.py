@@ -86,3 +86,53 @@ def run_as_nobody(command: list[str], env: dict[str, str], code: str) -> subproc
         text=True,
         timeout=60,
     )
+
+
+@dataclass
+class Controlled:
+    """A peers.py process whose stdin the test holds (bound-client obeys "close K" / "reset K" lines on it)."""
+
+    process: subprocess.Popen[str]
+    first_line: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def port(self) -> int:
+        return int(self.first_line)
+
+    def send(self, command: str) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def start_controlled(*args: str, namespace: str = "") -> Controlled:
+    """Start a peers.py process with its stdin held, in network namespace `namespace` if given."""
+    prefix = ["ip", "netns", "exec", namespace] if namespace else []
+    process = subprocess.Popen(
+        [*prefix, sys.executable, str(PEERS), *args, "--lifetime", "120"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    peer = Controlled(process, process.stdout.readline().strip())
+    if not peer.first_line:
+        error = process.stderr.read() if process.stderr else ""
+        peer.stop()
+        raise RuntimeError(f"peer {args} did not start: {error}")
+    return peer
+

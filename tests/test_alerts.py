@@ -11,14 +11,10 @@ from __future__ import annotations
 import errno
 import random
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
-import pytest
-from support import PEERS, VethPair
+from support import Controlled, VethPair
 
 from netscope.collectors.alerts import LISTEN_HOLD, Alert, AlertEngine, Thresholds
 from netscope.collectors.connections import ConnectionCollector
@@ -29,60 +25,6 @@ from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
 from netscope.collectors.protostats import ProtocolCounter, ProtocolStatsCollector, StatsSnapshot
 
 # --- real peers (bound-client takes "close K" / "reset K" on stdin) --------------------------------------------
-
-
-@dataclass
-class Controlled:
-    process: subprocess.Popen[str]
-    first_line: str
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def port(self) -> int:
-        return int(self.first_line)
-
-    def send(self, command: str) -> str:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        return self.process.stdout.readline().strip()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., Controlled]]:
-    started: list[Controlled] = []
-
-    def start(*args: str, namespace: str = "") -> Controlled:
-        prefix = ["ip", "netns", "exec", namespace] if namespace else []
-        process = subprocess.Popen(
-            [*prefix, sys.executable, str(PEERS), *args, "--lifetime", "120"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stdout is not None
-        peer = Controlled(process, process.stdout.readline().strip())
-        started.append(peer)
-        if not peer.first_line:
-            peer.stop()
-            raise RuntimeError(f"peer {args} did not start")
-        return peer
-
-    yield start
-    for peer in started:
-        peer.stop()
 
 
 class Scoped:

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import random
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import pytest
-from support import PEERS
+from support import Controlled
 
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.diff import diff_snapshots
@@ -25,62 +22,6 @@ from netscope.collectors.insights import GROUPING_LABELS, GROUPINGS, NO_OWNER, G
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
 
 # --- real peers ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Controlled:
-    """A peers.py process whose stdin the test holds (bound-client obeys "close K" / "reset K" lines on it)."""
-
-    process: subprocess.Popen[str]
-    first_line: str
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def port(self) -> int:
-        return int(self.first_line)
-
-    def send(self, command: str) -> str:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        return self.process.stdout.readline().strip()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., Controlled]]:
-    started: list[Controlled] = []
-
-    def start(*args: str) -> Controlled:
-        process = subprocess.Popen(
-            [sys.executable, str(PEERS), *args, "--lifetime", "120"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        peer = Controlled(process, line)
-        started.append(peer)
-        if not line:
-            peer.stop()
-            raise RuntimeError(f"peer {args} did not start: {process.stderr.read() if process.stderr else ''}")
-        return peer
-
-    yield start
-    for peer in started:
-        peer.stop()
 
 
 def private_net() -> str:
