@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from netscope.collectors.diff import diff_snapshots
+from netscope.collectors.gc_pause import gc_paused
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.netlink import NetlinkError
 from netscope.collectors.processes import OwnerScanner, ProcessInfoCache, user_name
 from netscope.collectors.procnet import read_all_sockets
-from netscope.collectors.sockdiag import SockDiagReader, SockDiagUnavailable, gc_paused
+from netscope.collectors.sockdiag import SockDiagReader, SockDiagUnavailable
 
 # Where sockets are read from: "auto" is netlink when it works, else /proc/net.
 READERS = ("auto", "netlink", "proc")

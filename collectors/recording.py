@@ -81,7 +81,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import gc
 import json
 import math
 import mmap
@@ -97,6 +96,7 @@ from typing import Any
 
 from netscope import __version__
 from netscope.collectors.connections import CollectionFailure, SnapshotSource
+from netscope.collectors.gc_pause import gc_paused
 from netscope.collectors.interfaces import Interface, InterfaceCounters, InterfaceSnapshot
 from netscope.collectors.model import PROTOCOLS, Snapshot, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.multicast import Membership, MulticastSnapshot
@@ -284,20 +284,6 @@ def _changed_socket(row: object, before: Socket) -> Socket:
         _int(rq), _int(sq), _int(inode), _int(uid), _str(user), _pid(pid), _str(program),
         before.first_seen, before.seen_since_start,
     )  # fmt: skip
-
-
-@contextlib.contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while a big table is encoded or decoded: a million routes' lists and
-    Routes would trigger dozens of full collections (a third of the time); they hold no cycles, and reference
-    counting keeps freeing memory meanwhile. Re-enabled only if it was enabled."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _compress(data: bytes, zdict: bytes = b"", level: int | None = None) -> bytes:
@@ -975,7 +961,7 @@ class RecordingWriter:
                 self._frame(kind, taken_at, payload)
                 commit()
             if data.routes is not None:
-                with _cycle_collector_paused():
+                with gc_paused():
                     (kind, payload, commit), changed = self._routes.encode(taken_at, data.routes)
                 self._frame(kind, taken_at, payload)
                 commit()
@@ -1678,7 +1664,7 @@ class _ChainCursor:
         error = self._broken.get(index)
         if error is None:
             try:
-                with _cycle_collector_paused():
+                with gc_paused():
                     body, _ = self.reader._decode(self.chain, index, b"", self._undecodable)
                     self._take(body, _CHAINS[self.chain.kinds[index]][1])
                 self.position = index

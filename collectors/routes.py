@@ -45,19 +45,18 @@ IPv4 before IPv6, then by destination (numerically, then prefix length), metric 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
-import gc
 import glob
 import os
 import socket
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from netscope.collectors import netlink
+from netscope.collectors.gc_pause import gc_paused
 
 
 @dataclass(slots=True, frozen=True)
@@ -615,20 +614,6 @@ _FALLBACK_LIMITS = (
 _DUMP_ATTEMPTS = 3
 
 
-@contextlib.contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while a table is built. A million new routes trigger dozens of full
-    collections that rescan every route made so far (a third of the time at 300k routes); routes hold no cycles,
-    and reference counting keeps freeing memory meanwhile. Re-enabled only if it was enabled."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 class RouteCollector:
     """Reads every routing table; `collect()` blocks (the app runs it in a thread) and never raises."""
 
@@ -672,7 +657,7 @@ class RouteCollector:
                 self._netlink_unavailable = why  # it will not get better: do not retry every interval
             return self._collect_proc(taken_at, [why])
         try:
-            with sock, _cycle_collector_paused():
+            with sock, gc_paused():
                 routes, warnings = self._collect_netlink(sock)
         except netlink.NetlinkError as exc:
             why = (

@@ -31,18 +31,17 @@ object, which spares making one per idle connection and lets a consumer tell "un
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
-import gc
 import operator
 import socket
 import struct
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NamedTuple
 
 from netscope.collectors import netlink
+from netscope.collectors.gc_pause import gc_paused
 from netscope.collectors.model import TCP_STATES, Socket, SocketKey
 from netscope.collectors.tcpinfo import (
     MEMINFO_MIN_LEN,
@@ -495,22 +494,6 @@ class _Users(dict[int, str]):
 
 
 _NO_USERS = _Users(lambda uid: "")
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside: making 100,000 sockets would otherwise start several collections,
-    each walking every object the process holds (the previous snapshot's too), which costs a third of a read.
-    Nothing made here is cyclic, so nothing is missed; collections resume on the way out. Nests; gc.disable() is
-    process-wide, so another thread allocating meanwhile is not collected either, for that short while."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _address(family: int, raw: bytes) -> str:

@@ -15,6 +15,7 @@ from support import Peer, wait_for
 from netscope.app.netscope_app import NetscopeApp
 from netscope.collectors.alerts import Thresholds
 from netscope.collectors.model import Snapshot
+from netscope.widgets.state_counters import StateCounters
 
 SIZE = (160, 45)
 
@@ -172,7 +173,11 @@ async def test_syn_flood_alert_names_the_sources() -> None:
     app = NetscopeApp(FixedSource(frames))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.refresh_count == 2)
+        # The counter bar marks SYN_RECV, the strip says what and where, and it is told once.
+        counters = app.query_one(StateCounters)
+        assert counters.syn_recv_alert and counters.has_class("-alert") and counters.total["SYN_RECV"] == 154
         alert = next(a for a in app.alerts.active if a.kind == "syn_flood")
+        assert any(alert.title in note.message for note in app._notifications)
         assert "192.0.2.0" in alert.detail
         assert app.alert_bar.display
         assert "SYN" in str(app.alert_bar.render())
