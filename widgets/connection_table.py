@@ -59,7 +59,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("user", "User", 8),
     Column("age", "Age", 6, align_right=True),
 )
-COLUMN_KEYS: tuple[str, ...] = tuple(column.key for column in COLUMNS)
 # Column indexes hidden, in this order, when the terminal is too narrow: Age, User, Send-Q, Recv-Q.
 HIDE_FIRST = (8, 7, 2, 1)
 ADDRESS_MAX_WIDTH = 47  # a full IPv6 address in brackets with a port
