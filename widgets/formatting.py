@@ -21,9 +21,13 @@ def state_label(sock: Socket) -> str:
 def format_age(seconds: float, lower_bound: bool = False) -> str:
     """Compact age: `42s`, `12m`, `5h12m`, `3d4h`; `>` marks sockets that were already open when netscope started.
 
-    Minutes drop the seconds so that old rows do not repaint every second over SSH.
+    Minutes drop the seconds so that old rows do not repaint every second over SSH. A socket older than netscope
+    is `>0m` for its first minute: the seconds of a lower bound say nothing, and counting them would repaint
+    every such row every second (23 KB/s to the terminal in netscope's first minute).
     """
     seconds = max(0, int(seconds))
+    if seconds < 60 and lower_bound:
+        return ">0m"
     if seconds < 60:
         text = f"{seconds}s"
     elif seconds < 3600:
