@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
+from typing import IO, Any
 
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.model import SnapshotDiff
@@ -19,6 +21,21 @@ from netscope.collectors.wire import HEADER, DiffAssembler, decode_frame
 
 # A frame this large (the first, full one at scale) is decoded in a thread so the event loop keeps turning.
 LARGE_FRAME = 1 << 20
+STREAM_LIMIT = 1 << 24
+
+
+def worker_command(interval: float, tcp_info: bool) -> list[str]:
+    return [
+        sys.executable, "-m", "netscope.collectors.worker", "--interval", repr(interval),
+        "--parent", str(os.getpid()), *(["--tcp-info"] if tcp_info else []),
+    ]
+
+
+def start_worker(interval: float = 1.0, tcp_info: bool = False) -> subprocess.Popen[bytes]:
+    """Start the collector worker now, before there is an event loop (see ProcessCollector's `prestarted`)."""
+    return subprocess.Popen(
+        worker_command(interval, tcp_info), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 class ProcessCollector:
@@ -30,11 +47,16 @@ class ProcessCollector:
     TcpInfo, the first after switching off empties the dict. A worker started later starts with the setting.
     """
 
-    def __init__(self, interval: float = 1.0, tcp_info: bool = False) -> None:
+    def __init__(
+        self, interval: float = 1.0, tcp_info: bool = False, prestarted: subprocess.Popen[bytes] | None = None
+    ) -> None:
+        """`prestarted`: a worker already started with `start_worker` (the CLI starts it before importing
+        Textual, so that the two start-ups overlap); it is used first, and any restart is started as usual."""
         self.interval = interval
         self.restarts = 0
         self.tcp_info = tcp_info
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: Any = None  # an asyncio Process, or an _AdoptedWorker with the same interface
+        self._prestarted = prestarted
 
     def set_tcp_info(self, enabled: bool) -> None:
         """Collect TCP internals (or stop) from the worker's next refresh on."""
@@ -61,16 +83,19 @@ class ProcessCollector:
             await asyncio.sleep(self.interval)
 
     async def _stream_once(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]:
-        started_with = self.tcp_info
-        self._process = process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "netscope.collectors.worker",
-            "--interval", repr(self.interval), "--parent", str(os.getpid()),
-            *(["--tcp-info"] if started_with else []),
-            stdin=asyncio.subprocess.PIPE,  # for set_tcp_info's commands
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=1 << 24,
-        )
+        prestarted, self._prestarted = self._prestarted, None
+        if prestarted is not None:
+            started_with = "--tcp-info" in prestarted.args
+            self._process = process = await _AdoptedWorker.adopt(prestarted)
+        else:
+            started_with = self.tcp_info
+            self._process = process = await asyncio.create_subprocess_exec(
+                *worker_command(self.interval, started_with),
+                stdin=asyncio.subprocess.PIPE,  # for set_tcp_info's commands
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=STREAM_LIMIT,
+            )
         if self.tcp_info != started_with:  # switched while the process was being started
             self._send_tcp_info()
         assert process.stdout is not None
@@ -133,3 +158,57 @@ def _decode_and_apply(assembler: DiffAssembler, data: bytes) -> SnapshotDiff | s
     if wire.error:
         return wire.error
     return assembler.apply(wire)
+
+
+class _AdoptedWorker:
+    """A worker started with subprocess.Popen, read through the event loop like an asyncio subprocess: the
+    attributes and methods ProcessCollector uses, and no more."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], stdout: asyncio.StreamReader,
+                 stderr: asyncio.StreamReader) -> None:
+        self.popen = popen
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdin = _CommandPipe(popen.stdin) if popen.stdin is not None else None
+
+    @classmethod
+    async def adopt(cls, popen: subprocess.Popen[bytes]) -> _AdoptedWorker:
+        loop = asyncio.get_running_loop()
+        readers = []
+        for pipe in (popen.stdout, popen.stderr):
+            reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+            await loop.connect_read_pipe(lambda reader=reader: asyncio.StreamReaderProtocol(reader), pipe)
+            readers.append(reader)
+        if popen.stdin is not None:
+            os.set_blocking(popen.stdin.fileno(), False)  # a command is a few bytes; never wait on the pipe
+        return cls(popen, *readers)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+
+    async def wait(self) -> int:
+        return await asyncio.to_thread(self.popen.wait)
+
+
+class _CommandPipe:
+    """The worker's stdin as ProcessCollector writes to it: each command sent at once, never blocking."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.file.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()

@@ -14,7 +14,7 @@ from support import Peer
 from netscope.collectors.connections import CollectionFailure, ConnectionCollector
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.model import SnapshotDiff
-from netscope.collectors.process_collector import ProcessCollector
+from netscope.collectors.process_collector import ProcessCollector, start_worker
 from netscope.collectors.wire import DiffAssembler, to_wire
 
 
@@ -230,3 +230,36 @@ async def test_worker_collects_tcp_info_and_switches_without_restarting(
     finally:
         await collector.aclose()
         await stream.aclose()
+
+
+async def test_a_worker_started_before_the_event_loop_is_adopted_then_restarted_as_usual(
+    server_with_clients: tuple[Peer, list[Peer]],
+) -> None:
+    server, _ = server_with_clients
+    prestarted = start_worker(0.2)  # as the CLI does, before Textual is imported
+    collector = ProcessCollector(interval=0.2, prestarted=prestarted)
+    stream = collector.stream()
+    try:
+        first = await next_matching(stream, lambda u: isinstance(u, SnapshotDiff))
+        assert isinstance(first, SnapshotDiff) and first.first
+        assert collector.worker_pid == prestarted.pid
+        assert any(s.local_port == server.port and s.pid == server.pid for s in first.snapshot.sockets.values())
+        # Commands reach the adopted worker through its stdin, as they reach one the collector started.
+        collector.set_tcp_info(True)
+        with_info = await next_matching(
+            stream, lambda u: isinstance(u, SnapshotDiff) and bool(u.snapshot.tcp_info)
+        )
+        assert isinstance(with_info, SnapshotDiff) and not with_info.first and collector.restarts == 0
+
+        os.kill(prestarted.pid, signal.SIGKILL)
+        failure = await next_matching(stream, lambda u: isinstance(u, CollectionFailure))
+        assert isinstance(failure, CollectionFailure) and "restarting" in failure.message
+        again = await next_matching(stream, lambda u: isinstance(u, SnapshotDiff))
+        assert isinstance(again, SnapshotDiff) and again.first and collector.worker_pid != prestarted.pid
+        assert again.snapshot.tcp_info  # the new worker starts with the setting
+    finally:
+        restarted = collector.worker_pid
+        await collector.aclose()
+        await stream.aclose()
+    assert prestarted.poll() is not None
+    assert restarted is not None and not psutil.pid_exists(restarted)
