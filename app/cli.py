@@ -10,6 +10,8 @@ import argparse
 import contextlib
 import os
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="read settings from FILE instead of $NETSCOPE_CONFIG or ~/.config/netscope/config.toml",
     )  # fmt: skip
     ins.add_argument("--no-config", action="store_true", help="ignore the config file (defaults and flags only)")
+    ins.add_argument(
+        "--netns", metavar="NAME|PID",
+        help="look into another network namespace, as ss -N does: a name from `ip netns list`, a PID whose "
+        "namespace to use, or a path (needs root); --list-netns shows them",
+    )  # fmt: skip
+    ins.add_argument("--list-netns", action="store_true", help="list the network namespaces in use, and exit")
 
     rec = parser.add_argument_group("recording and replay")
     rec.add_argument(
@@ -192,8 +200,29 @@ def main(argv: list[str] | None = None) -> int:
     except FilterError as error:
         print(f"netscope: bad --filter: {error}", file=sys.stderr)
         return 2
+    if args.list_netns:
+        return _list_namespaces()
+    netns = ""
+    if args.netns:
+        from netscope.collectors.namespaces import enter_namespace, namespace_path
+
+        try:
+            netns = namespace_path(args.netns)
+            # Checked now, in a throwaway thread (setns moves only the calling thread): a bad value or a
+            # missing privilege is one clear error, not a worker failing every interval.
+            _try_in_thread(enter_namespace, netns)
+        except ValueError as error:
+            print(f"netscope: --netns: {error}", file=sys.stderr)
+            return 2
+        except OSError as error:
+            print(f"netscope: --netns: {error.strerror or error}", file=sys.stderr)
+            return 1
     view = args.interfaces or args.route or args.statistics or args.groups
     printed = view or args.watch or args.no_ui or args.info or _wants_printout(args)
+    if printed and netns:
+        from netscope.collectors.namespaces import enter_namespace
+
+        enter_namespace(netns)  # printing reads in this thread only, and the process ends with it
     if sys.platform != "linux" and not args.replay:
         print("netscope: reads Linux's /proc; this is not Linux.", file=sys.stderr)
         return 1
@@ -201,7 +230,34 @@ def main(argv: list[str] | None = None) -> int:
         for warning in config.warnings:  # a broken config file is worth a line on stderr, not a failure
             print(f"netscope: {warning}", file=sys.stderr)
         return _print(args, flt)
-    return _run_ui(args, config)
+    return _run_ui(args, config, netns)
+
+
+def _try_in_thread(function: Callable[[str], None], argument: str) -> None:
+    failures: list[OSError] = []
+
+    def run() -> None:
+        try:
+            function(argument)
+        except OSError as error:
+            failures.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
+
+
+def _list_namespaces() -> int:
+    from netscope.collectors.namespaces import list_namespaces
+
+    print(f"{'INODE':>12}  {'NAME':<20} {'PROCESSES':>9}  EXAMPLE")
+    for space in list_namespaces():
+        example = f"{space.example_pid}/{space.example_program}" if space.example_pid else "-"
+        name = (space.name or "-") + (" (this one)" if space.current else "")
+        print(f"{space.inode:>12}  {name:<20} {space.pids:>9}  {example}")
+    return 0
 
 
 def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
@@ -248,13 +304,13 @@ def _print(args: argparse.Namespace, flt: Filter) -> int:
         return 130
 
 
-def _run_ui(args: argparse.Namespace, config: Config) -> int:
+def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
     from netscope.collectors.process_collector import ProcessCollector, start_worker
     from netscope.collectors.recording import RecordingTee
 
     # The collector worker starts first: its start-up and first read overlap with loading Textual (0.4 s), so the
     # first table comes sooner.
-    worker = None if args.replay else start_worker(args.interval, tcp_info=bool(config.columns))
+    worker = None if args.replay else start_worker(args.interval, tcp_info=bool(config.columns), netns=netns)
     # Imported here so that `--help`, a bad filter and every printed output answer without loading Textual.
     from netscope.app.netscope_app import NetscopeApp
 
@@ -265,6 +321,11 @@ def _run_ui(args: argparse.Namespace, config: Config) -> int:
         "config_file": args.config,
         "notices": config.warnings,
     }
+    if netns and not args.replay:
+        from netscope.collectors.view_data import SystemViews
+
+        settings["views"] = SystemViews(netns=netns)
+        settings["netns"] = args.netns
 
     if args.replay:
         # The UI refuses to kill while replaying (a recorded PID may now be another process).
@@ -286,12 +347,12 @@ def _run_ui(args: argparse.Namespace, config: Config) -> int:
             why = error.strerror or error
             print(f"netscope: cannot create the recording {args.record}: {why}", file=sys.stderr)
             return 1
-        source = RecordingTee(ProcessCollector(interval=args.interval, prestarted=worker), writer)
+        source = RecordingTee(ProcessCollector(interval=args.interval, prestarted=worker, netns=netns), writer)
         try:
             NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings).run()
         finally:
             writer.close()
         return 0
-    source = RecordingTee(ProcessCollector(interval=args.interval, prestarted=worker))
+    source = RecordingTee(ProcessCollector(interval=args.interval, prestarted=worker, netns=netns))
     NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings).run()
     return 0

@@ -49,6 +49,7 @@ from netscope.widgets.connection_table import ConnectionTable
 from netscope.widgets.filter_bar import FilterBar
 from netscope.widgets.state_counters import StateCounters
 from netscope.widgets.status_bar import Status, StatusBar, rounded_ms
+from netscope.widgets.tcp_columns import METRIC_COLUMNS
 from netscope.widgets.top_panel import TopPanel
 from netscope.widgets.traffic_panel import TrafficPanel
 
@@ -115,7 +116,7 @@ class NetscopeApp(App[None]):
         ("k", "kill the owning process with SIGTERM (asks first)"),
         ("K", "kill the owning process with SIGKILL (asks first)"),
         ("x", "close just the selected TCP connection (SOCK_DESTROY, like ss -K; asks first; needs root)"),
-        ("c", "choose extra columns from the kernel's tcp_info: bytes, rates, rtt, cwnd, retransmits ..."),
+        ("c", "choose extra columns: the owner's container, and from tcp_info bytes, rates, rtt, cwnd ..."),
         ("space", "pause / resume live updates (in a replay: play / pause)"),
         ("e / E", "export the view's rows as shown (filtered, sorted) to CSV / JSON in the current directory"),
         ("R", "start / stop recording to netscope-DATE-TIME.nsrec (replay it with netscope --replay FILE)"),
@@ -146,6 +147,7 @@ class NetscopeApp(App[None]):
         save_config: bool = True,
         config_file: Path | None = None,
         notices: list[str] | None = None,
+        netns: str = "",
     ) -> None:
         """`columns`, `save_config` and `config_file`: the tcp_info columns to start with, and whether and where
         (None: the usual place) a change of them is remembered; `notices`: problems to tell once started."""
@@ -173,6 +175,7 @@ class NetscopeApp(App[None]):
         self._save_config = save_config
         self._config_file = config_file
         self._notices = list(notices or [])
+        self.netns = netns  # the network namespace looked into, as the user named it; "" for this one
         self._total_counts: Counter[str] = Counter()
         self._pending_snapshot: Snapshot | None = None
         self._received_at = 0.0  # wall clock when the current snapshot arrived
@@ -352,13 +355,14 @@ class NetscopeApp(App[None]):
         ))
 
     def _source_state(self) -> str:
-        """REPLAY or REC, for the status line."""
+        """REPLAY, the namespace looked into, REC: for the status line."""
         source = self.source
         if isinstance(source, ReplaySource):
             return f"REPLAY {source.describe()}"
+        parts = [f"netns {self.netns}"] if self.netns else []
         if isinstance(source, RecordingTee) and source.recording and source.writer is not None:
-            return f"● REC {Path(source.writer.path).name}"
-        return ""
+            parts.append(f"● REC {Path(source.writer.path).name}")
+        return "  ".join(parts)
 
     def _tick_highlights(self) -> None:
         if self.is_replay:
@@ -644,7 +648,7 @@ class NetscopeApp(App[None]):
 
     def tcp_details(self, key: SocketKey) -> TcpDetails | None:
         """For the details screen: None while tcp_info is not collected."""
-        if not self.table.metric_columns:
+        if not self._tcp_columns_shown():
             return None
         info, rate = self.metrics_of(key)
         return info, rate, self.throughput.history(key)
@@ -663,7 +667,10 @@ class NetscopeApp(App[None]):
 
     def _tcp_wanted(self) -> bool:
         """tcp_info costs about 3 µs a socket per refresh: read while a column or a bandwidth view shows it."""
-        return bool(self.table.metric_columns) or self.top_view.is_rate
+        return self._tcp_columns_shown() or self.top_view.is_rate
+
+    def _tcp_columns_shown(self) -> bool:
+        return any(key in METRIC_COLUMNS for key in self.table.metric_columns)
 
     def _sync_tcp_info(self) -> None:
         collector = getattr(self.source, "source", self.source)  # through the RecordingTee
@@ -697,6 +704,9 @@ class NetscopeApp(App[None]):
             self.notify("That connection is already closed.", severity="warning")
             return
         refusal = close_refusal(sock)
+        if self.netns:
+            # SOCK_DESTROY would be asked of this process's namespace, not the one shown.
+            refusal = "Closing one connection works only in netscope's own network namespace (no --netns)."
         if refusal:
             self.notify(refusal, severity="warning", markup=False)
             return
@@ -762,6 +772,9 @@ class NetscopeApp(App[None]):
         self.push_screen(ConfirmKillScreen(details, count, sig), answered)
 
     async def on_unmount(self) -> None:
+        close_views = getattr(self.views, "close", None)
+        if close_views is not None:
+            close_views()
         if self._resolver is not None:
             self._resolver.shutdown()
         await self.source.aclose()

@@ -17,6 +17,8 @@ shows everything. Inside one term a comma means "any of", and a `!` in front of 
     pid:1234           the owning process id
     proc:nginx         the program name contains this, ignoring case (alias `program:`)
     user:www-data      the owner's user name (exact), or a numeric uid (`user:0`)
+    container:web      the owner's container or service contains this, ignoring case (`docker:3f2a`, `nginx`);
+                       `container:host` is the sockets of processes on the host itself (no container or service)
     ip:10.0.0.0/8      the local or remote address is in this network or is this address (`ip:10.0.0.5`,
                        `ip:fe80::/10`, `ip:::1`); `lip:` and `rip:` test one end. An IPv4 address or network also
                        matches IPv4-mapped IPv6 addresses (`::ffff:10.0.0.5`). Host bits are ignored
@@ -538,6 +540,27 @@ def _ports_for(end: str) -> Callable[[str, str], Compiled]:
     return handler
 
 
+def _container_term(value: str, raw: str) -> Compiled:
+    needles = tuple(item.lower() for item in _alternatives(value, raw, "container:web"))
+    host = "host" in needles
+    cache: dict[str, bool] = {}  # few distinct containers: one answer each
+
+    def pred(sock: Socket) -> bool:
+        name = sock.container
+        if not name:  # on the host, if a process owns it at all
+            return host and sock.pid is not None
+        found = cache.get(name)
+        if found is None:
+            lowered = name.lower()
+            found = any(needle in lowered for needle in needles)
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[name] = found
+        return found
+
+    return pred, _SUBSTRING
+
+
 _KEYS: dict[str, Callable[[str, str], Compiled]] = {
     "port": _ports_for(_BOTH),
     "lport": _ports_for(_LOCAL),
@@ -550,8 +573,11 @@ _KEYS: dict[str, Callable[[str, str], Compiled]] = {
     "proc": _proc_term,
     "program": _proc_term,
     "user": _user_term,
+    "container": _container_term,
     "ip": _ip_term(_BOTH),
     "lip": _ip_term(_LOCAL),
     "rip": _ip_term(_REMOTE),
 }
-_KEY_LIST = "port (or just :80), lport/sport, rport/dport, state, proto, pid, proc/program, user, ip, lip, rip"
+_KEY_LIST = (
+    "port (or just :80), lport/sport, rport/dport, state, proto, pid, proc/program, user, container, ip, lip, rip"
+)

@@ -68,6 +68,7 @@ class Socket:
     program: str = ""
     first_seen: float = 0.0  # wall clock (time.time()) when netscope first saw it
     seen_since_start: bool = False  # True if it already existed when netscope started: the age is a lower bound
+    container: str = ""  # the owner's container or service, from its cgroup (collectors/containers.py); "" host
     # Computed once: the identity is looked up several times per socket per refresh. Never reassign the
     # endpoint fields or the inode of a socket after it is made; make a new one (dataclasses.replace).
     key: SocketKey = field(init=False, repr=False, compare=False)
@@ -169,3 +170,5 @@ class ProcessDetails:
     status: str
     parent_pid: int
     error: str = ""  # set when the process vanished or could not be read
+    container: str = ""  # its container or service (collectors/containers.py); "" on the host
+    cgroup: str = ""  # the cgroup path that names it

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import psutil
 
+from netscope.collectors.containers import read_cgroup_path, read_container
 from netscope.collectors.model import ProcessDetails
 
 # What readlink(/proc/<pid>/fd/<n>) returns for a socket: "socket:[12345]".
@@ -424,6 +425,7 @@ class ProcessInfo:
     pid: int
     name: str
     start_time: float  # time.time() seconds, as psutil's create_time(); identifies the process across PID reuse
+    container: str = ""  # its container or service (collectors/containers.py), read once per process
 
 
 def _process_identity(pid: int) -> str | None:
@@ -470,7 +472,7 @@ class ProcessInfoCache:
             try:
                 proc = psutil.Process(pid)
                 with proc.oneshot():
-                    info = ProcessInfo(pid, proc.name(), proc.create_time())
+                    info = ProcessInfo(pid, proc.name(), proc.create_time(), read_container(pid))
             except psutil.Error:
                 return None
             # If the pid was recycled between our stat read and psutil's, `info` may describe another process than
@@ -575,6 +577,8 @@ def process_details(pid: int) -> ProcessDetails:
         status=status,
         parent_pid=parent_pid,
         error=error,
+        container=read_container(pid),
+        cgroup=read_cgroup_path(pid),
     )
 
 

@@ -105,6 +105,12 @@ SORT_KEYS: dict[str, Callable[[Socket], object]] = {
     "user": lambda s: s.user,
     # Ascending age means youngest first.
     "age": lambda s: -s.first_seen,
+    "container": lambda s: (s.container == "", s.container),  # the host's ("-") after the containers
+}
+# Optional columns of text the socket carries (chosen with `c`, like the tcp_info ones), sized to their content.
+TEXT_COLUMN_MAX = 32
+TEXT_COLUMNS: dict[str, tuple[Column, Callable[[Socket], str]]] = {
+    "container": (Column("container", "Container", 9), lambda s: s.container),
 }
 
 
@@ -173,6 +179,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._selected_key: SocketKey | None = None
         self._now = 0.0
         self._columns: tuple[Column, ...] = COLUMNS
+        self._extra_keys: tuple[str, ...] = ()  # the optional columns shown, text and tcp_info, in order
         self._metric_columns: tuple[MetricColumn, ...] = ()
         self._metrics: MetricLookup | None = None
         self._widths: list[int] = [column.width for column in COLUMNS]
@@ -182,6 +189,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         self.filtered_counts: Counter[str] = Counter()
         self._widths_stale = False
         self._content_widths = (0, 0, 0, 0, 0)  # local, remote, user, recv_q, send_q: what the rows need
+        self._text_widths: dict[str, int] = {}  # the optional text columns' widths, as last sized
 
     # ----------------------------------------------------------------------------------------------- data in
 
@@ -355,13 +363,18 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     @property
     def metric_columns(self) -> list[str]:
-        return [column.key for column in self._metric_columns]
+        """The optional columns shown: TEXT_COLUMNS and METRIC_COLUMNS keys."""
+        return list(self._extra_keys)
 
     def set_metric_columns(self, keys: Iterable[str]) -> None:
-        """Show these tcp_info columns (keys of METRIC_COLUMNS, unknown ones ignored) after the standard ones."""
-        self._metric_columns = tuple(METRIC_COLUMNS[key] for key in keys if key in METRIC_COLUMNS)
+        """Show these optional columns (keys of TEXT_COLUMNS or METRIC_COLUMNS, unknown ones ignored) after the
+        standard ones."""
+        self._extra_keys = tuple(key for key in keys if key in TEXT_COLUMNS or key in METRIC_COLUMNS)
+        self._metric_columns = tuple(METRIC_COLUMNS[key] for key in self._extra_keys if key in METRIC_COLUMNS)
         self._columns = COLUMNS + tuple(
-            Column(metric.key, metric.label, metric.width, align_right=True) for metric in self._metric_columns
+            TEXT_COLUMNS[key][0] if key in TEXT_COLUMNS
+            else Column(key, METRIC_COLUMNS[key].label, METRIC_COLUMNS[key].width, align_right=True)
+            for key in self._extra_keys
         )
         if self.sort_column not in SORT_KEYS and self.sort_column not in self.metric_columns:
             self.sort_by("local", reverse=False)
@@ -390,7 +403,12 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def _metric_texts(self, sock: Socket) -> tuple[str, ...]:
         texts = []
-        for metric in self._metric_columns:
+        for key in self._extra_keys:
+            text_column = TEXT_COLUMNS.get(key)
+            if text_column is not None:
+                texts.append(printable(text_column[1](sock)) or "-")
+                continue
+            metric = METRIC_COLUMNS[key]
             value = self._metric_value(sock, metric)
             texts.append("-" if value is None else metric.text(value))
         return tuple(texts)
@@ -523,6 +541,8 @@ class ConnectionTable(ScrollView, can_focus=True):
             or min(16, len(sock.user)) > user
             or len(str(sock.recv_q)) > recv_q
             or len(str(sock.send_q)) > send_q
+            or any(min(TEXT_COLUMN_MAX, len(TEXT_COLUMNS[key][1](sock))) > width
+                   for key, width in self._text_widths.items())
         )
 
     def _update_widths(self) -> bool:
@@ -537,6 +557,14 @@ class ConnectionTable(ScrollView, can_focus=True):
         widths[4] = max(COLUMNS[4].width, remote_width)
         users = {s.user for s in self._rows}
         widths[7] = max(COLUMNS[7].width, min(16, max((len(user) for user in users), default=0)))
+        # Text columns (a container's name) take what their longest value needs, up to TEXT_COLUMN_MAX.
+        for index, key in enumerate(self._extra_keys, start=len(COLUMNS)):
+            if key in TEXT_COLUMNS:
+                column, text_of = TEXT_COLUMNS[key]
+                longest = max((len(text_of(s)) for s in self._rows), default=0)
+                widths[index] = max(column.width, min(TEXT_COLUMN_MAX, longest))
+        self._text_widths = {key: widths[index] for index, key in enumerate(self._extra_keys, start=len(COLUMNS))
+                             if key in TEXT_COLUMNS}
         # A queue of megabytes must never be cut: a cropped number reads as a different number.
         widths[1] = max(COLUMNS[1].width, len(str(max((s.recv_q for s in self._rows), default=0))))
         widths[2] = max(COLUMNS[2].width, len(str(max((s.send_q for s in self._rows), default=0))))
@@ -678,7 +706,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             format_age(self._now - sock.first_seen, sock.seen_since_start),
             flash[0] if flash else None,
             row == self._cursor and self.has_focus,
-            self._metric_texts(sock) if self._metric_columns else (),
+            self._metric_texts(sock) if self._extra_keys else (),
         )
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:

@@ -86,3 +86,8 @@ METRIC_COLUMN_LIST: tuple[MetricColumn, ...] = (
                  lambda info, _: _used(info.recv_buffer_used, info.recv_buffer), format_bytes),
 )
 METRIC_COLUMNS: dict[str, MetricColumn] = {column.key: column for column in METRIC_COLUMN_LIST}
+# What `c` offers, in this order: (key, label, description).
+CHOOSABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("container", "Container", "the owning process's container or systemd service (from its cgroup)"),
+    *((column.key, column.label, column.description) for column in METRIC_COLUMN_LIST),
+)

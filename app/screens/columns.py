@@ -9,7 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from netscope.widgets.tcp_columns import METRIC_COLUMN_LIST
+from netscope.widgets.tcp_columns import CHOOSABLE_COLUMNS
 
 
 class ColumnsScreen(ModalScreen[list[str] | None]):
@@ -27,11 +27,12 @@ class ColumnsScreen(ModalScreen[list[str] | None]):
 
     def compose(self) -> ComposeResult:
         selections = [
-            Selection(f"{column.label:<8} {column.description}", column.key, column.key in self.chosen)
-            for column in METRIC_COLUMN_LIST
+            Selection(f"{label:<10} {description}", key, key in self.chosen)
+            for key, label, description in CHOOSABLE_COLUMNS
         ]
         with Vertical(id="columns-dialog"):
-            yield Static("Connection columns from the kernel's tcp_info", id="columns-title")
+            yield Static("Extra connection columns: the owner's container, and the kernel's tcp_info",
+                         id="columns-title")
             yield SelectionList[str](*selections, id="columns-list")
             if self.note:
                 yield Static(self.note, id="columns-note", markup=False)
@@ -40,7 +41,7 @@ class ColumnsScreen(ModalScreen[list[str] | None]):
     def action_done(self) -> None:
         chosen = set(self.query_one(SelectionList).selected)
         # In the order of the list, not the order they were ticked: the table reads the same every time.
-        self.dismiss([column.key for column in METRIC_COLUMN_LIST if column.key in chosen])
+        self.dismiss([key for key, _, _ in CHOOSABLE_COLUMNS if key in chosen])
 
     def action_cancel(self) -> None:
         self.dismiss(None)

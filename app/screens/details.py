@@ -50,6 +50,8 @@ def describe_process(details: ProcessDetails | None, sock: Socket) -> Text:
         ("Parent PID", str(details.parent_pid)),
         ("Executable", printable(details.exe) or "(unreadable)"),
         ("Working dir", printable(details.cwd) or "(unreadable)"),
+        ("Container", printable(details.container) or "- (the host)"),
+        ("Cgroup", printable(details.cgroup) or "(unreadable)"),
         ("Command", printable(shlex.join(details.cmdline)) if details.cmdline else "(none: a kernel thread?)"),
     ]
     for label, value in rows:
