@@ -24,17 +24,20 @@ LARGE_FRAME = 1 << 20
 STREAM_LIMIT = 1 << 24
 
 
-def worker_command(interval: float, tcp_info: bool) -> list[str]:
+def worker_command(interval: float, tcp_info: bool, netns: str = "") -> list[str]:
+    """`netns`: a network namespace file (see namespaces.namespace_path) the worker enters first; "" for ours."""
     return [
         sys.executable, "-m", "netscope.collectors.worker", "--interval", repr(interval),
         "--parent", str(os.getpid()), *(["--tcp-info"] if tcp_info else []),
+        *(["--netns", netns] if netns else []),
     ]
 
 
-def start_worker(interval: float = 1.0, tcp_info: bool = False) -> subprocess.Popen[bytes]:
+def start_worker(interval: float = 1.0, tcp_info: bool = False, netns: str = "") -> subprocess.Popen[bytes]:
     """Start the collector worker now, before there is an event loop (see ProcessCollector's `prestarted`)."""
     return subprocess.Popen(
-        worker_command(interval, tcp_info), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        worker_command(interval, tcp_info, netns),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
 
@@ -48,11 +51,17 @@ class ProcessCollector:
     """
 
     def __init__(
-        self, interval: float = 1.0, tcp_info: bool = False, prestarted: subprocess.Popen[bytes] | None = None
+        self,
+        interval: float = 1.0,
+        tcp_info: bool = False,
+        prestarted: subprocess.Popen[bytes] | None = None,
+        netns: str = "",
     ) -> None:
         """`prestarted`: a worker already started with `start_worker` (the CLI starts it before importing
-        Textual, so that the two start-ups overlap); it is used first, and any restart is started as usual."""
+        Textual, so that the two start-ups overlap); it is used first, and any restart is started as usual.
+        `netns`: a network namespace file every worker started here enters (give `prestarted` the same)."""
         self.interval = interval
+        self.netns = netns
         self.restarts = 0
         self.tcp_info = tcp_info
         self._process: Any = None  # an asyncio Process, or an _AdoptedWorker with the same interface
@@ -90,7 +99,7 @@ class ProcessCollector:
         else:
             started_with = self.tcp_info
             self._process = process = await asyncio.create_subprocess_exec(
-                *worker_command(self.interval, started_with),
+                *worker_command(self.interval, started_with, self.netns),
                 stdin=asyncio.subprocess.PIPE,  # for set_tcp_info's commands
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -6,13 +6,16 @@ without Textual; `netscope.app.system_views` re-exports all of it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from netscope.collectors.interfaces import InterfaceCollector, InterfaceSnapshot
 from netscope.collectors.multicast import MulticastCollector, MulticastSnapshot
+from netscope.collectors.namespaces import enter_namespace, namespace_sysfs
 from netscope.collectors.protostats import ProtocolStatsCollector, StatsSnapshot
 from netscope.collectors.routes import RouteCollector, RouteSnapshot
 
@@ -39,7 +42,23 @@ class ViewSource(Protocol):
 
 
 class SystemViews:
-    def __init__(self, proc_root: str = "/proc", *, routes_every: float = ROUTES_WHILE_RECORDING) -> None:
+    """Views 2-5 of this machine, or with `netns` (a namespace file, see namespaces.namespace_path) of that
+    network namespace.
+
+    With `netns`, every read runs in one dedicated thread that entered the namespace at its start (setns moves
+    only the calling thread): /proc is read through /proc/thread-self (which follows the thread; /proc/self would
+    follow the main thread), and the netlink sockets of routes and of interface addresses are opened in that
+    thread, so in that namespace. Interface details come from /sys/class/net, but sysfs shows the namespace of
+    whoever mounted it, so that thread mounts (and at once detaches) a sysfs of its own; if it cannot, the
+    details are left out with a warning rather than taken from the host's interfaces of the same name."""
+
+    def __init__(
+        self, proc_root: str = "/proc", *, routes_every: float = ROUTES_WHILE_RECORDING, netns: str = ""
+    ) -> None:
+        self.netns = netns
+        if netns and proc_root.rstrip("/") == "/proc":
+            proc_root = "/proc/thread-self"
+        self.proc_root = proc_root
         self.interfaces = InterfaceCollector(proc_root=proc_root)
         self.routes = RouteCollector(proc_root=proc_root)
         self.statistics = ProtocolStatsCollector(proc_root=proc_root)
@@ -47,6 +66,43 @@ class SystemViews:
         self.routes_every = routes_every
         self._recording = False
         self._routes_read_at: float | None = None  # time.monotonic() of the last routes read
+        self._netns_error = ""  # why the namespace could not be entered: then nothing is read
+        self._netns_warnings: list[str] = []  # what cannot be shown of the namespace (interface details)
+        self._sysfs_fd: int | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        if netns:
+            self._executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="netscope-netns", initializer=self._enter_netns
+            )
+
+    def _enter_netns(self) -> None:
+        # Runs in the executor's only thread, before any read. It must not raise: a failed initializer breaks
+        # the executor, and the error is better shown as a warning on every collect().
+        try:
+            enter_namespace(self.netns)
+        except OSError as error:
+            self._netns_error = f"Cannot look into network namespace {self.netns}: {error.strerror or error}"
+            return
+        try:
+            self._sysfs_fd = namespace_sysfs()
+        except OSError as error:
+            self._netns_warnings.append(
+                f"Interface state, MTU, flags, speed and MAC of namespace {self.netns} are not shown:"
+                f" {error.strerror or error}"
+            )
+            sys_root = "/nonexistent-sysfs-of-netns"  # never the host's /sys: same names, other interfaces
+        else:
+            sys_root = f"/proc/self/fd/{self._sysfs_fd}"
+        self.interfaces = InterfaceCollector(proc_root=self.proc_root, sys_root=sys_root)
+
+    def close(self) -> None:
+        """Stop the namespace's thread and release its sysfs (nothing to do without `netns`)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._sysfs_fd is not None:
+            os.close(self._sysfs_fd)
+            self._sysfs_fd = None
 
     @property
     def recording(self) -> bool:
@@ -66,6 +122,18 @@ class SystemViews:
         Interfaces and counters every interval (a few ms), so that history and "change in the last interval" stay
         true while another view is shown; the routing table, a million routes on a router, only while shown, or
         every `routes_every` seconds while recording."""
+        if self._executor is not None:
+            return self._executor.submit(self._collect_in_netns, active_view).result()
+        return self._collect(active_view)
+
+    def _collect_in_netns(self, active_view: str) -> ViewData:
+        if self._netns_error:
+            return ViewData(warnings=[self._netns_error])
+        data = self._collect(active_view)
+        data.warnings[:0] = self._netns_warnings
+        return data
+
+    def _collect(self, active_view: str) -> ViewData:
         data = ViewData()
         data.interfaces = self._guarded("interfaces", self.interfaces.collect, data.warnings)
         data.statistics = self._guarded("protocol statistics", self.statistics.collect, data.warnings)

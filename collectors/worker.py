@@ -1,5 +1,9 @@
-"""The collector worker: `python -m netscope.collectors.worker --interval S [--tcp-info]` polls sockets and writes
-WireDiffs to stdout, so that reading 100,000 sockets never competes with the UI for the GIL.
+"""The collector worker: `python -m netscope.collectors.worker --interval S [--tcp-info] [--netns PATH]` polls
+sockets and writes WireDiffs to stdout, so that reading 100,000 sockets never competes with the UI for the GIL.
+
+With `--netns` it first enters that network namespace, in its main thread, before any socket is opened: setns
+moves only the calling thread, and the main thread is the one that collects (and /proc/self/net follows it). If
+it cannot enter, it writes one WireDiff with the error and exits with status 2.
 
 It exits when its parent dies (PR_SET_PDEATHSIG) or stops reading (a broken pipe). It reads commands from stdin,
 one a line: `tcp-info on` / `tcp-info off` switch collecting TCP internals from the next refresh on, without a
@@ -10,6 +14,7 @@ pipe, not signals: a command written before the worker is ready waits in the pip
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import signal
@@ -20,6 +25,7 @@ from typing import BinaryIO
 
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.model import SocketKey
+from netscope.collectors.namespaces import enter_namespace
 from netscope.collectors.tcpinfo import TcpInfo
 from netscope.collectors.wire import WireDiff, to_wire, write_frame
 
@@ -52,9 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--parent", type=int, default=os.getppid())
     parser.add_argument("--tcp-info", action="store_true", help="collect TCP internals (tcp_info) per connection")
+    parser.add_argument("--netns", default="", help="network namespace file to enter first (see namespaces.py)")
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
     out = sys.stdout.buffer
+    if args.netns:
+        try:
+            enter_namespace(args.netns)
+        except OSError as error:
+            # Collecting the parent's namespace instead would show the wrong sockets: report it and stop.
+            message = error.strerror or str(error)
+            print(message, file=sys.stderr)  # the parent shows stderr's last line when the worker stops
+            with contextlib.suppress(BrokenPipeError):
+                write_frame(out, WireDiff(time.time(), False, [], [], [], error=message))
+            return 2
     collector = ConnectionCollector(interval=args.interval, tcp_info=args.tcp_info)
     threading.Thread(target=follow_commands, args=(collector, sys.stdin.buffer), daemon=True).start()
     sent_tcp_info: dict[SocketKey, TcpInfo] = {}  # what the parent's assembler holds now

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support import VethPair
+
 from netscope.app.cli import build_parser
 from netscope.collectors.alerts import Thresholds
 
@@ -54,3 +56,37 @@ def test_thresholds_come_from_the_file_then_the_flags(tmp_path: Path) -> None:
     args = parser.parse_args(["--config", str(config), "--interval", "0.5", "--no-config"])
     settings = _settings(parser, args)
     assert settings.thresholds == Thresholds() and args.interval == 0.5
+
+
+def test_netns_looks_into_another_network_namespace(veth_pair: VethPair, tmp_path: Path) -> None:
+    inside = subprocess.Popen(
+        ["ip", "netns", "exec", veth_pair.namespace, sys.executable, "-c",
+         f"import socket, time; s = socket.create_server(({veth_pair.peer_address!r}, 0)); "
+         "print(s.getsockname()[1], flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert inside.stdout is not None
+        port = int(inside.stdout.readline())
+        listed = netscope("--list-netns", config_home=tmp_path)
+        assert listed.returncode == 0 and veth_pair.namespace in listed.stdout and "(this one)" in listed.stdout
+
+        rows = json.loads(netscope("--netns", veth_pair.namespace, "--json", config_home=tmp_path).stdout)
+        assert [(r["local_address"], r["local_port"], r["state"]) for r in rows] == [
+            (veth_pair.peer_address, port, "LISTEN")
+        ]
+        assert rows[0]["pid"] == inside.pid  # `ip netns exec` enters the namespace and execs python: same PID
+        here = json.loads(netscope("--json", "--filter", f"lport:{port} ip:{veth_pair.peer_address}",
+                                   config_home=tmp_path).stdout)
+        assert here == []  # not in this namespace
+
+        routes = netscope("--netns", veth_pair.namespace, "-rn", config_home=tmp_path)
+        assert veth_pair.peer_interface in routes.stdout and veth_pair.host_interface not in routes.stdout
+
+        bad = netscope("--netns", "no-such-namespace", "--count", config_home=tmp_path)
+        assert bad.returncode == 2 and "ip netns list" in bad.stderr
+    finally:
+        inside.kill()
+        inside.wait(timeout=10)
+        if inside.stdout is not None:
+            inside.stdout.close()
