@@ -428,23 +428,27 @@ def _user_term(value: str, raw: str) -> Compiled:
     return (lambda sock: sock.user in names), _CHEAP
 
 
-def _proc_term(value: str, raw: str) -> Compiled:
-    needles = tuple(item.lower() for item in _alternatives(value, raw, "proc:nginx"))
-    # Few distinct program names exist, so caching the answer per name beats lower-casing every socket's.
+def _contains_any(needles: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a name contains any of the (lower-case) needles, ignoring case. Few distinct program or container
+    names exist, so caching the answer per name beats lower-casing every socket's."""
     cache: dict[str, bool] = {}
 
-    def pred(sock: Socket) -> bool:
-        program = sock.program
-        found = cache.get(program)
+    def contains(name: str) -> bool:
+        found = cache.get(name)
         if found is None:
-            lowered = program.lower()
+            lowered = name.lower()
             found = any(needle in lowered for needle in needles)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
-            cache[program] = found
+            cache[name] = found
         return found
 
-    return pred, _SUBSTRING
+    return contains
+
+
+def _proc_term(value: str, raw: str) -> Compiled:
+    contains = _contains_any(tuple(item.lower() for item in _alternatives(value, raw, "proc:nginx")))
+    return (lambda sock: contains(sock.program)), _SUBSTRING
 
 
 # --- addresses -------------------------------------------------------------------------------------------------
@@ -543,20 +547,13 @@ def _ports_for(end: str) -> Callable[[str, str], Compiled]:
 def _container_term(value: str, raw: str) -> Compiled:
     needles = tuple(item.lower() for item in _alternatives(value, raw, "container:web"))
     host = "host" in needles
-    cache: dict[str, bool] = {}  # few distinct containers: one answer each
+    contains = _contains_any(needles)
 
     def pred(sock: Socket) -> bool:
         name = sock.container
         if not name:  # on the host, if a process owns it at all
             return host and sock.pid is not None
-        found = cache.get(name)
-        if found is None:
-            lowered = name.lower()
-            found = any(needle in lowered for needle in needles)
-            if len(cache) >= _CACHE_LIMIT:
-                cache.clear()
-            cache[name] = found
-        return found
+        return contains(name)
 
     return pred, _SUBSTRING
 

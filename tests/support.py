@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from textual.pilot import Pilot
+
+from netscope.collectors.connections import CollectionFailure
+from netscope.collectors.model import SnapshotDiff
 
 PEERS = Path(__file__).with_name("peers.py")
 
@@ -136,3 +140,17 @@ def start_controlled(*args: str, namespace: str = "") -> Controlled:
         raise RuntimeError(f"peer {args} did not start: {error}")
     return peer
 
+
+async def next_matching(
+    stream: AsyncIterator[SnapshotDiff | CollectionFailure],
+    condition: Callable[[SnapshotDiff | CollectionFailure], bool],
+    timeout: float = 10.0,
+) -> SnapshotDiff | CollectionFailure:
+    """The first update of a collector's stream that meets `condition`; fails after `timeout` seconds."""
+    async def scan() -> SnapshotDiff | CollectionFailure:
+        async for update in stream:
+            if condition(update):
+                return update
+        raise AssertionError("the stream ended")
+
+    return await asyncio.wait_for(scan(), timeout)

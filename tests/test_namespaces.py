@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from support import VethPair
+from support import VethPair, next_matching
 
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.model import SnapshotDiff
@@ -45,20 +44,6 @@ def listener(veth_pair: VethPair) -> Iterator[tuple[subprocess.Popen[str], int]]
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-
-
-async def next_matching(
-    stream: AsyncIterator[SnapshotDiff | CollectionFailure],
-    condition: Callable[[SnapshotDiff | CollectionFailure], bool],
-    timeout: float = 10.0,
-) -> SnapshotDiff | CollectionFailure:
-    async def scan() -> SnapshotDiff | CollectionFailure:
-        async for update in stream:
-            if condition(update):
-                return update
-        raise AssertionError("the stream ended")
-
-    return await asyncio.wait_for(scan(), timeout)
 
 
 def test_list_namespaces_finds_the_named_one_and_the_current_one(

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import psutil
 from fixed_data import snapshots
-from support import Peer
+from support import Peer, next_matching
 
 from netscope.collectors.connections import CollectionFailure, ConnectionCollector
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.model import SnapshotDiff
 from netscope.collectors.process_collector import ProcessCollector, start_worker
 from netscope.collectors.wire import DiffAssembler, to_wire
-
-
-async def next_matching(
-    stream: AsyncIterator[SnapshotDiff | CollectionFailure],
-    condition: Callable[[SnapshotDiff | CollectionFailure], bool],
-    timeout: float = 10.0,
-) -> SnapshotDiff | CollectionFailure:
-    async def scan() -> SnapshotDiff | CollectionFailure:
-        async for update in stream:
-            if condition(update):
-                return update
-        raise AssertionError("the stream ended")
-
-    return await asyncio.wait_for(scan(), timeout)
 
 
 def test_assembler_rebuilds_snapshots_from_wire_diffs() -> None:
