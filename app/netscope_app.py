@@ -13,9 +13,11 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
+from textual.notifications import Notification, Notify, SeverityLevel
 from textual.widgets import Footer, TabbedContent, TabPane
 
 import netscope.styles
+from netscope.app.notices import Decision, NoticeBoard
 from netscope.app.oneshot import write_export, write_table_export
 from netscope.app.screens.columns import ColumnsScreen
 from netscope.app.screens.confirm_close import ConfirmCloseScreen
@@ -36,10 +38,9 @@ from netscope.collectors.history import StateHistory
 from netscope.collectors.insights import GroupCounter
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.process_collector import ProcessCollector
-from netscope.collectors.processes import process_details
 from netscope.collectors.recording import RecordedViews, RecordingTee, RecordingWriter, ReplaySource
 from netscope.collectors.resolver import NameResolver
-from netscope.collectors.signals import refusal_reason, send_signal
+from netscope.collectors.signals import look_before_kill, owner_details, refusal_reason, send_signal
 from netscope.collectors.sock_destroy import close_refusal, destroy_capability, destroy_socket
 from netscope.collectors.stats import SynRecvWatch, update_counts
 from netscope.collectors.tcpinfo import TcpInfo
@@ -50,6 +51,7 @@ from netscope.widgets.filter_bar import FilterBar
 from netscope.widgets.state_counters import StateCounters
 from netscope.widgets.status_bar import Status, StatusBar, rounded_ms
 from netscope.widgets.tcp_columns import METRIC_COLUMNS
+from netscope.widgets.text import printable
 from netscope.widgets.top_panel import TopPanel
 from netscope.widgets.traffic_panel import TrafficPanel
 
@@ -198,6 +200,7 @@ class NetscopeApp(App[None]):
         self.views: ViewSource = views
         # A version-1 recording holds sockets only: then views 2-5 are hidden rather than showing this machine.
         self.views_recorded = not isinstance(views, RecordedViews) or views.available
+        self.notices = NoticeBoard()
         self._views_busy = False
         self._views_again = False
 
@@ -372,6 +375,34 @@ class NetscopeApp(App[None]):
             self.table.expire_highlights(self.snapshot.taken_at + time.time() - self._received_at)
         if self._resolver is not None and self._resolver.take_updates():
             self.table.repaint_all()
+
+    def notify(
+        self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+        timeout: float | None = None, markup: bool = True,
+    ) -> None:
+        """Every toast goes through the notice board: a repeat of a live message bumps its count instead of
+        stacking another toast (see app/notices.py), and system text in it is escaped line by line."""
+        text = "\n".join(printable(line) for line in message.split("\n"))
+        decision = self.notices.post(text, severity, self.NOTIFICATION_TIMEOUT if timeout is None else timeout)
+        self._show_notice(decision, title, markup)
+
+    def _show_notice(self, decision: Decision, title: str = "", markup: bool = False) -> None:
+        for old in decision.take_down:
+            if isinstance(old.token, Notification):
+                # Textual has no public call to take down one toast; tests/test_notices.py fails if this changes.
+                self._unnotify(old.token)
+        notice = decision.show
+        if notice is not None:
+            toast = Notification(notice.text, title, notice.severity,  # type: ignore[arg-type]
+                                 max(0.5, notice.until - time.monotonic()), markup=markup)
+            notice.token = toast
+            self.post_message(Notify(toast))
+        if decision.redraw_at is not None:
+            self.set_timer(max(0.0, decision.redraw_at - time.monotonic()), self._redraw_notices)
+
+    def _redraw_notices(self) -> None:
+        for decision in self.notices.due():
+            self._show_notice(decision)
 
     def _warn_once(self, message: str, severity: str = "information", key: str | None = None) -> None:
         key = key or message
@@ -735,10 +766,14 @@ class NetscopeApp(App[None]):
         sock = event.socket
         if event.control is not self.table:
             return
-        details = None if sock.pid is None else await asyncio.to_thread(process_details, sock.pid)
         sockets = self.sockets_of(sock.pid) if sock.pid is not None else [sock]
-        self.push_screen(DetailsScreen(sock, details, sockets, self.snapshot.taken_at if self.snapshot else 0,
-                                       tcp=self.tcp_details))
+        now = self.snapshot.taken_at if self.snapshot else 0
+        if self.is_replay:
+            # The recorded PID may belong to another process now: show what was recorded, never look it up.
+            self.push_screen(DetailsScreen(sock, None, sockets, now, recorded=True))
+            return
+        details = None if sock.pid is None else await asyncio.to_thread(owner_details, sock)
+        self.push_screen(DetailsScreen(sock, details, sockets, now, tcp=self.tcp_details))
 
     async def action_kill(self, signal_name: str) -> None:
         if self.is_replay:
@@ -749,6 +784,10 @@ class NetscopeApp(App[None]):
         sock = self.table.selected_socket
         if sock is None:
             return
+        if self.table.is_closed(sock):
+            self.notify("That connection has closed: its process may have exited and its PID been reused. Nothing "
+                        "is sent from a closed row; select a live one.", severity="warning")
+            return
         if sock.pid is None:
             self.notify(f"Nothing to kill: {missing_owner_reason(sock)}.", severity="warning", markup=False)
             return
@@ -756,20 +795,28 @@ class NetscopeApp(App[None]):
         if refusal:
             self.notify(f"Refused: {refusal}", severity="error", markup=False)
             return
-        details = await asyncio.to_thread(process_details, sock.pid)
+        # A fresh look, whatever the age of the row (a paused table, a slow refresh): the process recorded with the
+        # socket, by PID and start time, and whether it still holds the socket.
+        details, check = await asyncio.to_thread(look_before_kill, sock)
+        if check.refusal:
+            self.notify(f"Refused: {check.refusal}", severity="error", markup=False)
+            return
         if details.error:
             self.notify(details.error, severity="warning", markup=False)
             return
-        count = len(self.sockets_of(sock.pid))
+        count = check.socket_count if check.socket_count is not None else len(self.sockets_of(sock.pid))
+        note = ""
+        if self.paused:
+            note = "The table is paused; this process was checked just now and still holds the socket."
 
         async def answered(yes: bool | None) -> None:
             if not yes:
                 self.notify("Nothing was sent.", timeout=3)
                 return
-            result = await asyncio.to_thread(send_signal, details.pid, details.start_time, sig)
+            result = await asyncio.to_thread(send_signal, details.pid, sock.pid_start, sig, sock.inode)
             self.notify(result.message, severity="information" if result.ok else "error", markup=False)
 
-        self.push_screen(ConfirmKillScreen(details, count, sig), answered)
+        self.push_screen(ConfirmKillScreen(details, count, sig, note), answered)
 
     async def on_unmount(self) -> None:
         close_views = getattr(self.views, "close", None)

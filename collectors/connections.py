@@ -28,7 +28,7 @@ from netscope.collectors.sockdiag import SockDiagReader, SockDiagUnavailable
 READERS = ("auto", "netlink", "proc")
 # A netlink dump that fails this many refreshes in a row (each then read from /proc) is given up for good.
 NETLINK_FAILURES_BEFORE_GIVING_UP = 3
-NO_OWNER: tuple[int | None, str, str] = (None, "", "")
+NO_OWNER: tuple[int | None, str, str, float] = (None, "", "", 0.0)
 
 NOT_ROOT_WARNING = (
     "Not running as root: the owners (PID/Program) of other users' sockets show as '-'. "
@@ -223,8 +223,8 @@ class ConnectionCollector:
                 _fill_first_seen_and_user(sockets, taken_at)
             # One validity check per process, not per socket: a proxy holds thousands of sockets.
             infos = self._processes.get_many(set(owners.inode_to_pid.values()))
-            owner_of: dict[int, tuple[int | None, str, str]] = {
-                pid: (info.pid, info.name, info.container) for pid, info in infos.items()
+            owner_of: dict[int, tuple[int | None, str, str, float]] = {
+                pid: (info.pid, info.name, info.container, info.start_time) for pid, info in infos.items()
             }
             pid_of = owners.inode_to_pid.get
             # Sockets the netlink reader reused from the last snapshot are shared with it: one whose owner changed
@@ -235,12 +235,13 @@ class ConnectionCollector:
                 # No owner either when the process exited since the fd scan.
                 pid = pid_of(sock.inode)
                 owner = owner_of.get(pid, NO_OWNER) if pid is not None else NO_OWNER
-                if sock.pid != owner[0] or sock.program != owner[1] or sock.container != owner[2]:
+                if (sock.pid != owner[0] or sock.program != owner[1] or sock.container != owner[2]
+                        or sock.pid_start != owner[3]):
                     if fresh is None or id(sock) in fresh:
-                        sock.pid, sock.program, sock.container = owner
+                        sock.pid, sock.program, sock.container, sock.pid_start = owner
                     else:
                         sockets[index] = dataclasses.replace(
-                            sock, pid=owner[0], program=owner[1], container=owner[2]
+                            sock, pid=owner[0], program=owner[1], container=owner[2], pid_start=owner[3]
                         )
             by_key = {sock.key: sock for sock in sockets}
             if len(by_key) != len(sockets):

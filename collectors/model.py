@@ -69,6 +69,9 @@ class Socket:
     first_seen: float = 0.0  # wall clock (time.time()) when netscope first saw it
     seen_since_start: bool = False  # True if it already existed when netscope started: the age is a lower bound
     container: str = ""  # the owner's container or service, from its cgroup (collectors/containers.py); "" host
+    # The owner's start time (time.time() seconds) when the socket was seen with it: with `pid` and `inode` it is
+    # the identity a kill checks, so a PID recycled since the row was read is never signalled. 0.0: no owner.
+    pid_start: float = 0.0
     # Computed once: the identity is looked up several times per socket per refresh. Never reassign the
     # endpoint fields or the inode of a socket after it is made; make a new one (dataclasses.replace).
     key: SocketKey = field(init=False, repr=False, compare=False)
@@ -112,6 +115,7 @@ class Socket:
             and self.recv_q == other.recv_q
             and self.send_q == other.send_q
             and self.pid == other.pid
+            and self.pid_start == other.pid_start
             and self.program == other.program
             and self.user == other.user
         )

@@ -85,6 +85,8 @@ def main() -> None:
 #       It exits when stdin closes.
 #   python tests/peers.py stuck-listener --host H --backlog B
 #       prints its port, listens with backlog B, never accepts
+#   python tests/peers.py server-closes-listener
+#       prints its port, listens, and closes the listener on "close" from stdin while it keeps running
 
 
 def bound_client(args: argparse.Namespace) -> None:
@@ -120,6 +122,20 @@ def stuck_listener(args: argparse.Namespace) -> None:
     time.sleep(args.lifetime)
 
 
+def server_closes_listener(args: argparse.Namespace) -> None:
+    """Prints its port, listens; on "close" from stdin closes the listener, answers "closed", and keeps running."""
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind((args.host, 0))
+    listener.listen(1)
+    print(listener.getsockname()[1], flush=True)
+    for line in sys.stdin:
+        if line.strip() == "close":
+            listener.close()
+            print("closed", flush=True)
+    # stdin closed: the test is over
+
+
 def _extra_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", default="127.0.0.1")  # bound-client: the source address
     parser.add_argument("--backlog", type=int, default=1)  # stuck-listener: listen()'s backlog
@@ -128,6 +144,7 @@ def _extra_options(parser: argparse.ArgumentParser) -> None:
 EXTRA_ROLES: dict[str, Callable[[argparse.Namespace], None]] = {
     "bound-client": bound_client,
     "stuck-listener": stuck_listener,
+    "server-closes-listener": server_closes_listener,
 }
 
 if __name__ == "__main__":

@@ -154,3 +154,21 @@ async def next_matching(
         raise AssertionError("the stream ended")
 
     return await asyncio.wait_for(scan(), timeout)
+
+
+NS_LAST_PID = Path("/proc/sys/kernel/ns_last_pid")
+
+
+def spawn_on_pid(pid: int, command: list[str], attempts: int = 200) -> subprocess.Popen[bytes]:
+    """Start `command` as process `pid` (which must be free): the PID reuse a kill must survive, made on purpose.
+
+    Writing PID - 1 to ns_last_pid (root) makes the kernel hand out `pid` next; another process or thread on the
+    machine may take it first, so this tries again until the child gets it or `attempts` run out."""
+    for _ in range(attempts):
+        NS_LAST_PID.write_text(str(pid - 1))
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        if child.pid == pid:
+            return child
+        child.kill()
+        child.wait()
+    raise AssertionError(f"could not start a process on PID {pid} after {attempts} attempts")

@@ -35,3 +35,10 @@ def fit(text: str, width: int, align_right: bool = False) -> str:
         return padding + text if align_right else text + padding
     # Cropped text ends in an ellipsis so a truncated name is never mistaken for a whole one.
     return set_cell_size(text, width - 1) + "…"
+
+
+def capped(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and how many more there are."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (+{len(text) - limit:,} characters)"

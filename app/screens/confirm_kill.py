@@ -13,7 +13,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from netscope.collectors.model import ProcessDetails
-from netscope.widgets.text import printable
+from netscope.widgets.text import capped, printable
+
+# A command line or name can be megabytes long (argv is the process's to choose): the dialog shows this much so its
+# question and keys always fit on screen; the details (Enter) show all of it, scrollable.
+PROGRAM_CHARS = 80
+COMMAND_CHARS = 240
 
 
 class ConfirmKillScreen(ModalScreen[bool]):
@@ -24,24 +29,28 @@ class ConfirmKillScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, details: ProcessDetails, socket_count: int, sig: signal.Signals) -> None:
+    def __init__(self, details: ProcessDetails, socket_count: int, sig: signal.Signals, note: str = "") -> None:
+        """`socket_count`: the sockets the process holds as just checked; `note`: a line on how fresh that is."""
         super().__init__()
         self.details = details
         self.socket_count = socket_count
         self.sig = sig
+        self.note = note
 
     def compose(self) -> ComposeResult:
         details = self.details
         body = Text()
         for label, value in (
             ("PID", str(details.pid)),
-            ("Program", printable(details.name)),
-            ("User", printable(details.user)),
-            ("Command", printable(shlex.join(details.cmdline)) if details.cmdline else "-"),
-            ("Sockets", f"{self.socket_count} held by this process"),
+            ("Program", capped(printable(details.name), PROGRAM_CHARS)),
+            ("User", capped(printable(details.user), PROGRAM_CHARS)),
+            ("Command", capped(printable(shlex.join(details.cmdline)), COMMAND_CHARS) if details.cmdline else "-"),
+            ("Sockets", f"{self.socket_count} held by this process now"),
         ):
             body.append(f"{label:<9}", "bold")
             body.append(f"{value}\n")
+        if self.note:
+            body.append(self.note, "italic")
         with Vertical(id="confirm-dialog"):
             yield Static(Text(f"Send {self.sig.name} to process {details.pid}?"), id="confirm-title")
             yield Static(body, id="confirm-body")

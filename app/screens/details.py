@@ -9,7 +9,7 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -28,6 +28,26 @@ def describe_socket(sock: Socket) -> Text:
     text.append(f"{sock.proto}  {format_endpoint(sock.local_ip, sock.local_port)}", "bold")
     text.append(f" → {format_endpoint(sock.remote_ip, sock.remote_port)}", "bold")
     text.append(f"  {state_label(sock)}  Recv-Q {sock.recv_q}  Send-Q {sock.send_q}  inode {sock.inode}")
+    return text
+
+
+def describe_recorded_owner(sock: Socket) -> Text:
+    """A replay's row: its owner as recorded. The live process that has this PID now may be another program."""
+    text = describe_socket(sock)
+    text.append("\n\n")
+    if sock.pid is None:
+        text.append(f"No process was recorded for this socket: {missing_owner_reason(sock)}.")
+        return text
+    for label, value in (
+        ("PID", str(sock.pid)),
+        ("Program", printable(sock.program) or "-"),
+        ("User", printable(sock.user) or "-"),
+    ):
+        text.append(f"{label:<12}", "bold")
+        text.append(f"{value}\n")
+    text.append(
+        "As recorded. This is a replay: the process that has this PID on this machine now is not looked at (it "
+        "may be another program), and nothing can be killed from here.", "italic")
     return text
 
 
@@ -117,29 +137,37 @@ class DetailsScreen(ModalScreen[None]):
 
     def __init__(
         self, sock: Socket, details: ProcessDetails | None, process_sockets: list[Socket], now: float,
-        tcp: Callable[[SocketKey], TcpDetails | None] | None = None,
+        tcp: Callable[[SocketKey], TcpDetails | None] | None = None, recorded: bool = False,
     ) -> None:
-        """`tcp` gives the connection's current TCP internals (None: not collected); it is asked each second."""
+        """`tcp` gives the connection's current TCP internals (None: not collected); it is asked each second.
+        `recorded`: a replay's row, described as recorded (`details` is then not used)."""
         super().__init__()
         self.sock = sock
         self.details = details
         self.process_sockets = process_sockets
         self.now = now
         self.tcp = tcp
+        self.recorded = recorded
         self.tcp_info = Static("", id="details-tcp")
 
     def compose(self) -> ComposeResult:
+        info = describe_recorded_owner(self.sock) if self.recorded else describe_process(self.details, self.sock)
+        shows_sockets = (self.recorded and self.sock.pid is not None) or (
+            self.details is not None and not self.details.error)
         with Vertical(id="details-dialog"):
-            yield Static(describe_process(self.details, self.sock), id="details-info")
-            yield self.tcp_info
-            if self.details is not None and not self.details.error:
+            # Focused first, so the keys scroll a long command line; Tab goes on to the process's sockets.
+            with VerticalScroll(id="details-scroll"):
+                yield Static(info, id="details-info")
+                yield self.tcp_info
+            if shows_sockets:
                 yield Static(f"All {len(self.process_sockets)} sockets of this process:", id="details-hint")
                 yield ConnectionTable(id="details-sockets")
-            yield Static("Escape closes", id="confirm-hint")
+            yield Static("Escape closes · ↑ ↓ PgUp PgDn scroll · Tab: the sockets below", id="confirm-hint")
 
     def on_mount(self) -> None:
         for table in self.query(ConnectionTable):
             table.load(self.process_sockets, self.now)
+        self.query_one("#details-scroll", VerticalScroll).focus()
         self.show_tcp()
         self.set_interval(1.0, self.show_tcp)
 
