@@ -355,7 +355,16 @@ class NetscopeApp(App[None]):
             paused=self.paused,
             names=self._resolver is not None,
             warning=self._source_state() or self._standing_warning,
+            late_seconds=self._late_seconds(),
         ))
+
+    def _late_seconds(self) -> int:
+        """Whole seconds since the data on screen was read, once that is well past the interval; else 0."""
+        snapshot = self.snapshot
+        if snapshot is None or self.is_replay or self.paused:
+            return 0
+        age = time.time() - snapshot.taken_at
+        return int(age) if age > 2 * self.source.interval + 2 else 0
 
     def _source_state(self) -> str:
         """REPLAY, the namespace looked into, REC: for the status line."""
@@ -368,8 +377,8 @@ class NetscopeApp(App[None]):
         return "  ".join(parts)
 
     def _tick_highlights(self) -> None:
-        if self.is_replay:
-            self._show_counts()  # the replay position and state
+        if self.is_replay or self._late_seconds():
+            self._show_counts()  # the replay position and state, or how late the data is
         if self.snapshot is not None:
             # Snapshot time plus what has elapsed since it arrived: the same clock for live and recorded data.
             self.table.expire_highlights(self.snapshot.taken_at + time.time() - self._received_at)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from netscope.collectors.filters import Filter
 from netscope.collectors.model import COUNTED_STATES, Snapshot, SnapshotDiff, Socket
@@ -545,6 +545,46 @@ class StopSignals:
         return self.event.wait(max(0.0, seconds))
 
 
+_R = TypeVar("_R")
+
+
+def stall_after(interval: float) -> float:
+    """How long a read may take before it is said to be stuck (the UI restarts its worker after as long)."""
+    return max(10.0, 5 * interval)
+
+
+def watched_read(read: Callable[[], _R], stop: threading.Event, stall: float) -> _R:
+    """`read()` in a thread, saying on stderr how long it has been stuck every `stall` seconds it does not finish,
+    so that a `--watch` log never goes quiet without a word. Raises StopIteration if `stop` is set meanwhile."""
+    results: list[_R] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            results.append(read())
+        except BaseException as error:  # handed to the caller's thread
+            errors.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="netscope-read", daemon=True).start()
+    started = time.monotonic()
+    told = 0
+    while not done.wait(0.2):
+        if stop.is_set():
+            raise StopIteration
+        waited = time.monotonic() - started
+        if waited >= (told + 1) * stall:
+            told += 1
+            warn(f"reading sockets has not finished for {waited:.0f}s: the last line printed is that old")
+    if errors:
+        raise errors[0]
+    if told:
+        warn(f"reading sockets took {time.monotonic() - started:.0f}s; the line below is from when it began")
+    return results[0]
+
+
 def run_loop(
     args: argparse.Namespace, out: Output, selection: Selection, on_diff: Callable[[SnapshotDiff], None] | None
 ) -> int:
@@ -565,7 +605,9 @@ def run_loop(
             out.line(header)
         while not stop.event.is_set():
             try:
-                diff = collector.next_diff()
+                diff = watched_read(collector.next_diff, stop.event, stall_after(args.interval))
+            except StopIteration:  # stopped while a read was stuck: nothing more to print
+                break
             except Exception as error:  # one failed refresh is reported; the next may work
                 warn(f"reading sockets failed: {error.__class__.__name__}: {error}")
             else:

@@ -22,6 +22,11 @@ from netscope.collectors.wire import HEADER, DiffAssembler, decode_frame
 # A frame this large (the first, full one at scale) is decoded in a thread so the event loop keeps turning.
 LARGE_FRAME = 1 << 20
 STREAM_LIMIT = 1 << 24
+# A worker that sends nothing for this long (at least; 5 intervals if that is longer) is taken for stuck (stopped,
+# hung in a read) and replaced. The first frame may take far longer at 500,000 sockets: it gets FIRST_FRAME_FACTOR
+# times as long.
+STALL_SECONDS = 10.0
+FIRST_FRAME_FACTOR = 6
 
 
 def worker_command(interval: float, tcp_info: bool, netns: str = "") -> list[str]:
@@ -56,11 +61,15 @@ class ProcessCollector:
         tcp_info: bool = False,
         prestarted: subprocess.Popen[bytes] | None = None,
         netns: str = "",
+        stall_seconds: float | None = None,
     ) -> None:
         """`prestarted`: a worker already started with `start_worker` (the CLI starts it before importing
         Textual, so that the two start-ups overlap); it is used first, and any restart is started as usual.
-        `netns`: a network namespace file every worker started here enters (give `prestarted` the same)."""
+        `netns`: a network namespace file every worker started here enters (give `prestarted` the same).
+        `stall_seconds`: how long a silent worker is waited for before it is restarted (default: STALL_SECONDS or
+        5 intervals, whichever is longer)."""
         self.interval = interval
+        self.stall_seconds = stall_seconds if stall_seconds is not None else max(STALL_SECONDS, 5 * interval)
         self.netns = netns
         self.restarts = 0
         self.tcp_info = tcp_info
@@ -109,9 +118,19 @@ class ProcessCollector:
             self._send_tcp_info()
         assert process.stdout is not None
         assembler = DiffAssembler()
+        patience = self.stall_seconds * FIRST_FRAME_FACTOR
         try:
             while True:
-                (length,) = HEADER.unpack(await process.stdout.readexactly(HEADER.size))
+                try:
+                    head = await asyncio.wait_for(process.stdout.readexactly(HEADER.size), patience)
+                except asyncio.TimeoutError:
+                    yield CollectionFailure(
+                        f"The collector process (PID {process.pid}) sent nothing for {patience:g}s (stopped or "
+                        f"stuck); restarting it. The table shows the last data it sent until then."
+                    )
+                    return
+                patience = self.stall_seconds
+                (length,) = HEADER.unpack(head)
                 data = await process.stdout.readexactly(length)
                 # Decoding and rebuilding a large frame's sockets (the first, at scale) runs in a thread so the
                 # event loop keeps turning; only this loop touches the assembler, one frame at a time.

@@ -19,6 +19,7 @@ class Status:
     paused: bool = False
     names: bool = False
     warning: str = ""
+    late_seconds: int = 0  # how old the data is once it is late (no refresh for a while); 0 while it is fresh
 
 
 def rounded_ms(ms: float) -> str:
@@ -53,7 +54,13 @@ class StatusBar(Widget):
         text.append(f"  filter: {status.filter_text}" if status.filter_text else "  no filter")
         text.append(f"  sort: {status.sort_label}")
         text.append(f"  {'names' if status.names else 'numeric'}")
-        text.append(f"  every {status.interval:g}s, read in {rounded_ms(status.collect_ms)} ms")
+        if status.late_seconds:
+            # Said instead of the read time: a stalled collector must never look like a live table.
+            text.append("  ")
+            text.append(f"data {status.late_seconds}s old, no refresh since",
+                        self.get_component_rich_style("status-bar--warning", partial=True))
+        else:
+            text.append(f"  every {status.interval:g}s, read in {rounded_ms(status.collect_ms)} ms")
         if status.warning:
             text.append("  ")
             text.append(status.warning, self.get_component_rich_style("status-bar--warning", partial=True))
