@@ -19,8 +19,11 @@ from netscope import __version__
 from netscope.collectors.alerts import Thresholds
 from netscope.collectors.config import Config, apply_threshold_overrides, load_config
 from netscope.collectors.filters import Filter, FilterError, parse_filter
+from netscope.collectors.limits import interval_problem
 
-MIN_INTERVAL = 0.1
+MIN_SPEED, MAX_SPEED = 1 / 16, 64.0  # --speed: the range the replay's - and + keys move in
+# --duration's ceiling: Event.wait() overflows on a huge timeout; a year is longer than any recording needs.
+MAX_DURATION = 366 * 86400.0
 
 # Flags that ask for printed output instead of the UI. The views (-i -r -s -g), --watch and --no-ui also do.
 _ONE_SHOT_FLAGS = (
@@ -34,8 +37,9 @@ def _interval(value: str) -> float:
         seconds = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if not seconds >= MIN_INTERVAL:  # also rejects NaN
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL} seconds, got {value}")
+    problem = interval_problem(seconds)  # also rejects NaN and infinity
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return seconds
 
 
@@ -44,8 +48,9 @@ def _duration(value: str) -> float:
         seconds = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if not 0 < seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value}")
+    if not 0 < seconds <= MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_DURATION:g} seconds (a year), "
+                                         f"got {value}")
     return seconds
 
 
@@ -54,8 +59,8 @@ def _speed(value: str) -> float:
         speed = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not 0 < speed < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"must be {MIN_SPEED:g} to {MAX_SPEED:g}, got {value}")
     return speed
 
 
@@ -262,7 +267,7 @@ def _list_namespaces() -> int:
 
 def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
     """The config file's settings under the command line's: thresholds, columns, and the interval."""
-    config = Config(thresholds=Thresholds(), columns=[]) if args.no_config else load_config(args.config)
+    config = Config(thresholds=Thresholds(), columns=[]) if args.no_config else load_config(args.config, named=args.config is not None)
     try:
         config.thresholds = apply_threshold_overrides(config.thresholds, args.alert)
     except ValueError as error:
@@ -333,8 +338,11 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
 
         try:
             replay = ReplaySource(args.replay, speed=args.speed)
-        except (RecordingError, OSError) as error:
+        except RecordingError as error:
             print(f"netscope: {error}", file=sys.stderr)
+            return 1
+        except OSError as error:
+            print(f"netscope: cannot read {args.replay}: {error.strerror or error}", file=sys.stderr)
             return 1
         NetscopeApp(source=replay, interval=replay.interval, filter_text=args.filter, **settings).run()
         return 0

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import csv
 import datetime
+import io
 import json
 import os
 import queue
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from netscope.collectors.filters import Filter
 from netscope.collectors.model import COUNTED_STATES, Snapshot, SnapshotDiff, Socket
+from netscope.collectors.regular_files import open_regular
 from netscope.widgets.formatting import format_endpoint, state_label
 from netscope.widgets.text import printable
 
@@ -867,7 +869,7 @@ def write_table_export(path: Path, labels: list[str], rows: list[list[str]], fmt
             lines.append(out.take())
     else:
         lines = list(json_lines(dict(zip(labels, row, strict=True)) for row in rows))
-    with path.open("w", encoding="utf-8", newline="") as file:
+    with open_regular(path, write=True) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as file:
         for line in lines:
             file.write(line + "\n")
     return len(rows)
@@ -876,7 +878,7 @@ def write_table_export(path: Path, labels: list[str], rows: list[list[str]], fmt
 def write_export(path: Path, sockets: list[Socket], fmt: str) -> int:
     """The UI's export: `sockets` as shown (filtered, sorted) to a CSV or JSON file; returns the row count."""
     lines = csv_lines(sockets) if fmt == "csv" else json_lines(socket_record(sock) for sock in sockets)
-    with path.open("w", encoding="utf-8", newline="") as file:
+    with open_regular(path, write=True) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as file:
         for line in lines:
             file.write(line + "\n")
     return len(sockets)

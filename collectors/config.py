@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import re
 import tempfile
@@ -36,13 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from netscope.collectors.alerts import Thresholds
+from netscope.collectors.limits import interval_problem
+from netscope.collectors.regular_files import read_regular
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: no TOML reader in the standard library
     tomllib = None  # type: ignore[assignment]
 
-MIN_INTERVAL = 0.1  # the same floor as --interval: faster refreshes would only burn CPU
+MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes
 THRESHOLD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Thresholds))
 # The least each threshold may be: 0 turns an alert off, but a leak needs at least one refresh to grow over.
 THRESHOLD_MINIMUM: dict[str, int] = {name: 1 if name == "close_wait_refreshes" else 0 for name in THRESHOLD_NAMES}
@@ -66,13 +67,19 @@ class Config:
     warnings: list[str] = field(default_factory=list)  # problems found reading the file, in plain words
 
 
-def load_config(path: Path | None = None) -> Config:
-    """Read the settings; never raises. Whatever cannot be used is left at its default and said in `warnings`."""
+def load_config(path: Path | None = None, *, named: bool = False) -> Config:
+    """Read the settings; never raises. Whatever cannot be used is left at its default and said in `warnings`.
+
+    A missing file is the defaults, silently, unless the user named it (`named`: --config, or $NETSCOPE_CONFIG
+    when `path` is None): then that is said. Anything that is not a regular file is refused (a FIFO would hang)."""
+    named = named or (path is None and bool(os.environ.get("NETSCOPE_CONFIG")))
     path = path if path is not None else config_path()
     config = Config(thresholds=Thresholds(), columns=[])
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
+        if named:
+            config.warnings.append(f"{path}: no such file; using the defaults")
         return config
     except OSError as exc:
         config.warnings.append(f"{path}: cannot be read ({exc.strerror or exc}); using the defaults")
@@ -91,6 +98,10 @@ def load_config(path: Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         # The message ends "(at line 3, column 7)": the place is in it already.
         config.warnings.append(f"{path}: not valid TOML: {exc}; the file is ignored, using the defaults")
+        return config
+    except RecursionError:  # tomllib recurses once per nesting level: 100,000 "[" exhaust the stack
+        config.warnings.append(f"{path}: nested too deeply to be a settings file; the file is ignored, using the "
+                               "defaults")
         return config
     _Reader(path, text, config).read(data)
     return config
@@ -127,8 +138,8 @@ class _Reader:
     def read_interval(self, value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.warn("", "interval", f"should be a number of seconds, not {_kind(value)}; ignored")
-        elif not (math.isfinite(value) and value >= MIN_INTERVAL):
-            self.warn("", "interval", f"should be at least {MIN_INTERVAL} seconds, not {value}; ignored")
+        elif (problem := interval_problem(float(value))) is not None:
+            self.warn("", "interval", f"{problem}; ignored")
         else:
             self.config.interval = float(value)
 

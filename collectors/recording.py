@@ -98,9 +98,11 @@ from netscope import __version__
 from netscope.collectors.connections import CollectionFailure, SnapshotSource
 from netscope.collectors.gc_pause import gc_paused
 from netscope.collectors.interfaces import Interface, InterfaceCounters, InterfaceSnapshot
+from netscope.collectors.limits import interval_problem
 from netscope.collectors.model import PROTOCOLS, Snapshot, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.multicast import Membership, MulticastSnapshot
 from netscope.collectors.protostats import ProtocolCounter, StatsSnapshot
+from netscope.collectors.regular_files import open_regular
 from netscope.collectors.routes import Route, RouteSnapshot
 from netscope.collectors.view_data import ViewData
 
@@ -901,7 +903,7 @@ class RecordingWriter:
         self._views = _ViewsChain(keyframe_ratio, keyframe_seconds)
         self._routes = _RoutesChain(keyframe_ratio, route_keyframe_seconds)
         self._views_at = -math.inf
-        self._file = open(self.path, "wb")  # noqa: SIM115 - held open across writes, closed by close()
+        self._file = open_regular(self.path, write=True)  # held open across writes, closed by close()
         self._ids: dict[SocketKey, int] = {}
         self._next_id = 0
         self._zdict = b""
@@ -1126,7 +1128,7 @@ class RecordingReader:
         self._views_cursor: _ViewsCursor | None = None
         self._routes_cursor: _RoutesCursor | None = None
         self._problems: list[RecordingDamaged] = []
-        with open(self.path, "rb") as handle:
+        with open_regular(self.path) as handle:  # a FIFO or a device is refused, never waited on
             size = os.fstat(handle.fileno()).st_size
             self._map: mmap.mmap | bytes = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         try:
@@ -1380,7 +1382,9 @@ class RecordingReader:
     @property
     def interval(self) -> float:
         value = self.header.get("interval")
-        return float(value) if type(value) in (int, float) and value > 0 else 1.0
+        if type(value) in (int, float) and interval_problem(float(value)) is None:
+            return float(value)
+        return 1.0  # a header's interval out of range (a crafted file): replay at the usual pace
 
     @property
     def start_time(self) -> float | None:

@@ -24,6 +24,7 @@ import time
 from typing import BinaryIO
 
 from netscope.collectors.connections import ConnectionCollector
+from netscope.collectors.limits import interval_problem
 from netscope.collectors.model import SocketKey
 from netscope.collectors.namespaces import enter_namespace
 from netscope.collectors.tcpinfo import TcpInfo
@@ -53,9 +54,17 @@ def follow_commands(collector: ConnectionCollector, commands: BinaryIO) -> None:
             collector.tcp_info = enabled  # read once per refresh by the collecting thread
 
 
+def _interval(value: str) -> float:
+    seconds = float(value)
+    problem = interval_problem(seconds)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netscope-collector")
-    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--interval", type=_interval, default=1.0)
     parser.add_argument("--parent", type=int, default=os.getppid())
     parser.add_argument("--tcp-info", action="store_true", help="collect TCP internals (tcp_info) per connection")
     parser.add_argument("--netns", default="", help="network namespace file to enter first (see namespaces.py)")
