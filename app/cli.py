@@ -267,7 +267,10 @@ def _list_namespaces() -> int:
 
 def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
     """The config file's settings under the command line's: thresholds, columns, and the interval."""
-    config = Config(thresholds=Thresholds(), columns=[]) if args.no_config else load_config(args.config, named=args.config is not None)
+    if args.no_config:
+        config = Config(thresholds=Thresholds(), columns=[])
+    else:
+        config = load_config(args.config, named=args.config is not None)
     try:
         config.thresholds = apply_threshold_overrides(config.thresholds, args.alert)
     except ValueError as error:

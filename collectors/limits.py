@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-# The refresh interval's bounds, wherever an interval is read (--interval, the config file, the worker's command line, a
-# recording's header): faster would only burn CPU; slower is not live, and 1e308 overflowed sleep().
+# The kernel's PID_MAX_LIMIT (include/linux/threads.h): no PID is larger, whatever /proc/sys/kernel/pid_max says.
+PID_MAX_LIMIT = 1 << 22
+
+# The refresh interval's bounds, wherever an interval is read (--interval, the config file, the worker's command
+# line, a recording's header): faster would only burn CPU; slower is not live, and 1e308 overflowed sleep().
 MIN_INTERVAL = 0.1
 MAX_INTERVAL = 3600.0
 

@@ -71,7 +71,7 @@ class Socket:
     container: str = ""  # the owner's container or service, from its cgroup (collectors/containers.py); "" host
     # The owner's start time (time.time() seconds) when the socket was seen with it: with `pid` and `inode` it is
     # the identity a kill checks, so a PID recycled since the row was read is never signalled. 0.0: no owner, or
-    # not known (a recording does not hold it: nothing is signalled from a replay). Not part of ==, for that reason.
+    # not known (a recording does not hold it: nothing is signalled from a replay), which is why == leaves it out.
     pid_start: float = field(default=0.0, compare=False)
     # Computed once: the identity is looked up several times per socket per refresh. Never reassign the
     # endpoint fields or the inode of a socket after it is made; make a new one (dataclasses.replace).

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from netscope.collectors.limits import PID_MAX_LIMIT
 from netscope.collectors.model import ProcessDetails, Socket
 from netscope.collectors.processes import format_start_time, process_details, user_name
 
@@ -24,8 +25,6 @@ from netscope.collectors.processes import format_start_time, process_details, us
 _PF_KTHREAD = 0x00200000
 # Start times are whole clock ticks (10 ms at the usual 100 Hz) read twice through float arithmetic.
 _START_TIME_TOLERANCE = 0.01
-# The kernel's PID_MAX_LIMIT (include/linux/threads.h): no PID is larger, whatever /proc/sys/kernel/pid_max says.
-PID_MAX_LIMIT = 1 << 22
 
 
 def same_start(a: float, b: float) -> bool:
