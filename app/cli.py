@@ -347,8 +347,7 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
         except OSError as error:
             print(f"netscope: cannot read {args.replay}: {error.strerror or error}", file=sys.stderr)
             return 1
-        NetscopeApp(source=replay, interval=replay.interval, filter_text=args.filter, **settings).run()
-        return 0
+        return _ran(NetscopeApp(source=replay, interval=replay.interval, filter_text=args.filter, **settings))
     if args.record:
         from netscope.collectors.recording import RecordingWriter
 
@@ -360,10 +359,19 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
             return 1
         source = RecordingTee(ProcessCollector(interval=args.interval, prestarted=worker, netns=netns), writer)
         try:
-            NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings).run()
+            return _ran(NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings))
         finally:
             writer.close()
-        return 0
     source = RecordingTee(ProcessCollector(interval=args.interval, prestarted=worker, netns=netns))
-    NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings).run()
-    return 0
+    return _ran(NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings))
+
+
+def _ran(app: Any) -> int:
+    """Run the UI; its exit status. An error inside it (Textual has printed its traceback) is status 1 with a
+    line saying so, never a quiet 0."""
+    app.run()
+    code = app.return_code or 0
+    if code:
+        print(f"netscope: the screen stopped on an internal error (exit status {code}); the traceback above says "
+              "where. Please report it.", file=sys.stderr)
+    return int(code)

@@ -107,5 +107,4 @@ async def test_the_replay_ui_shows_what_is_readable_of_a_crafted_recording(tmp_p
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.table.row_count == 3)
         await pilot.press("full_stop", "full_stop", "right_square_bracket")
-        await pilot.pause(0.5)
-    assert app.return_code == 0
+        await pilot.pause(0.5)  # a crash in the app (as 1e300 once did) would be raised here by run_test
