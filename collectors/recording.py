@@ -390,8 +390,8 @@ def _decompress(data: bytes, zdict: bytes) -> bytes:
     out = unpacker.decompress(data, bound)  # zlib stops at `bound`: never more is allocated
     if unpacker.unconsumed_tail:
         raise _Bad(
-            f"its {len(data):,} bytes expand to more than {bound >> 20} MiB, over {INFLATE_RATIO} times their size: "
-            "netscope never writes such a frame"
+            f"its {len(data):,} bytes expand to more than {bound >> 20} MiB, over {INFLATE_RATIO} times their "
+            "size: netscope never writes such a frame"
         )
     if not unpacker.eof:
         raise _Bad("its compressed data ends early")
