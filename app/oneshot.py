@@ -34,7 +34,7 @@ from netscope.collectors.filters import Filter
 from netscope.collectors.model import COUNTED_STATES, Snapshot, SnapshotDiff, Socket
 from netscope.collectors.regular_files import open_regular
 from netscope.widgets.formatting import format_endpoint, state_label
-from netscope.widgets.text import printable
+from netscope.widgets.text import printable, spreadsheet_safe
 
 if TYPE_CHECKING:  # only for annotations: one-shot output starts without importing every collector
     from netscope.collectors.interfaces import InterfaceSnapshot
@@ -261,8 +261,10 @@ def csv_lines(sockets: Iterable[Socket]) -> Iterator[str]:
     yield out.take()
     for sock in sockets:
         record = socket_record(sock)
-        # CSV is read in terminals and spreadsheets: escape control characters as the text table does.
-        writer.writerow(["" if v is None else printable(v) if isinstance(v, str) else v for v in record.values()])
+        # CSV is read in terminals and spreadsheets: escape control characters as the text table does, and never
+        # let a name start a formula.
+        writer.writerow(["" if v is None else spreadsheet_safe(printable(v)) if isinstance(v, str) else v
+                         for v in record.values()])
         yield out.take()
 
 
@@ -865,7 +867,7 @@ def write_table_export(path: Path, labels: list[str], rows: list[list[str]], fmt
         writer.writerow(labels)
         lines = [out.take()]
         for row in rows:
-            writer.writerow([printable(cell) for cell in row])
+            writer.writerow([spreadsheet_safe(printable(cell)) for cell in row])
             lines.append(out.take())
     else:
         lines = list(json_lines(dict(zip(labels, row, strict=True)) for row in rows))

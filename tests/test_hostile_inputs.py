@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import Peer
 
+from netscope.app.oneshot import write_export
 from netscope.collectors.config import load_config
+from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.regular_files import NotARegularFile, open_regular
+from netscope.widgets.text import spreadsheet_safe
 
 NETSCOPE = [sys.executable, "-m", "netscope"]
 
@@ -104,3 +111,26 @@ def test_an_interval_in_the_config_file_is_bounded_too(tmp_path: Path) -> None:
 def test_other_numbers_are_bounded(flag: str, value: str) -> None:
     result = netscope(flag, value, "--watch")
     assert result.returncode == 2 and flag in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("name", "cell"), [
+    ('=HYPERLINK("x")', '\'=HYPERLINK("x")'), ("@SUM(1+1)*cmd", "'@SUM(1+1)*cmd"),
+    ("+1+cmd|' /C c'", "'+1+cmd|' /C c'"), ("-2+3+cmd", "'-2+3+cmd"),
+    ("\tat=1", "\\x09at=1"),  # the tab is escaped as text already, so nothing can follow it into a formula
+])  # fmt: skip
+def test_csv_never_starts_a_formula(spawn_peer: Callable[..., Peer], tmp_path: Path, name: str, cell: str) -> None:
+    server = spawn_peer("server", f"--name={name}")
+    printed = netscope("--csv", "--filter", f"pid:{server.pid} listen")
+    exported = tmp_path / "export.csv"
+    write_export(exported, [sock for sock in ConnectionCollector().collect().sockets.values()
+                            if sock.pid == server.pid], "csv")
+    for text in (printed.stdout, exported.read_text()):
+        (row,) = list(csv.DictReader(io.StringIO(text)))
+        assert row["program"] == cell  # shown as text by a spreadsheet, never run
+        assert row["local_port"] == str(server.port)  # numbers untouched
+
+
+def test_plain_numbers_and_dashes_stay_numbers_in_csv() -> None:
+    for cell in ("-5", "+3", "1,024.5", "-", "12%"):
+        assert spreadsheet_safe(cell) == cell
+    assert spreadsheet_safe("-cmd") == "'-cmd"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.cells import cell_len, set_cell_size
 
 
@@ -42,3 +44,17 @@ def capped(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… (+{len(text) - limit:,} characters)"
+
+
+# What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection"): =, +, -, @, and tab or CR before
+# them. A cell that is only a number ("-5", "+3", "1,024.5") or a lone "-" is left as it is: no formula there.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[\d.,]+%?|-")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A CSV cell that a spreadsheet shows as text, never runs: one that could start a formula gets a leading
+    apostrophe, as OWASP recommends (`=HYPERLINK("x")` is written `'=HYPERLINK("x")`)."""
+    if cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
