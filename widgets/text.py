@@ -39,6 +39,11 @@ def fit(text: str, width: int, align_right: bool = False) -> str:
     return set_cell_size(text, width - 1) + "…"
 
 
+def shortened(text: str, width: int) -> str:
+    """`text` as it is if it fits in `width` cells, else cropped to them with an ellipsis."""
+    return text if cell_len(text) <= width else fit(text, width)
+
+
 def capped(text: str, limit: int) -> str:
     """`text`, or its first `limit` characters and how many more there are."""
     if len(text) <= limit:

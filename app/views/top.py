@@ -22,6 +22,7 @@ from netscope.widgets.formatting import format_rate
 from netscope.widgets.history_chart import HistoryChart
 from netscope.widgets.live_table import LiveRow, LiveTable
 from netscope.widgets.tcp_columns import format_bytes
+from netscope.widgets.text import printable, shortened
 
 # Column label -> the sort GroupCounter.groups() takes; "Other" is not sortable on its own.
 STATE_COLUMNS = (
@@ -44,6 +45,7 @@ ALL_GROUPINGS = (*GROUPINGS, *RATE_GROUPINGS)
 RATE_COLUMNS = ("Group", "Conns", "Send/s", "Recv/s", "Total/s", "Sent", "Received")
 RATE_SORTS = ("rate", "bytes", "connections", "key")
 RATE_SORT_LABELS = {"rate": "Total/s", "bytes": "bytes", "connections": "Conns", "key": "Group"}
+GROUP_NAME_WIDTH = 40
 
 
 def _number(value: int) -> Text:
@@ -56,10 +58,16 @@ def _change(value: int) -> Text:
     return Text(f"{value:+d}", style="bold" if abs(value) >= 10 else "", justify="right")
 
 
+def _group_name(key: str) -> Text:
+    # A process may name itself with 3,000 characters: the counts beside it must stay on screen. The details (Enter
+    # on a row of view 1) show the whole name.
+    return Text(shortened(printable(key), GROUP_NAME_WIDTH))
+
+
 def group_row(group: Group) -> LiveRow:
     named = sum(group.states.get(state, 0) for _, state in STATE_COLUMNS)
     cells: list[str | Text] = [
-        group.key,
+        _group_name(group.key),
         Text(str(group.total), justify="right"),
         _change(group.change),
         *(_number(group.states.get(state, 0)) for _, state in STATE_COLUMNS),
@@ -70,7 +78,7 @@ def group_row(group: Group) -> LiveRow:
 
 def rate_row(group: RateGroup) -> LiveRow:
     cells: list[str | Text] = [
-        group.key,
+        _group_name(group.key),
         Text(str(group.connections), justify="right"),
         Text(format_rate(group.send_rate), justify="right"),
         Text(format_rate(group.recv_rate), justify="right"),
