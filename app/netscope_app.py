@@ -57,10 +57,11 @@ from netscope.widgets.traffic_panel import TrafficPanel
 
 STYLES = Path(netscope.styles.__file__).parent / "netscope.tcss"
 # Actions that act on the connection table: only while the Connections view is shown.
+# Pause and recording are not among them: they answer in every view (R records everything; space says what it
+# pauses), so that neither key does nothing without a word.
 CONNECTION_ACTIONS = frozenset(
-    {"cycle_sort", "reverse_sort", "filter_selected", "toggle_names", "kill", "clear_filter", "toggle_pause",
-     "toggle_recording", "replay_step", "replay_jump", "replay_speed", "choose_columns",
-     "close_connection"}
+    {"cycle_sort", "reverse_sort", "filter_selected", "toggle_names", "kill", "clear_filter",
+     "replay_step", "replay_jump", "replay_speed", "choose_columns", "close_connection"}
 )
 FIRST_INSIGHTS_LATER = 20_000  # sockets in a first load above which the groups and alerts follow the table
 REPLAY_ACTIONS = frozenset({"replay_step", "replay_jump", "replay_speed"})
@@ -611,6 +612,10 @@ class NetscopeApp(App[None]):
         if isinstance(self.source, ReplaySource):
             self.source.toggle()
             self._show_counts()
+            return
+        if self.active_view != "connections":
+            self.notify("Space pauses the connection table (view 1); this view keeps its live history and rates, "
+                        "so it is not paused. Press 1, then space.", timeout=4)
             return
         self.paused = not self.paused
         pending = self._pending_snapshot

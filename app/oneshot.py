@@ -483,8 +483,20 @@ def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int
         # for programs says it with a null pid.
         for message in snapshot.warnings:
             warn(message)
+        if (hidden := unseen_owners(snapshot, selection)):
+            warn(f"{hidden} socket(s) have an owner that netscope cannot see (PID/Program '-'): their processes are "
+                 "outside its view, in another PID namespace (netscope runs in a container, or under unshare: run "
+                 "it on the host, or with the host's PID namespace), or they exited just now")
     print_connections(args, out, snapshot, selection)
     return 0
+
+
+def unseen_owners(snapshot: Snapshot, selection: Selection) -> int:
+    """As root, with every /proc readable: the shown sockets that some process holds (an inode) but no process in
+    /proc does. Without root, the not-root warning already says why owners are missing."""
+    if os.geteuid() != 0 or snapshot.owners_incomplete:
+        return 0
+    return sum(1 for sock in selection.pick(snapshot.sockets.values()) if sock.inode and sock.pid is None)
 
 
 def run_view(args: argparse.Namespace, out: Output, recorded: ViewData | None = None) -> int:

@@ -286,6 +286,11 @@ def _port_term(value: str, raw: str, end: str) -> Compiled:
     ranges: list[tuple[int, int]] = []
     for item in _alternatives(value, raw, ":80"):
         low_text, dash, high_text = item.partition("-")
+        if dash and not (low_text and high_text):
+            # ":-1" and ":80-": a dash with no number on one side is a negative number or half a range.
+            raise FilterError(
+                f"{_quoted(item, raw)} is not a port or a range of ports — ports are 0 to 65535; write a range "
+                "with both ends, e.g. :8000-8100", raw)
         low = _parse_port(low_text, raw)
         high = _parse_port(high_text, raw) if dash else low
         if high < low:
