@@ -360,11 +360,10 @@ class NetscopeApp(App[None]):
         ))
 
     def _late_seconds(self) -> int:
-        """Whole seconds since the data on screen was read, once that is well past the interval; else 0."""
-        snapshot = self.snapshot
-        if snapshot is None or self.is_replay or self.paused:
+        """Whole seconds since the last refresh arrived, once that is well past the interval; else 0."""
+        if self.snapshot is None or self.is_replay or self.paused:
             return 0
-        age = time.time() - snapshot.taken_at
+        age = time.time() - self._received_at
         return int(age) if age > 2 * self.source.interval + 2 else 0
 
     def _source_state(self) -> str:

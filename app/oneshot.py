@@ -484,9 +484,9 @@ def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int
         for message in snapshot.warnings:
             warn(message)
         if (hidden := unseen_owners(snapshot, selection)):
-            warn(f"{hidden} socket(s) have an owner that netscope cannot see (PID/Program '-'): their processes are "
-                 "outside its view, in another PID namespace (netscope runs in a container, or under unshare: run "
-                 "it on the host, or with the host's PID namespace), or they exited just now")
+            warn(f"{hidden} socket(s) have an owner that netscope cannot see (PID/Program '-'): their processes "
+                 "are outside its view, in another PID namespace (netscope runs in a container, or under unshare: "
+                 "run it on the host, or with the host's PID namespace), or they exited just now")
     print_connections(args, out, snapshot, selection)
     return 0
 

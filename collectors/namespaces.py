@@ -153,7 +153,8 @@ def enter_namespace(path: str) -> None:
 
     Raises OSError with a message that says what to do: EPERM means it needs root (CAP_SYS_ADMIN)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO given as the path must not hang netscope; setns() then refuses it (EINVAL).
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot open network namespace {path}: {exc.strerror or exc}") from None
     try:

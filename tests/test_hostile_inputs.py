@@ -134,3 +134,9 @@ def test_plain_numbers_and_dashes_stay_numbers_in_csv() -> None:
     for cell in ("-5", "+3", "1,024.5", "-", "12%"):
         assert spreadsheet_safe(cell) == cell
     assert spreadsheet_safe("-cmd") == "'-cmd"
+
+
+def test_a_fifo_as_the_namespace_is_refused(fifo: Path) -> None:
+    result = netscope("--netns", str(fifo), "--once")
+    assert result.returncode == 1
+    assert "not a network namespace" in result.stderr or "needs root" in result.stderr

@@ -57,7 +57,7 @@ class StatusBar(Widget):
         if status.late_seconds:
             # Said instead of the read time: a stalled collector must never look like a live table.
             text.append("  ")
-            text.append(f"data {status.late_seconds}s old, no refresh since",
+            text.append(f"no refresh for {status.late_seconds}s: the data is that old",
                         self.get_component_rich_style("status-bar--warning", partial=True))
         else:
             text.append(f"  every {status.interval:g}s, read in {rounded_ms(status.collect_ms)} ms")
