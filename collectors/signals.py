@@ -92,6 +92,7 @@ def check_owner(pid: int, start_time: float, inode: int = 0) -> OwnerCheck:
         proc = psutil.Process(pid)
         name = proc.name()
         started = proc.create_time()
+        zombie = proc.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return OwnerCheck(f"process {pid} has exited since this row was read; nothing was sent")
     except psutil.AccessDenied:
@@ -104,6 +105,9 @@ def check_owner(pid: int, start_time: float, inode: int = 0) -> OwnerCheck:
             f"{format_start_time(started)}); nothing was sent",
             name,
         )
+    if zombie:
+        return OwnerCheck(f"process {pid} ({name}) has exited (a zombie waiting for its parent to collect it); "
+                          "nothing was sent", name)
     inodes = socket_inodes(pid)
     holds = None if inodes is None or not inode else inode in inodes
     if holds is False:
