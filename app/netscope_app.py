@@ -334,11 +334,11 @@ class NetscopeApp(App[None]):
                 matches, sockets = self.filter.matches, snapshot.sockets
                 shown = {key: sock for key in snapshot.tcp_info if (sock := sockets.get(key)) and matches(sock)}
                 snapshot = Snapshot(snapshot.taken_at, shown, tcp_info=snapshot.tcp_info)
-            groups = (self.throughput.by_process(snapshot) if top.grouping == "process_rate"
-                      else self.throughput.by_remote_host(snapshot))
+            rate_groups = (self.throughput.by_process(snapshot) if top.grouping == "process_rate"
+                           else self.throughput.by_remote_host(snapshot))
             note = self._tcp_info_note() or ("" if snapshot.tcp_info else "no tcp_info yet: it is read from the "
                                              "next refresh on (never when sockets are read from /proc)")
-            top.show_rate_groups(groups, snapshot.taken_at, self.filter.text, note)
+            top.show_rate_groups(rate_groups, snapshot.taken_at, self.filter.text, note)
 
     def _show_counts(self) -> None:
         table = self.table
@@ -456,7 +456,8 @@ class NetscopeApp(App[None]):
             return False
         if action == "show_view" and self.is_replay and not self.views_recorded:
             return parameters in (("connections",), ("top",))
-        return not (action in CONNECTION_ACTIONS and self.is_mounted and self.active_view != "connections")
+        # (App.is_mounted is a method, so it was always true here: active_view is "" until the tabs exist.)
+        return not (action in CONNECTION_ACTIONS and self.active_view not in ("", "connections"))
 
     @work(group="views")
     async def _poll_views(self) -> None:

@@ -30,6 +30,7 @@ import dataclasses
 import os
 import re
 import tempfile
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,6 @@ from typing import Any
 from netscope.collectors.alerts import Thresholds
 from netscope.collectors.limits import interval_problem
 from netscope.collectors.regular_files import read_regular
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: no TOML reader in the standard library
-    tomllib = None  # type: ignore[assignment]
 
 MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes
 THRESHOLD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Thresholds))
@@ -89,9 +85,6 @@ def load_config(path: Path | None = None, *, named: bool = False) -> Config:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         config.warnings.append(f"{path}, line {line}: not UTF-8 text; the file is ignored, using the defaults")
-        return config
-    if tomllib is None:
-        config.warnings.append(f"{path}: reading settings needs Python 3.11 or later; using the defaults")
         return config
     try:
         data = tomllib.loads(text)
@@ -300,8 +293,6 @@ def _columns_span(lines: list[str]) -> tuple[int, int, str] | None:
 
 
 def _parses(fragment: str) -> bool:
-    if tomllib is None:
-        return False
     try:
         tomllib.loads(fragment)
     except tomllib.TOMLDecodeError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import subprocess
 import sys
@@ -103,8 +104,9 @@ class ProcessCollector:
     async def _stream_once(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]:
         prestarted, self._prestarted = self._prestarted, None
         if prestarted is not None:
-            started_with = "--tcp-info" in prestarted.args
-            self._process = process = await _AdoptedWorker.adopt(prestarted)
+            started_with = isinstance(prestarted.args, list) and "--tcp-info" in prestarted.args
+            process: Any = await _AdoptedWorker.adopt(prestarted)
+            self._process = process
         else:
             started_with = self.tcp_info
             self._process = process = await asyncio.create_subprocess_exec(
@@ -123,7 +125,7 @@ class ProcessCollector:
             while True:
                 try:
                     head = await asyncio.wait_for(process.stdout.readexactly(HEADER.size), patience)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     yield CollectionFailure(
                         f"The collector process (PID {process.pid}) sent nothing for {patience:g}s (stopped or "
                         f"stuck); restarting it. The table shows the last data it sent until then."
@@ -155,7 +157,7 @@ class ProcessCollector:
             return ""
         try:
             text = (await asyncio.wait_for(process.stderr.read(), timeout=1.0)).decode(errors="replace")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return ""
         lines = [line for line in text.strip().splitlines() if line.strip()]
         return lines[-1] if lines else ""
@@ -205,7 +207,7 @@ class _AdoptedWorker:
         readers = []
         for pipe in (popen.stdout, popen.stderr):
             reader = asyncio.StreamReader(limit=STREAM_LIMIT)
-            await loop.connect_read_pipe(lambda reader=reader: asyncio.StreamReaderProtocol(reader), pipe)
+            await loop.connect_read_pipe(functools.partial(asyncio.StreamReaderProtocol, reader), pipe)
             readers.append(reader)
         if popen.stdin is not None:
             os.set_blocking(popen.stdin.fileno(), False)  # a command is a few bytes; never wait on the pipe

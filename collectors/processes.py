@@ -553,7 +553,7 @@ def process_details(pid: int) -> ProcessDetails:
             status = proc.status()
             parent_pid = proc.ppid()
             user = user_name(proc.uids().effective)
-            cmdline = _optional(proc.cmdline, [])
+            cmdline: list[str] = _optional(proc.cmdline, [])
             exe = _optional(proc.exe, "")
             cwd = _optional(proc.cwd, "")
     except psutil.NoSuchProcess:  # includes ZombieProcess for the fields a zombie no longer has

@@ -303,7 +303,7 @@ def _ip(value: object) -> str:
 def _state(value: object) -> str:
     if value not in _STATE_SET:
         raise _Bad(f"unknown state {str(value)[:20]!r}")
-    return value  # type: ignore[return-value]
+    return _str(value)
 
 
 def _owner(user: object, pid: object, program: object) -> tuple[str, int | None, str]:
@@ -486,12 +486,12 @@ def _interfaces_entry(before: InterfaceSnapshot | None, now: InterfaceSnapshot) 
     else:
         body["d"] = 1
         where: dict[str, int] = {}
-        for index, interface in enumerate(before.interfaces):
-            where.setdefault(interface.name, index)
+        for position, interface in enumerate(before.interfaces):
+            where.setdefault(interface.name, position)
         pairs: list[tuple[int, float]] = []
         for interface in now.interfaces:
-            if (index := where.get(interface.name)) is not None:
-                old = before.interfaces[index].counters
+            if (found := where.get(interface.name)) is not None:
+                old = before.interfaces[found].counters
                 for name, rate in zip(_RATE_COUNTERS, _rates(interface), strict=True):
                     change = getattr(interface.counters, name) - getattr(old, name)
                     if change > 0 and rate:
@@ -761,8 +761,8 @@ def _routes_delta(before: RouteSnapshot, now: RouteSnapshot) -> tuple[dict[str, 
     if now.routes == before.routes:
         return body, False
     where: dict[Route, int] = {}
-    for index, route in enumerate(before.routes):
-        where.setdefault(route, index)
+    for old_position, old_route in enumerate(before.routes):
+        where.setdefault(old_route, old_position)
     kept = bytearray(len(before.routes))
     inserted: list[Any] = []
     last_kept = last_inserted = -1
@@ -1469,7 +1469,7 @@ class RecordingReader:
     @property
     def interval(self) -> float:
         value = self.header.get("interval")
-        if type(value) in (int, float) and interval_problem(float(value)) is None:
+        if isinstance(value, int | float) and not isinstance(value, bool) and interval_problem(value) is None:
             return float(value)
         return 1.0  # a header's interval out of range (a crafted file): replay at the usual pace
 

@@ -122,7 +122,7 @@ def build_request(family: int, protocol: int, states: int = ALL_STATES, ext: int
 # cookie (the kernel's unique id for it). The header's flags and port id, and timer, retrans, if and expires are
 # padding here. Ports are unpacked in host order and looked up in _port_table(): one Struct cannot mix byte orders.
 #   length, type, seq | family, state, sport, dport, src, dst, cookie, rqueue, wqueue, uid, inode
-_FAST = {
+_FAST: dict[int, struct.Struct] = {
     socket.AF_INET: struct.Struct("=IH2xI4x" "BB2xHH4s12x4s12x4xQ4xIIII"),
     socket.AF_INET6: struct.Struct("=IH2xI4x" "BB2xHH16s16s4xQ4xIIII"),
 }

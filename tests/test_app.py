@@ -99,7 +99,7 @@ async def test_sort_keys_and_header_click(server_with_clients: tuple[Peer, list[
         ports = [row.remote_port for row in table.rows]
         assert ports == sorted(ports, reverse=True)
         # A click on the State header sorts by state; LISTEN sorts after ESTABLISHED.
-        state_x = sum(width + 1 for width in table._widths[:5]) + 1
+        state_x = sum(width + 1 for width in table.column_widths[:5]) + 1
         await pilot.click("#connections", offset=(state_x, 0))
         assert table.sort_column == "state"
         assert not table.sort_reverse
@@ -137,15 +137,15 @@ async def test_new_and_closed_rows_are_highlighted(spawn_peer: Callable[..., Pee
         await wait_for(pilot, lambda: table.row_count == 1)
         row = table.rows[0]
         assert row.pid == late.pid and row.state == "LISTEN"
-        assert table._flash[row.key][0].value == "added"
+        assert table.flash_of(row.key) == "added"
         assert "ns-late-server" in table.row_text(0)
         # The highlight fades after flash_seconds.
-        await wait_for(pilot, lambda: row.key not in table._flash, timeout=15)
+        await wait_for(pilot, lambda: table.flash_of(row.key) is None, timeout=15)
         late.process.kill()
         late.process.wait(timeout=10)
         # The closed listener lingers, marked as closed and not counted, then goes.
         await wait_for(pilot, lambda: table.row_count == 1 and table.is_closed(table.rows[0]))
-        assert table._flash[row.key][0].value == "removed"
+        assert table.flash_of(row.key) == "removed"
         assert sum(table.filtered_counts.values()) == 0
         await wait_for(pilot, lambda: table.row_count == 0, timeout=15)
 
@@ -215,7 +215,7 @@ async def test_closed_client_leaves_ownerless_fin_wait2_that_cannot_be_killed(
         await pilot.press("k")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ConfirmKillScreen)
-        assert any("no process owns it" in note.message for note in app._notifications)
+        assert any("no process owns it" in message for message in app.notices.messages)
 
 
 async def test_hostile_process_name_is_shown_literally(spawn_peer: Callable[..., Peer]) -> None:

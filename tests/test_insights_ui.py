@@ -149,7 +149,7 @@ async def test_a_process_leaking_close_wait_raises_an_alert_naming_it(
         assert str(server.pid) in alert.detail or str(server.pid) in alert.title
         assert app.alert_bar.display
         assert "ns-leaky" in str(app.alert_bar.render())
-        assert any("ns-leaky" in note.message for note in app._notifications)
+        assert any("ns-leaky" in message for message in app.notices.messages)
         # The strip is on every view.
         await pilot.press("2")
         assert app.alert_bar.display
@@ -177,7 +177,7 @@ async def test_syn_flood_alert_names_the_sources() -> None:
         counters = app.query_one(StateCounters)
         assert counters.syn_recv_alert and counters.has_class("-alert") and counters.total["SYN_RECV"] == 154
         alert = next(a for a in app.alerts.active if a.kind == "syn_flood")
-        assert any(alert.title in note.message for note in app._notifications)
+        assert any(alert.title in message for message in app.notices.messages)
         assert "192.0.2.0" in alert.detail
         assert app.alert_bar.display
         assert "SYN" in str(app.alert_bar.render())

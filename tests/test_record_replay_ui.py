@@ -62,7 +62,7 @@ async def test_r_records_and_replay_shows_it_without_killing(
         await pilot.press("k")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ConfirmKillScreen)
-        assert any("This is a recording" in note.message for note in app._notifications)
+        assert any("This is a recording" in message for message in app.notices.messages)
         assert server.process.poll() is None
         # Views 2-5 were recorded with the sockets: they show what this machine had then, at the replay's time.
         await pilot.press("2")

@@ -179,7 +179,7 @@ async def test_x_closes_just_that_connection_and_the_programs_keep_running(trans
         await pilot.press("x")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ConfirmCloseScreen)
-        assert any("listening socket" in note.message for note in app._notifications)
+        assert any("listening socket" in message for message in app.notices.messages)
 
         row = sender_row(app, transfer)
         assert row is not None
@@ -194,7 +194,7 @@ async def test_x_closes_just_that_connection_and_the_programs_keep_running(trans
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmCloseScreen))
         await pilot.press("y")
-        await wait_for(pilot, lambda: any(note.message.startswith("Closed") for note in app._notifications))
+        await wait_for(pilot, lambda: any(message.startswith("Closed") for message in app.notices.messages))
         # Both programs live on; the receiver saw a reset, the sender an abort on its own socket.
         assert transfer.receiver.stdout is not None
         assert transfer.receiver.stdout.readline().startswith("error 104")  # ECONNRESET
@@ -221,7 +221,7 @@ async def test_in_a_replay_nothing_is_closed(tmp_path: Path) -> None:
         await pilot.press("x")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ConfirmCloseScreen)
-        assert any("This is a recording" in note.message for note in app._notifications)
+        assert any("This is a recording" in message for message in app.notices.messages)
 
 
 async def test_bandwidth_per_process_and_host_in_the_top_view(transfer: Transfer) -> None:

@@ -330,6 +330,16 @@ class ConnectionTable(ScrollView, can_focus=True):
         index = bisect_left(self._order, entry[0])
         return len(self._rows) - 1 - index if self.sort_reverse else index
 
+    @property
+    def column_widths(self) -> list[int]:
+        """The shown columns' widths in cells, left to right (a copy)."""
+        return list(self._widths)
+
+    def flash_of(self, key: SocketKey) -> str | None:
+        """The highlight a row has now ("added", "changed", "removed"), or None."""
+        flash = self._flash.get(key)
+        return flash[0].value if flash else None
+
     def is_closed(self, sock: Socket) -> bool:
         """Whether a row is a lingering closed socket rather than a live one."""
         return sock.key in self._gone and sock.key not in self._live

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from netscope.widgets.text import printable
@@ -145,7 +146,7 @@ class LiveTable(DataTable[Text]):
                     continue
                 text = _cell(cell, style)
                 wider = cell_len(text.plain) > columns[column].content_width
-                self.update_cell_at((index, column), text, update_width=wider)
+                self.update_cell_at(Coordinate(index, column), text, update_width=wider)
             self._shown[row.key] = (plain, style_name)
 
     def _selected_key(self) -> Hashable | None:

@@ -19,7 +19,7 @@ class TrafficPanel(Widget):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.busiest: list[Interface] = []
-        self._signature: list[tuple[object, ...]] = []
+        self._signature: list[tuple[str, bool, str, str, str, str]] = []
 
     def show_interfaces(self, interfaces: list[Interface]) -> None:
         busiest = sorted(interfaces, key=lambda i: i.rx_bytes_per_s + i.tx_bytes_per_s, reverse=True)[:SHOWN]

@@ -49,7 +49,7 @@ class StatisticsView(Vertical):
         yield self.summary
         yield self.table
 
-    def visible(self, snapshot: StatsSnapshot) -> list[ProtocolCounter]:
+    def visible_counters(self, snapshot: StatsSnapshot) -> list[ProtocolCounter]:
         needle = self.filter_text.lower()
         return [
             counter for counter in snapshot.counters
@@ -59,7 +59,7 @@ class StatisticsView(Vertical):
 
     def show(self, snapshot: StatsSnapshot, *, highlight: bool = True) -> None:
         self.snapshot = snapshot
-        counters = self.visible(snapshot)
+        counters = self.visible_counters(snapshot)
         moving = sum(1 for counter in snapshot.counters if counter.delta and not counter.is_gauge)
         self.summary.update(
             f"{len(counters)} of {len(snapshot.counters)} counters shown"

@@ -1,0 +1,83 @@
+"""The house rules that CI checks through the README's one test command: import contracts, types, and the
+Textual behaviour the connection table relies on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixed_data import machine
+from textual.app import App, ComposeResult
+
+from netscope.collectors.diff import diff_snapshots
+from netscope.collectors.model import Snapshot
+from netscope.widgets.connection_table import ConnectionTable
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def test_import_contracts_hold() -> None:
+    """pyproject.toml's [tool.importlinter] contracts: app -> widgets -> collectors, and no drawing below."""
+    result = subprocess.run([str(BIN / "lint-imports"), "--config", str(ROOT / "pyproject.toml")],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
+
+
+def test_the_package_type_checks(tmp_path: Path) -> None:
+    """mypy, at the strictness pyproject.toml states ([tool.mypy] strict), over the package but not the tests.
+
+    The repository's root is the package `netscope` (setuptools package-dir), so mypy is shown it under that
+    name through a link in a temporary folder."""
+    (tmp_path / "netscope").symlink_to(ROOT, target_is_directory=True)
+    packages = ["netscope.app", "netscope.collectors", "netscope.widgets", "netscope.styles"]
+    result = subprocess.run(
+        [str(BIN / "mypy"), "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(tmp_path / "cache"),
+         "-m", "netscope", "-m", "netscope.__main__", *(arg for p in packages for arg in ("-p", p))],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "MYPYPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+
+
+class _TableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ConnectionTable(id="connections")
+
+
+async def test_the_table_s_scrollbar_follows_its_row_count_without_a_layout_pass() -> None:
+    """ConnectionTable sets its virtual size without a full repaint and then asks Textual's Widget._scroll_update
+    to resize the scrollbar and clamp the scroll position. That is private API: pyproject.toml pins Textual to the
+    major version tested, and this fails if the behaviour changes under it."""
+    sockets = machine()
+    many = Snapshot(1.0, {sock.key: sock for sock in sockets})
+    few = Snapshot(2.0, {sock.key: sock for sock in sockets[:15]})
+    app = _TableApp()
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(ConnectionTable)
+        table.apply_diff(diff_snapshots(None, many))
+        await pilot.pause()
+        assert table.virtual_size.height == len(sockets) + 1  # the header line and the rows
+        assert table.vertical_scrollbar.window_virtual_size == len(sockets) + 1
+        table.scroll_end(animate=False)
+        await pilot.pause()
+        assert table.scroll_y == table.max_scroll_y > 0
+        table.apply_diff(diff_snapshots(many, few))
+        await pilot.pause()
+        table.expire_highlights(1e12)  # the closed rows stop lingering
+        await pilot.pause()
+        assert table.row_count == 15 and table.virtual_size.height == 16
+        assert table.vertical_scrollbar.window_virtual_size == 16
+        assert table.scroll_y <= table.max_scroll_y == 16 - 11  # never past the end of the shorter table
+        table.apply_diff(diff_snapshots(few, Snapshot(3.0, {})))
+        table.expire_highlights(1e12)
+        await pilot.pause()
+        assert table.scroll_y == 0 and not table.show_vertical_scrollbar
+
+
+@pytest.mark.parametrize("name", ["lint-imports", "mypy"])
+def test_the_checkers_are_installed_with_the_test_extras(name: str) -> None:
+    assert (BIN / name).exists(), f"{name} is missing: pip install -e '.[test]'"
