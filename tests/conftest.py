@@ -124,3 +124,14 @@ def veth_pair() -> Iterator[VethPair]:
     finally:
         _ip("link", "del", host, check=False)
         _ip("netns", "del", namespace, check=False)
+
+
+# Fixtures that only root can set up: a test that uses one needs root, and is marked so (`pytest -m "not root"`
+# runs the rest as a normal user). Tests that need root for another reason carry @pytest.mark.root themselves.
+ROOT_FIXTURES = frozenset({"veth_pair", "nobody_python"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if ROOT_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.root)

@@ -22,7 +22,7 @@ BIN = Path(sys.executable).parent
 
 def test_import_contracts_hold() -> None:
     """pyproject.toml's [tool.importlinter] contracts: app -> widgets -> collectors, and no drawing below."""
-    result = subprocess.run([str(BIN / "lint-imports"), "--config", str(ROOT / "pyproject.toml")],
+    result = subprocess.run([str(BIN / "lint-imports"), "--no-cache", str(ROOT / "pyproject.toml")],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout

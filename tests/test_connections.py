@@ -13,6 +13,7 @@ import textwrap
 import time
 from collections.abc import Callable
 
+import pytest
 from support import Peer, run_as_nobody
 
 from netscope.collectors.connections import NOT_ROOT_WARNING, ConnectionCollector
@@ -41,6 +42,7 @@ def next_diff_until(
         time.sleep(0.05)
 
 
+@pytest.mark.root  # expects root's view of every owner
 def test_snapshot_has_both_ends_with_owners(server_with_clients: tuple[Peer, list[Peer]]) -> None:
     server, clients = server_with_clients
     snapshot = ConnectionCollector().collect()

@@ -266,6 +266,7 @@ def compare_readers(
     raise AssertionError(f"the two readers never agreed: {problems}")
 
 
+@pytest.mark.root  # the expected rows are root's (uid 0)
 def test_netlink_reader_matches_proc_reader(loopback_load: Load) -> None:
     _proc, through_netlink = compare_readers(
         lambda: set(map(row, read_all_sockets()[0])),
@@ -294,6 +295,7 @@ def test_reader_classes_and_warnings() -> None:
         reader.read()  # a reader is reusable
 
 
+@pytest.mark.root  # as a normal user both warn that owners are hidden
 def test_collectors_with_either_reader_give_equal_snapshots(loopback_load: Load) -> None:
     proc_collector = ConnectionCollector(reader="proc")
     netlink_collector = ConnectionCollector(reader="netlink")

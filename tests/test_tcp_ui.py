@@ -170,6 +170,7 @@ async def test_columns_show_the_transfer_climbing_and_the_total_matches(
         assert "6,291,456" in text and "cwnd" in text
 
 
+@pytest.mark.root  # SOCK_DESTROY needs CAP_NET_ADMIN
 async def test_x_closes_just_that_connection_and_the_programs_keep_running(transfer: Transfer) -> None:
     app = NetscopeApp(interval=0.25, filter_text=f"ip:{transfer.host}")
     async with app.run_test(size=SIZE) as pilot:
