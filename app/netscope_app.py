@@ -23,7 +23,7 @@ from netscope.app.screens.columns import ColumnsScreen
 from netscope.app.screens.confirm_close import ConfirmCloseScreen
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen, TcpDetails
-from netscope.app.screens.help import HelpScreen
+from netscope.app.screens.help import HelpScreen, key_help
 from netscope.app.system_views import SystemViews, ViewSource
 from netscope.app.views.interfaces import InterfacesView
 from netscope.app.views.multicast import MulticastView
@@ -65,76 +65,69 @@ CONNECTION_ACTIONS = frozenset(
 )
 FIRST_INSIGHTS_LATER = 20_000  # sockets in a first load above which the groups and alerts follow the table
 REPLAY_ACTIONS = frozenset({"replay_step", "replay_jump", "replay_speed"})
+VIEWS = ("connections", "interfaces", "routes", "statistics", "multicast", "top")  # keys 1 to 6
 LIVE_VIEW_TABS = ("tab-interfaces", "tab-routes", "tab-statistics", "tab-multicast")
 
 
 class NetscopeApp(App[None]):
     TITLE = "netscope"
     CSS_PATH = STYLES
+    # Each key once, with an id (for `[keys]` in the config file) and a tooltip: the help screen (`?`) is built
+    # from the active bindings, so what a key does is written here and nowhere else.
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("1", "show_view('connections')", "Connections", show=False),
-        Binding("2", "show_view('interfaces')", "Interfaces", show=False),
-        Binding("3", "show_view('routes')", "Routes", show=False),
-        Binding("4", "show_view('statistics')", "Statistics", show=False),
-        Binding("5", "show_view('multicast')", "Multicast", show=False),
-        Binding("6", "show_view('top')", "Top", show=False),
-        Binding("a", "show_alert", "Alert", show=False),
-        Binding("slash", "open_filter", "Filter"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("s", "cycle_sort(1)", "Sort"),
-        Binding("S", "cycle_sort(-1)", "Sort back", show=False),
-        Binding("r", "reverse_sort", "Reverse", show=False),
-        Binding("o", "filter_selected('port')", "This port"),
-        Binding("t", "filter_selected('state')", "This state"),
-        Binding("p", "filter_selected('pid')", "This PID"),
-        Binding("n", "toggle_names", "Names"),
-        Binding("k", "kill('SIGTERM')", "Kill"),
-        Binding("K", "kill('SIGKILL')", "Kill -9", show=False),
-        Binding("x", "close_connection", "Close conn"),
-        Binding("c", "choose_columns", "Columns", show=False),
-        Binding("space", "toggle_pause", "Pause", show=False),
-        Binding("e", "export('csv')", "Export", show=False),
-        Binding("E", "export('json')", "Export JSON", show=False),
-        Binding("R", "toggle_recording", "Record", show=False),
-        Binding("comma", "replay_step(-1)", "Step back"),
-        Binding("full_stop", "replay_step(1)", "Step"),
-        Binding("left_square_bracket", "replay_jump(-60)", "-1 min"),
-        Binding("right_square_bracket", "replay_jump(60)", "+1 min"),
-        Binding("minus", "replay_speed(0.5)", "Slower", show=False),
-        Binding("plus,equals_sign", "replay_speed(2)", "Faster", show=False),
-        Binding("question_mark", "help", "Help"),
-    ]
-    HELP_KEYS: list[tuple[str, str]] = [
-        ("↑ ↓ PgUp PgDn Home End", "move the cursor (it stays on its connection while rows move)"),
-        ("Enter", "details: the owning process's command line, user, start time, cwd and all its sockets"),
-        ("/", "filter (Enter applies, Escape clears); a bad filter is explained and the old one kept"),
-        ("Escape", "clear the filter"),
-        ("o", "filter to the selected row's local port"),
-        ("t", "filter to the selected row's state"),
-        ("p", "filter to the selected row's PID"),
-        ("s / S", "sort by the next / previous column (or click a column header)"),
-        ("r", "reverse the sort order"),
-        ("n", "toggle host and service names (resolved in the background) and numbers"),
-        ("k", "kill the owning process with SIGTERM (asks first)"),
-        ("K", "kill the owning process with SIGKILL (asks first)"),
-        ("x", "close just the selected TCP connection (SOCK_DESTROY, like ss -K; asks first; needs root)"),
-        ("c", "choose extra columns: the owner's container, and from tcp_info bytes, rates, rtt, cwnd ..."),
-        ("space", "pause / resume live updates (in a replay: play / pause)"),
-        ("e / E", "export the view's rows as shown (filtered, sorted) to CSV / JSON in the current directory"),
-        ("R", "start / stop recording to netscope-DATE-TIME.nsrec (replay it with netscope --replay FILE)"),
-        (", .", "replay: one refresh back / forward"),
-        ("[ ]", "replay: one minute back / forward"),
-        ("- +", "replay: slower / faster"),
-        ("1 2 3 4 5 6", "views: Connections, Interfaces (netstat -i), Routes (-r), Statistics (-s), "
-         "Multicast (-g), Top (who is connected: by remote host, network, local port, process; the last hour)"),
-        ("a", "show the sockets behind the first alert (a flood's sources, a leaking process)"),
-        ("g / G", "Top: group by remote host, /24 (/64), local port, process; bandwidth per process, per host"),
-        ("s / S", "Top: sort by sockets, change, a state, or name (or click a column header)"),
-        ("Enter / f", "Top: show the selected group's connections in view 1"),
-        ("z", "Statistics: hide / show counters that are zero"),
-        ("?", "this help"),
-        ("q", "quit"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="quit"),
+        *(Binding(str(number), f"show_view('{view}')", view.capitalize(), show=False, id=f"view_{view}",
+                  tooltip="views: Connections, Interfaces (netstat -i), Routes (-r), Statistics (-s), Multicast "
+                  "(-g), Top (who is connected: by remote host, network, local port, process; the last hour)")
+          for number, view in enumerate(VIEWS, 1)),
+        Binding("a", "show_alert", "Alert", show=False, id="show_alert",
+                tooltip="show the sockets behind the first alert (a flood's sources, a leaking process)"),
+        Binding("slash", "open_filter", "Filter", id="filter",
+                tooltip="filter (Enter applies, Escape clears); a bad filter is explained and the old one kept"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter",
+                tooltip="clear the filter"),
+        Binding("s", "cycle_sort(1)", "Sort", id="sort",
+                tooltip="sort by the next / previous column (or click a column header)"),
+        Binding("S", "cycle_sort(-1)", "Sort back", show=False, id="sort_back",
+                tooltip="sort by the next / previous column (or click a column header)"),
+        Binding("r", "reverse_sort", "Reverse", show=False, id="reverse_sort", tooltip="reverse the sort order"),
+        Binding("o", "filter_selected('port')", "This port", id="filter_port",
+                tooltip="filter to the selected row's local port"),
+        Binding("t", "filter_selected('state')", "This state", id="filter_state",
+                tooltip="filter to the selected row's state"),
+        Binding("p", "filter_selected('pid')", "This PID", id="filter_pid",
+                tooltip="filter to the selected row's PID"),
+        Binding("n", "toggle_names", "Names", id="names",
+                tooltip="toggle host and service names (resolved in the background) and numbers"),
+        Binding("k", "kill('SIGTERM')", "Kill", id="kill",
+                tooltip="send SIGTERM to the owning process (asks first; never a recycled PID)"),
+        Binding("K", "kill('SIGKILL')", "Kill -9", show=False, id="kill_9",
+                tooltip="send SIGKILL to the owning process (asks first; never a recycled PID)"),
+        Binding("x", "close_connection", "Close conn", id="close_connection",
+                tooltip="close just the selected TCP connection (SOCK_DESTROY, like ss -K; asks first; needs "
+                        "root)"),
+        Binding("c", "choose_columns", "Columns", show=False, id="columns",
+                tooltip="choose extra columns: the owner's container, and from tcp_info bytes, rates, rtt, cwnd "
+                        "..."),
+        Binding("space", "toggle_pause", "Pause", show=False, id="pause",
+                tooltip="pause / resume the connection table (in a replay: play / pause)"),
+        Binding("e", "export('csv')", "Export", show=False, id="export_csv",
+                tooltip="export the view's rows as shown (filtered, sorted) to CSV in the current directory"),
+        Binding("E", "export('json')", "Export JSON", show=False, id="export_json",
+                tooltip="export the view's rows as shown (filtered, sorted) to JSON in the current directory"),
+        Binding("R", "toggle_recording", "Record", show=False, id="record",
+                tooltip="start / stop recording to netscope-DATE-TIME.nsrec (replay it with netscope --replay "
+                        "FILE)"),
+        Binding("comma", "replay_step(-1)", "Step back", id="replay_back", tooltip="replay: one refresh back"),
+        Binding("full_stop", "replay_step(1)", "Step", id="replay_forward", tooltip="replay: one refresh forward"),
+        Binding("left_square_bracket", "replay_jump(-60)", "-1 min", id="replay_minute_back",
+                tooltip="replay: one minute back"),
+        Binding("right_square_bracket", "replay_jump(60)", "+1 min", id="replay_minute_forward",
+                tooltip="replay: one minute forward"),
+        Binding("minus", "replay_speed(0.5)", "Slower", show=False, id="replay_slower", tooltip="replay: slower"),
+        Binding("plus,equals_sign", "replay_speed(2)", "Faster", show=False, id="replay_faster",
+                tooltip="replay: faster"),
+        Binding("question_mark", "help", "Help", id="help", tooltip="this help: every key of the view shown"),
     ]
 
     def __init__(
@@ -682,7 +675,7 @@ class NetscopeApp(App[None]):
             self._show_counts()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.HELP_KEYS))
+        self.push_screen(HelpScreen(key_help(self, self.screen.active_bindings)))
 
     # ------------------------------------------------------------------------- tcp_info columns, close
 

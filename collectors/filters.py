@@ -1,5 +1,8 @@
 """The filter language typed at the `/` prompt and given as `netscope --filter '...'`.
 
+The language is the GRAMMAR table at the end of this module (the help screen and the README are made from it).
+Below, the finer points of each term that the table leaves out.
+
 A filter is a list of terms separated by spaces; a socket is shown when it matches **every** term. An empty filter
 shows everything. Inside one term a comma means "any of", and a `!` in front of a term negates it.
 
@@ -563,23 +566,54 @@ def _container_term(value: str, raw: str) -> Compiled:
     return pred, _SUBSTRING
 
 
-_KEYS: dict[str, Callable[[str, str], Compiled]] = {
-    "port": _ports_for(_BOTH),
-    "lport": _ports_for(_LOCAL),
-    "sport": _ports_for(_LOCAL),
-    "rport": _ports_for(_REMOTE),
-    "dport": _ports_for(_REMOTE),
-    "state": _state_term,
-    "proto": _proto_term,
-    "pid": _pid_term,
-    "proc": _proc_term,
-    "program": _proc_term,
-    "user": _user_term,
-    "container": _container_term,
-    "ip": _ip_term(_BOTH),
-    "lip": _ip_term(_LOCAL),
-    "rip": _ip_term(_REMOTE),
-}
-_KEY_LIST = (
-    "port (or just :80), lport/sport, rport/dport, state, proto, pid, proc/program, user, container, ip, lip, rip"
+# --- the grammar, in one table -----------------------------------------------------------------------------------
+
+Handler = Callable[[str, str], Compiled]
+
+
+@dataclass(frozen=True)
+class Term:
+    """One row of the filter language: how it is written (backticks around code, as the README shows it), what it
+    matches, and the `key:` words that introduce it with the parser of each (none: bare words only)."""
+
+    written: str
+    meaning: str
+    keys: dict[str, Handler] = field(default_factory=dict)
+
+
+# The one description of the language: the parser's keys, the help screen (`?`) and the README's "Filter language"
+# table (tests/test_filters.py checks the README against it) all come from here.
+GRAMMAR: tuple[Term, ...] = (
+    Term("`:80`, `80`, `:8000-8100`", "local or remote port", {"port": _ports_for(_BOTH)}),
+    Term("`lport:80`, `rport:5432`", "local / remote port (`sport:` and `dport:` too)",
+         {"lport": _ports_for(_LOCAL), "sport": _ports_for(_LOCAL), "rport": _ports_for(_REMOTE),
+          "dport": _ports_for(_REMOTE)}),
+    Term("`established`, `state:time_wait`, `estab`",
+         "a state (case-insensitive; an unambiguous prefix is enough; `syn_recv,syn_sent` any of)",
+         {"state": _state_term}),
+    Term("`listen`, `-l`", "listening sockets, as `netstat -l` lists them (TCP LISTEN and unconnected UDP)"),
+    Term("`pid:1234`", "the owning process", {"pid": _pid_term}),
+    Term("`proc:nginx`", "the program name contains this (any case; `program:` too)",
+         {"proc": _proc_term, "program": _proc_term}),
+    Term("`user:www-data`, `user:0`", "the owner's user name or uid", {"user": _user_term}),
+    Term("`container:web`, `container:host`",
+         "the owner's container or service contains this (any case); `host`: owned by a process of the host "
+         "itself",
+         {"container": _container_term}),
+    Term("`proto:tcp`, `udp`, `tcp6`, `udp6`, `proto:4`, `proto:6`",
+         "protocol / address family (`tcp` includes tcp6)", {"proto": _proto_term}),
+    Term("`ip:10.0.0.5`, `ip:10.0.0.0/8`, `lip:`, `rip:`",
+         "either end's address or network (IPv4 also matches `::ffff:` mapped addresses)",
+         {"ip": _ip_term(_BOTH), "lip": _ip_term(_LOCAL), "rip": _ip_term(_REMOTE)}),
 )
+# How terms combine, said once for the help screen and the README.
+GRAMMAR_RULES = (
+    'Space-separated terms, all must match; a comma inside a term means "any of"; `!` in front negates.'
+)
+GRAMMAR_EXAMPLES = (
+    "`:80 established`", "`state:syn_recv,syn_sent !ip:127.0.0.0/8`", "`proc:postgres rport:5432`",
+)
+
+_KEYS: dict[str, Handler] = {key: handler for term in GRAMMAR for key, handler in term.keys.items()}
+_KEY_LIST = ", ".join("/".join(term.keys) + (" (or just :80)" if "port" in term.keys else "")
+                      for term in GRAMMAR if term.keys)

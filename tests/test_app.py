@@ -14,6 +14,8 @@ from textual.pilot import Pilot
 from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
+from netscope.app.screens.help import HelpScreen, plain
+from netscope.collectors.filters import GRAMMAR
 from netscope.collectors.model import Snapshot, Socket
 from netscope.widgets.state_counters import StateCounters
 
@@ -251,10 +253,25 @@ async def test_names_toggle_never_blocks_and_shows_localhost(
 async def test_help_lists_every_key() -> None:
     app = NetscopeApp(interval=0.5)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "HelpScreen")
-        await pilot.press("escape")
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ != "HelpScreen")
+        for view in "123456":
+            await pilot.press(view)
+            await pilot.pause(0.1)
+            active = app.screen.active_bindings  # the view's own keys, its focused table's, and the App's
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: app.screen.__class__.__name__ == "HelpScreen")
+            screen = app.screen
+            assert isinstance(screen, HelpScreen)
+            rows = dict((what, keys.split(" ")) for keys, what in screen.keys)  # the rows the help table shows
+            for key, active_binding in active.items():
+                binding = active_binding.binding
+                what = binding.tooltip or binding.description
+                assert what, f"the binding for {key!r} ({binding.action}) says nothing: give it a description"
+                assert app.get_key_display(binding) in rows.get(what, []), f"view {view}: {key!r} is not in help"
+            grammar = [term.written for term in GRAMMAR]
+            assert [plain(cell) for cell in screen.grammar_rows()] == [plain(written) for written in grammar]
+            assert any("container:web" in written for written in grammar)  # once missing from help
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen.__class__.__name__ != "HelpScreen")
 
 
 async def test_sigkill_binding_asks_and_kills(spawn_peer: Callable[..., Peer]) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from pathlib import Path
 
 import pytest
 
 from netscope.collectors import filters
-from netscope.collectors.filters import Filter, FilterError, parse_filter
+from netscope.collectors.filters import GRAMMAR, GRAMMAR_RULES, Filter, FilterError, parse_filter
 from netscope.collectors.model import ALL_STATE_NAMES, Socket
 
 
@@ -630,3 +631,16 @@ def test_fuzz_only_filter_error_escapes() -> None:
     # Both outcomes happen, so the fuzzing reaches the compilers as well as the error paths.
     assert parsed > 100
     assert failed > 100
+
+
+def test_the_readme_filter_table_is_the_grammar() -> None:
+    """The README's "Filter language" table, row by row, is GRAMMAR; and every key the parser takes is in it."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Filter language", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert rows == [f"| {term.written} | {term.meaning} |" for term in GRAMMAR]
+    assert GRAMMAR_RULES in section
+    keys = {key for term in GRAMMAR for key in term.keys}
+    assert {"port", "lport", "rport", "state", "proto", "pid", "proc", "user", "container", "ip"} <= keys
+    for key in keys:
+        assert f"{key}:" in section or key == "port", f"{key}: is not in the README"

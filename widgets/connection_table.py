@@ -114,6 +114,9 @@ TEXT_COLUMNS: dict[str, tuple[Column, Callable[[Socket], str]]] = {
 }
 
 
+MOVE = "move the cursor (it stays on its connection while rows move)"
+
+
 class ConnectionTable(ScrollView, can_focus=True):
     """A sorted, filtered view of sockets that follows the selected connection across refreshes."""
 
@@ -132,13 +135,14 @@ class ConnectionTable(ScrollView, can_focus=True):
     }
 
     BINDINGS = [
-        Binding("up", "cursor(-1)", "Up", show=False),
-        Binding("down", "cursor(1)", "Down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "jump(0)", "First", show=False),
-        Binding("end", "jump(-1)", "Last", show=False),
-        Binding("enter", "activate", "Details"),
+        Binding("up", "cursor(-1)", "Up", show=False, tooltip=MOVE),
+        Binding("down", "cursor(1)", "Down", show=False, tooltip=MOVE),
+        Binding("pageup", "page(-1)", "Page up", show=False, tooltip=MOVE),
+        Binding("pagedown", "page(1)", "Page down", show=False, tooltip=MOVE),
+        Binding("home", "jump(0)", "First", show=False, tooltip=MOVE),
+        Binding("end", "jump(-1)", "Last", show=False, tooltip=MOVE),
+        Binding("enter", "activate", "Details", id="details",
+                tooltip="details: the owning process's command line, user, start time, cwd and all its sockets"),
     ]
 
     class Activated(Message):

@@ -12,7 +12,9 @@ from textual.widgets import Input, Static
 class FilterBar(Vertical):
     """Enter submits the filter; Escape clears it. The app validates and calls `show_error` if it is bad."""
 
-    BINDINGS = [Binding("escape", "clear", "Clear filter", show=False)]
+    BINDINGS = [
+        Binding("escape", "clear", "Clear filter", show=False, tooltip="clear the filter and close the bar"),
+    ]
 
     class Submitted(Message):
         def __init__(self, text: str) -> None:

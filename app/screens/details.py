@@ -162,7 +162,8 @@ class DetailsScreen(ModalScreen[None]):
             if shows_sockets:
                 yield Static(f"All {len(self.process_sockets)} sockets of this process:", id="details-hint")
                 yield ConnectionTable(id="details-sockets")
-            keys = "Escape closes · ↑ ↓ PgUp PgDn scroll" + (" · Tab: the sockets below" if shows_sockets else "")
+            keys = "Escape closes · ↑ ↓ PgUp PgDn scroll"
+            keys += " · Tab: the sockets below" if shows_sockets else ""
             yield Static(keys, id="confirm-hint")
 
     def on_mount(self) -> None:

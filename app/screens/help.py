@@ -1,23 +1,49 @@
-"""`?`: every key, and the filter language."""
+"""`?`: every key active in the view shown, from the bindings themselves; the filter language, from its table."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.app import App, ComposeResult
+from textual.binding import ActiveBinding, Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-FILTER_HELP = """\
-Filter (/): space-separated terms, all must match; a comma means "any of"; ! negates.
-  :80             local or remote port 80        lport:80  rport:5432
-  established     a state (or a prefix: estab)   state:syn_recv,syn_sent
-  listen          listening sockets only (-l)    pid:1234  proc:nginx  user:www-data
-  proto:tcp       tcp udp tcp6 udp6 4 6          ip:10.0.0.5  ip:10.0.0.0/8  lip:  rip:
-Examples:  :80 established    state:syn_recv !ip:127.0.0.0/8    proc:postgres rport:5432
-"""
+from netscope.collectors.filters import GRAMMAR, GRAMMAR_EXAMPLES, GRAMMAR_RULES
+
+# What the mouse does: not a binding, so said here.
+MOUSE_HELP = ("mouse", "click a row to select it (double click: details), a column header to sort by it")
+
+
+def key_help(app: App[object], active: Mapping[str, ActiveBinding]) -> list[tuple[str, str]]:
+    """(keys, what they do) for the active bindings, in the order Textual gives them (the focused widget's first);
+    keys that do the same thing (↑ ↓ PgUp ..., 1 to 6, s and S) share a row."""
+    rows: dict[str, list[str]] = {}
+    for active_binding in active.values():
+        binding = active_binding.binding
+        what = binding.tooltip or binding.description or binding.action
+        rows.setdefault(what, [])
+        key = app.get_key_display(binding)
+        if key not in rows[what]:
+            rows[what].append(key)
+    return [(" ".join(keys), what) for what, keys in rows.items()]
+
+
+def plain(written: str) -> str:
+    """The README's `code` marks taken off, for the screen."""
+    return written.replace("`", "")
+
+
+def grammar_table() -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for term in GRAMMAR:
+        table.add_row(plain(term.written), plain(term.meaning))
+    return table
 
 
 class HelpScreen(ModalScreen[None]):
@@ -25,7 +51,11 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, keys: list[tuple[str, str]]) -> None:
         super().__init__()
-        self.keys = keys
+        self.keys = [*keys, MOUSE_HELP]
+
+    def grammar_rows(self) -> list[str]:
+        """The filter terms as the help shows them, in order."""
+        return [plain(term.written) for term in GRAMMAR]
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=False, pad_edge=False)
@@ -34,7 +64,9 @@ class HelpScreen(ModalScreen[None]):
         for key, description in self.keys:
             table.add_row(key, description)
         with VerticalScroll(id="help-dialog"):
-            yield Static(Text("netscope keys", style="bold"))
-            yield Static(table)
-            yield Static(Text("\n" + FILTER_HELP))
+            yield Static(Text("netscope keys (this view)", style="bold"))
+            yield Static(table, id="help-keys")
+            yield Static(Text(f"\nFilter (/): {plain(GRAMMAR_RULES)}", style="bold"))
+            yield Static(grammar_table(), id="help-grammar")
+            yield Static(Text("Examples:  " + "    ".join(plain(e) for e in GRAMMAR_EXAMPLES)))
             yield Static(Text("Escape closes this help.", style="dim"))

@@ -30,8 +30,10 @@ def counter_row(counter: ProtocolCounter) -> LiveRow:
 
 class StatisticsView(Vertical):
     BINDINGS = [
-        Binding("z", "toggle_zeros", "Hide zeros"),
-        Binding("slash", "focus_filter", "Filter"),
+        Binding("z", "toggle_zeros", "Hide zeros", id="statistics_zeros",
+                tooltip="hide / show counters that are zero"),
+        Binding("slash", "focus_filter", "Filter", id="statistics_filter",
+                tooltip="filter the counters by name (Escape clears)"),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:

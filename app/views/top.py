@@ -46,6 +46,8 @@ RATE_COLUMNS = ("Group", "Conns", "Send/s", "Recv/s", "Total/s", "Sent", "Receiv
 RATE_SORTS = ("rate", "bytes", "connections", "key")
 RATE_SORT_LABELS = {"rate": "Total/s", "bytes": "bytes", "connections": "Conns", "key": "Group"}
 GROUP_NAME_WIDTH = 40
+GROUP_TIP = "group by remote host, /24 (/64), local port, process; bandwidth per process, per host"
+SORT_TIP = "sort by sockets, change, a state, or name (or click a column header)"
 
 
 def _number(value: int) -> Text:
@@ -101,11 +103,12 @@ def sort_rate_groups(groups: list[RateGroup], sort: str) -> list[RateGroup]:
 
 class TopView(Vertical):
     BINDINGS = [
-        Binding("g", "cycle_grouping(1)", "Group by"),
-        Binding("G", "cycle_grouping(-1)", "Group back", show=False),
-        Binding("s", "cycle_sort(1)", "Sort"),
-        Binding("S", "cycle_sort(-1)", "Sort back", show=False),
-        Binding("f", "choose", "Show connections"),
+        Binding("g", "cycle_grouping(1)", "Group by", id="top_group", tooltip=GROUP_TIP),
+        Binding("G", "cycle_grouping(-1)", "Group back", show=False, id="top_group_back", tooltip=GROUP_TIP),
+        Binding("s", "cycle_sort(1)", "Sort", id="top_sort", tooltip=SORT_TIP),
+        Binding("S", "cycle_sort(-1)", "Sort back", show=False, id="top_sort_back", tooltip=SORT_TIP),
+        Binding("f", "choose", "Show connections", id="top_show",
+                tooltip="show the selected group's connections in view 1 (Enter too)"),
     ]
 
     class GroupChosen(Message):
