@@ -328,6 +328,8 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
         "save_config": not args.no_config,
         "config_file": args.config,
         "notices": config.warnings,
+        "keys": config.keys,
+        "key_places": config.key_places,
     }
     if netns and not args.replay:
         from netscope.collectors.view_data import SystemViews

@@ -144,10 +144,15 @@ class NetscopeApp(App[None]):
         config_file: Path | None = None,
         notices: list[str] | None = None,
         netns: str = "",
+        keys: dict[str, str] | None = None,
+        key_places: dict[str, str] | None = None,
     ) -> None:
         """`columns`, `save_config` and `config_file`: the tcp_info columns to start with, and whether and where
-        (None: the usual place) a change of them is remembered; `notices`: problems to tell once started."""
+        (None: the usual place) a change of them is remembered; `notices`: problems to tell once started;
+        `keys`: the config file's [keys] (binding id -> keys), `key_places` where each was written."""
         super().__init__()
+        self._keys = dict(keys or {})
+        self._key_places = dict(key_places or {})
         # Live data passes through a RecordingTee so that R can start recording at any time.
         self.source: SnapshotSource = source or RecordingTee(ProcessCollector(interval=interval))
         self.filter: Filter = parse_filter(filter_text)  # the CLI validated it; a bad one raises FilterError
@@ -223,6 +228,7 @@ class NetscopeApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._apply_keymap()
         self.table.focus()
         if self._initial_columns:
             self._show_metric_columns(self._initial_columns)
@@ -377,6 +383,28 @@ class NetscopeApp(App[None]):
             self.table.expire_highlights(self.snapshot.taken_at + time.time() - self._received_at)
         if self._resolver is not None and self._resolver.take_updates():
             self.table.repaint_all()
+
+    def binding_ids(self) -> set[str]:
+        """The ids of every binding the App and its widgets declare: what `[keys]` may remap."""
+        ids: set[str] = set()
+        for node in (self, *self.walk_children(with_self=False)):
+            for cls in type(node).__mro__:
+                ids.update(binding.id for binding in vars(cls).get("BINDINGS", ())
+                           if isinstance(binding, Binding) and binding.id)
+        return ids
+
+    def _apply_keymap(self) -> None:
+        known = self.binding_ids()
+        keymap = {}
+        for binding_id, keys in self._keys.items():
+            if binding_id in known:
+                keymap[binding_id] = keys
+            else:
+                where = self._key_places.get(binding_id, "the config file")
+                self._warn_once(f"{where}: keys.{binding_id} is not a key netscope has (? shows each key's id); "
+                                "ignored", severity="warning")
+        if keymap:
+            self.set_keymap(keymap)
 
     def notify(
         self, message: str, *, title: str = "", severity: SeverityLevel = "information",

@@ -16,6 +16,10 @@ Where: `$NETSCOPE_CONFIG` if set, else `$XDG_CONFIG_HOME/netscope/config.toml`, 
     per_remote_ip = 500        # sockets with one remote address
     listen_drops = 1           # TcpExt ListenOverflows/ListenDrops moving by this much between samples
 
+    [keys]                     # remap keys by their id (? lists each key's id), as posting's keymaps do
+    kill = "ctrl+k"
+    filter = "slash,f"
+
 Every key is optional. An alert threshold of 0 turns that alert off (`close_wait_refreshes` is at least 1);
 `--alert NAME=VALUE` on the command line overrides one for a run.
 
@@ -40,6 +44,8 @@ from netscope.collectors.limits import interval_problem
 from netscope.collectors.regular_files import read_regular
 
 MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes
+# Textual key names joined by "+" (modifiers) and "," (several keys): "ctrl+k", "f9", "k,x".
+_KEYS_VALUE = re.compile(r"[a-z0-9_]+(\+[a-z0-9_]+)*(,[a-z0-9_]+(\+[a-z0-9_]+)*)*", re.IGNORECASE)
 THRESHOLD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Thresholds))
 # The least each threshold may be: 0 turns an alert off, but a leak needs at least one refresh to grow over.
 THRESHOLD_MINIMUM: dict[str, int] = {name: 1 if name == "close_wait_refreshes" else 0 for name in THRESHOLD_NAMES}
@@ -61,6 +67,8 @@ class Config:
     columns: list[str]  # extra table columns the user chose (issue 7, tcp_info); [] by default
     interval: float | None = None
     warnings: list[str] = field(default_factory=list)  # problems found reading the file, in plain words
+    keys: dict[str, str] = field(default_factory=dict)  # [keys]: binding id -> keys, as posting's keymaps
+    key_places: dict[str, str] = field(default_factory=dict)  # binding id -> "FILE, line N", for messages
 
 
 def load_config(path: Path | None = None, *, named: bool = False) -> Config:
@@ -120,13 +128,16 @@ class _Reader:
                 self.read_interval(value)
             elif key == "columns":
                 self.read_columns(value)
-            elif key == "alerts":
-                if isinstance(value, dict):
+            elif key in ("alerts", "keys"):
+                if not isinstance(value, dict):
+                    self.warn("", key, f"should be a table ([{key}]), not {_kind(value)}; ignored")
+                elif key == "alerts":
                     self.read_alerts(value)
                 else:
-                    self.warn("", key, f"should be a table ([alerts]), not {_kind(value)}; ignored")
+                    self.read_keys(value)
             else:
-                self.warn("", key, "is not a setting netscope knows (interval, columns, [alerts]); ignored")
+                known = "interval, columns, [alerts], [keys]"
+                self.warn("", key, f"is not a setting netscope knows ({known}); ignored")
 
     def read_interval(self, value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -147,6 +158,18 @@ class _Reader:
             elif item.strip() not in columns:
                 columns.append(item.strip())
         self.config.columns = columns
+
+    def read_keys(self, table: dict[str, Any]) -> None:
+        """[keys]: binding id = "key" or "key1,key2". Whether the id exists is the screen's to say (it has the
+        bindings); `key_places` keeps each entry's line for that."""
+        for binding_id, value in table.items():
+            if not isinstance(value, str) or not _KEYS_VALUE.fullmatch(value):
+                self.warn("keys", binding_id, f"should be a key name such as \"ctrl+k\" or \"k,f9\", not "
+                          f"{_kind(value)}; the default key is kept")
+                continue
+            self.config.keys[binding_id] = value
+            line = _line_of(self.lines, "keys", binding_id)
+            self.config.key_places[binding_id] = f"{self.path}, line {line}" if line else str(self.path)
 
     def read_alerts(self, table: dict[str, Any]) -> None:
         values: dict[str, int] = {}

@@ -261,7 +261,7 @@ async def test_help_lists_every_key() -> None:
             await wait_for(pilot, lambda: app.screen.__class__.__name__ == "HelpScreen")
             screen = app.screen
             assert isinstance(screen, HelpScreen)
-            rows = dict((what, keys.split(" ")) for keys, what in screen.keys)  # the rows the help table shows
+            rows = {what: keys.split(" ") for keys, what, _ids in screen.keys}  # the rows the help table shows
             for key, active_binding in active.items():
                 binding = active_binding.binding
                 what = binding.tooltip or binding.description

@@ -65,9 +65,9 @@ def test_unknown_keys_are_ignored_with_a_warning_naming_the_line(tmp_path: Path)
     config = load_config(path)
     assert config.interval == 1.0 and config.thresholds.syn_recv == 150
     assert config.warnings == [
-        f"{path}, line 2: colour is not a setting netscope knows (interval, columns, [alerts]); ignored",
+        f"{path}, line 2: colour is not a setting netscope knows (interval, columns, [alerts], [keys]); ignored",
         f"{path}, line 6: alerts.syn_flood is not an alert setting (known: {', '.join(THRESHOLD_NAMES)}); ignored",
-        f"{path}, line 8: theme is not a setting netscope knows (interval, columns, [alerts]); ignored",
+        f"{path}, line 8: theme is not a setting netscope knows (interval, columns, [alerts], [keys]); ignored",
     ]
 
 

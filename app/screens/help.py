@@ -15,21 +15,24 @@ from textual.widgets import Static
 from netscope.collectors.filters import GRAMMAR, GRAMMAR_EXAMPLES, GRAMMAR_RULES
 
 # What the mouse does: not a binding, so said here.
-MOUSE_HELP = ("mouse", "click a row to select it (double click: details), a column header to sort by it")
+MOUSE_HELP = ("mouse", "click a row to select it (double click: details), a column header to sort by it", "")
 
 
-def key_help(app: App[object], active: Mapping[str, ActiveBinding]) -> list[tuple[str, str]]:
-    """(keys, what they do) for the active bindings, in the order Textual gives them (the focused widget's first);
-    keys that do the same thing (↑ ↓ PgUp ..., 1 to 6, s and S) share a row."""
-    rows: dict[str, list[str]] = {}
+def key_help(app: App[object], active: Mapping[str, ActiveBinding]) -> list[tuple[str, str, str]]:
+    """(keys, what they do, their ids for `[keys]` in the config file) for the active bindings, in the order
+    Textual gives them (the focused widget's first); keys that do the same thing (↑ ↓ PgUp ..., 1 to 6, s and S)
+    share a row."""
+    rows: dict[str, tuple[list[str], list[str]]] = {}
     for active_binding in active.values():
         binding = active_binding.binding
         what = binding.tooltip or binding.description or binding.action
-        rows.setdefault(what, [])
+        keys, ids = rows.setdefault(what, ([], []))
         key = app.get_key_display(binding)
-        if key not in rows[what]:
-            rows[what].append(key)
-    return [(" ".join(keys), what) for what, keys in rows.items()]
+        if key not in keys:
+            keys.append(key)
+        if binding.id and binding.id not in ids:
+            ids.append(binding.id)
+    return [(" ".join(keys), what, " ".join(ids)) for what, (keys, ids) in rows.items()]
 
 
 def plain(written: str) -> str:
@@ -49,7 +52,7 @@ def grammar_table() -> Table:
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
-    def __init__(self, keys: list[tuple[str, str]]) -> None:
+    def __init__(self, keys: list[tuple[str, str, str]]) -> None:
         super().__init__()
         self.keys = [*keys, MOUSE_HELP]
 
@@ -61,10 +64,12 @@ class HelpScreen(ModalScreen[None]):
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
-        for key, description in self.keys:
-            table.add_row(key, description)
+        table.add_column(style="dim", no_wrap=True)
+        for key, description, ids in self.keys:
+            table.add_row(key, description, ids)
         with VerticalScroll(id="help-dialog"):
-            yield Static(Text("netscope keys (this view)", style="bold"))
+            yield Static(Text("netscope keys (this view; the right column names them for [keys] in the config "
+                              "file)", style="bold"))
             yield Static(table, id="help-keys")
             yield Static(Text(f"\nFilter (/): {plain(GRAMMAR_RULES)}", style="bold"))
             yield Static(grammar_table(), id="help-grammar")
