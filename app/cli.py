@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from netscope import __version__
-from netscope.collectors.alerts import Thresholds
-from netscope.collectors.config import Config, apply_threshold_overrides, load_config
-from netscope.collectors.filters import Filter, FilterError, parse_filter
 from netscope.collectors.limits import interval_problem
+from netscope.collectors.session.alerts import Thresholds
+from netscope.collectors.session.config import Config, apply_threshold_overrides, load_config
+from netscope.collectors.session.filters import Filter, FilterError, parse_filter
 
 MIN_SPEED, MAX_SPEED = 1 / 16, 64.0  # --speed: the range the replay's - and + keys move in
 # --duration's ceiling: Event.wait() overflows on a huge timeout; a year is longer than any recording needs.

@@ -17,7 +17,6 @@ from textual.notifications import Notification, Notify, SeverityLevel
 from textual.widgets import Footer, TabbedContent, TabPane
 
 import netscope.styles
-from netscope.app.notices import Decision, NoticeBoard
 from netscope.app.oneshot import write_export, write_table_export
 from netscope.app.screens.columns import ColumnsScreen
 from netscope.app.screens.confirm_close import ConfirmCloseScreen
@@ -30,21 +29,22 @@ from netscope.app.views.multicast import MulticastView
 from netscope.app.views.routes import RoutesView
 from netscope.app.views.statistics import StatisticsView
 from netscope.app.views.top import TopView
-from netscope.collectors.alerts import Alert, AlertEngine, Thresholds
-from netscope.collectors.config import save_columns
 from netscope.collectors.connections import CollectionFailure, SnapshotSource, missing_owner_reason
-from netscope.collectors.filters import Filter, FilterError, parse_filter
-from netscope.collectors.history import StateHistory
-from netscope.collectors.insights import GroupCounter
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.recording import RecordedViews, RecordingTee, RecordingWriter, ReplaySource
 from netscope.collectors.resolver import NameResolver
+from netscope.collectors.session.alerts import Alert, AlertEngine, Thresholds
+from netscope.collectors.session.config import save_columns
+from netscope.collectors.session.filters import Filter, FilterError, parse_filter
+from netscope.collectors.session.history import StateHistory
+from netscope.collectors.session.insights import GroupCounter
+from netscope.collectors.session.notices import Decision, NoticeBoard
+from netscope.collectors.session.stats import SynRecvWatch, update_counts
+from netscope.collectors.session.throughput import Throughput, ThroughputTracker
 from netscope.collectors.signals import look_before_kill, owner_details, refusal_reason, send_signal
 from netscope.collectors.sock_destroy import close_refusal, destroy_capability, destroy_socket
-from netscope.collectors.stats import SynRecvWatch, update_counts
 from netscope.collectors.tcpinfo import TcpInfo
-from netscope.collectors.throughput import Throughput, ThroughputTracker
 from netscope.widgets.alert_bar import AlertBar
 from netscope.widgets.connection_table import ConnectionTable
 from netscope.widgets.filter_bar import FilterBar

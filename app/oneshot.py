@@ -30,9 +30,9 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from netscope.collectors.filters import Filter
 from netscope.collectors.model import COUNTED_STATES, Snapshot, SnapshotDiff, Socket
 from netscope.collectors.regular_files import open_regular
+from netscope.collectors.session.filters import Filter
 from netscope.widgets.formatting import format_endpoint, state_label
 from netscope.widgets.text import printable, spreadsheet_safe
 

@@ -22,7 +22,7 @@ from support import Peer, start_peer, stop_peer, wait_for  # noqa: E402
 
 from netscope.app.netscope_app import NetscopeApp  # noqa: E402
 from netscope.app.screens.details import DetailsScreen  # noqa: E402
-from netscope.collectors.filters import parse_filter  # noqa: E402
+from netscope.collectors.session.filters import parse_filter  # noqa: E402
 
 SIZE = (160, 45)
 

@@ -16,13 +16,13 @@ from collections.abc import Callable
 
 from support import Controlled, VethPair
 
-from netscope.collectors.alerts import LISTEN_HOLD, Alert, AlertEngine, Thresholds
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.diff import diff_snapshots
-from netscope.collectors.filters import parse_filter
-from netscope.collectors.insights import GroupCounter
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
 from netscope.collectors.protostats import ProtocolCounter, ProtocolStatsCollector, StatsSnapshot
+from netscope.collectors.session.alerts import LISTEN_HOLD, Alert, AlertEngine, Thresholds
+from netscope.collectors.session.filters import parse_filter
+from netscope.collectors.session.insights import GroupCounter
 
 # --- real peers (bound-client takes "close K" / "reset K" on stdin) --------------------------------------------
 

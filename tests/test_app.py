@@ -15,8 +15,8 @@ from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
 from netscope.app.screens.help import HelpScreen, plain
-from netscope.collectors.filters import GRAMMAR
 from netscope.collectors.model import Snapshot, Socket
+from netscope.collectors.session.filters import GRAMMAR
 from netscope.widgets.state_counters import StateCounters
 
 SIZE = (160, 45)

@@ -11,7 +11,7 @@ from pathlib import Path
 from support import VethPair
 
 from netscope.app.cli import build_parser
-from netscope.collectors.alerts import Thresholds
+from netscope.collectors.session.alerts import Thresholds
 
 NETSCOPE = [sys.executable, "-m", "netscope"]
 

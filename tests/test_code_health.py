@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,13 @@ async def test_the_table_s_scrollbar_follows_its_row_count_without_a_layout_pass
 @pytest.mark.parametrize("name", ["lint-imports", "mypy"])
 def test_the_checkers_are_installed_with_the_test_extras(name: str) -> None:
     assert (BIN / name).exists(), f"{name} is missing: pip install -e '.[test]'"
+
+
+def test_every_system_reader_is_under_the_readers_contract() -> None:
+    """A new module in collectors/ must be named in the contract that keeps readers off collectors/session."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (contract,) = [c for c in config["tool"]["importlinter"]["contracts"]
+                   if c.get("forbidden_modules") == ["netscope.collectors.session"]]
+    readers = {f"netscope.collectors.{path.stem}" for path in (ROOT / "collectors").glob("*.py")
+               if path.stem != "__init__"}
+    assert set(contract["source_modules"]) == readers

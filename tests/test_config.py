@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from netscope.collectors.alerts import Thresholds
-from netscope.collectors.config import (
+from netscope.collectors.session.alerts import Thresholds
+from netscope.collectors.session.config import (
     THRESHOLD_NAMES,
     Config,
     apply_threshold_overrides,

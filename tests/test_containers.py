@@ -13,8 +13,8 @@ from support import Peer
 
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.containers import cgroup_path, container_name
-from netscope.collectors.filters import parse_filter
 from netscope.collectors.processes import process_details
+from netscope.collectors.session.filters import parse_filter
 
 DOCKER_ID = "3f2a9c1b7d4e" + "0" * 52
 

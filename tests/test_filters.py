@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from netscope.collectors import filters
-from netscope.collectors.filters import GRAMMAR, GRAMMAR_RULES, Filter, FilterError, parse_filter
 from netscope.collectors.model import ALL_STATE_NAMES, Socket
+from netscope.collectors.session import filters
+from netscope.collectors.session.filters import GRAMMAR, GRAMMAR_RULES, Filter, FilterError, parse_filter
 
 
 def sock(

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from netscope.collectors.history import HISTORY_STATES, StateHistory
+from netscope.collectors.session.history import HISTORY_STATES, StateHistory
 
 
 def counts(

@@ -14,9 +14,9 @@ import pytest
 from support import Peer
 
 from netscope.app.oneshot import write_export
-from netscope.collectors.config import load_config
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.regular_files import NotARegularFile, open_regular
+from netscope.collectors.session.config import load_config
 from netscope.widgets.text import spreadsheet_safe
 
 NETSCOPE = [sys.executable, "-m", "netscope"]

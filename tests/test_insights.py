@@ -17,9 +17,9 @@ from support import Controlled
 
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.diff import diff_snapshots
-from netscope.collectors.filters import parse_filter
-from netscope.collectors.insights import GROUPING_LABELS, GROUPINGS, NO_OWNER, Group, GroupCounter
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
+from netscope.collectors.session.filters import parse_filter
+from netscope.collectors.session.insights import GROUPING_LABELS, GROUPINGS, NO_OWNER, Group, GroupCounter
 
 # --- real peers ------------------------------------------------------------------------------------------------
 

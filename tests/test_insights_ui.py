@@ -13,8 +13,8 @@ from fixed_data import T0, FixedSource, machine, sock
 from support import Peer, wait_for
 
 from netscope.app.netscope_app import NetscopeApp
-from netscope.collectors.alerts import Thresholds
 from netscope.collectors.model import Snapshot
+from netscope.collectors.session.alerts import Thresholds
 from netscope.widgets.state_counters import StateCounters
 
 SIZE = (160, 45)

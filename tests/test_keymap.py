@@ -10,7 +10,7 @@ from support import Peer, wait_for
 from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.help import HelpScreen
-from netscope.collectors.config import load_config
+from netscope.collectors.session.config import load_config
 
 
 async def test_keys_remap_by_id_and_bad_entries_are_reported(tmp_path: Path,

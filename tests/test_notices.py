@@ -8,7 +8,7 @@ from textual import events
 from textual.widgets._toast import Toast
 
 from netscope.app.netscope_app import NetscopeApp
-from netscope.app.notices import MAX_LIVE, REDRAW_SECONDS, NoticeBoard
+from netscope.collectors.session.notices import MAX_LIVE, REDRAW_SECONDS, NoticeBoard
 
 
 class FakeClock:

@@ -14,8 +14,8 @@ from fixed_data import FixedSource
 from support import Peer, wait_for
 
 from netscope.app.netscope_app import NetscopeApp
-from netscope.collectors.filters import FilterError, parse_filter
 from netscope.collectors.recording import RecordingTee
+from netscope.collectors.session.filters import FilterError, parse_filter
 from netscope.collectors.signals import refusal_reason, send_signal
 
 NETSCOPE = [sys.executable, "-m", "netscope"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fixed_data import snapshots
 
 from netscope.collectors.diff import diff_snapshots
-from netscope.collectors.stats import SynRecvWatch, count_states, update_counts
+from netscope.collectors.session.stats import SynRecvWatch, count_states, update_counts
 
 
 def test_counts_follow_diffs_without_recounting() -> None:

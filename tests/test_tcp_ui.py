@@ -18,7 +18,7 @@ from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.columns import ColumnsScreen
 from netscope.app.screens.confirm_close import ConfirmCloseScreen
 from netscope.app.screens.details import DetailsScreen
-from netscope.collectors.config import load_config
+from netscope.collectors.session.config import load_config
 
 SIZE = (160, 45)
 MIB = 1 << 20

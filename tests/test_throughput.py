@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import pytest
 
 from netscope.collectors.connections import ConnectionCollector
-from netscope.collectors.filters import parse_filter
 from netscope.collectors.model import Snapshot, Socket
+from netscope.collectors.session.filters import parse_filter
+from netscope.collectors.session.throughput import ThroughputTracker
 from netscope.collectors.tcpinfo import TcpInfo
-from netscope.collectors.throughput import ThroughputTracker
 
 SIZE = 8 << 20
 SECONDS = 3.0

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widget import Widget
 
-from netscope.collectors.alerts import Alert
+from netscope.collectors.session.alerts import Alert
 from netscope.widgets.text import printable
 
 SHOWN = 3  # more than this and the strip would push the table off a small screen

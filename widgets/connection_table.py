@@ -27,8 +27,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
-from netscope.collectors.throughput import Throughput
 from netscope.widgets.formatting import format_age, format_endpoint, state_label
 from netscope.widgets.tcp_columns import METRIC_COLUMNS, MetricColumn
 from netscope.widgets.text import fit, printable

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from netscope.collectors.history import HISTORY_STATES, StateHistory
+from netscope.collectors.session.history import HISTORY_STATES, StateHistory
 from netscope.widgets.formatting import SPARK_LEVELS
 
 LABEL_WIDTH = 12

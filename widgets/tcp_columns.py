@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
-from netscope.collectors.throughput import Throughput
 
 Value = Callable[[TcpInfo, Throughput | None], float | None]
 

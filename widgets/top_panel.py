@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from netscope.collectors.insights import Group
+from netscope.collectors.session.insights import Group
 from netscope.widgets.text import printable
 
 SHOWN = 3

@@ -15,8 +15,8 @@ from textual.widgets import Static
 
 from netscope.collectors.connections import missing_owner_reason
 from netscope.collectors.model import ProcessDetails, Socket, SocketKey
+from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
-from netscope.collectors.throughput import Throughput
 from netscope.widgets.connection_table import ConnectionTable
 from netscope.widgets.formatting import format_endpoint, format_rate, sparkline, state_label
 from netscope.widgets.tcp_columns import format_bytes, format_micros

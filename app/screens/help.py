@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -12,13 +13,13 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from netscope.collectors.filters import GRAMMAR, GRAMMAR_EXAMPLES, GRAMMAR_RULES
+from netscope.collectors.session.filters import GRAMMAR, GRAMMAR_EXAMPLES, GRAMMAR_RULES
 
 # What the mouse does: not a binding, so said here.
 MOUSE_HELP = ("mouse", "click a row to select it (double click: details), a column header to sort by it", "")
 
 
-def key_help(app: App[object], active: Mapping[str, ActiveBinding]) -> list[tuple[str, str, str]]:
+def key_help(app: App[Any], active: Mapping[str, ActiveBinding]) -> list[tuple[str, str, str]]:
     """(keys, what they do, their ids for `[keys]` in the config file) for the active bindings, in the order
     Textual gives them (the focused widget's first); keys that do the same thing (↑ ↓ PgUp ..., 1 to 6, s and S)
     share a row."""

@@ -15,9 +15,9 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from netscope.collectors.history import StateHistory
-from netscope.collectors.insights import GROUPING_LABELS, GROUPINGS, Group, GroupCounter
-from netscope.collectors.throughput import RateGroup
+from netscope.collectors.session.history import StateHistory
+from netscope.collectors.session.insights import GROUPING_LABELS, GROUPINGS, Group, GroupCounter
+from netscope.collectors.session.throughput import RateGroup
 from netscope.widgets.formatting import format_rate
 from netscope.widgets.history_chart import HistoryChart
 from netscope.widgets.live_table import LiveRow, LiveTable

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netscope.collectors.alerts import Thresholds
 from netscope.collectors.limits import interval_problem
 from netscope.collectors.regular_files import read_regular
+from netscope.collectors.session.alerts import Thresholds
 
 MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes
 # Textual key names joined by "+" (modifiers) and "," (several keys): "ctrl+k", "f9", "k,x".

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from netscope.collectors.insights import GroupCounter, peer_keys
 from netscope.collectors.model import SnapshotDiff, Socket, SocketKey
 from netscope.collectors.protostats import StatsSnapshot
+from netscope.collectors.session.insights import GroupCounter, peer_keys
 
 KINDS: tuple[str, ...] = ("syn_flood", "listen_overflow", "close_wait_leak", "remote_host")
 LISTEN_COUNTERS: tuple[str, ...] = ("ListenOverflows", "ListenDrops")  # in group TcpExt
