@@ -14,7 +14,6 @@ import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
 
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.gc_pause import gc_paused
@@ -23,6 +22,7 @@ from netscope.collectors.netlink import NetlinkError
 from netscope.collectors.processes import OwnerScanner, ProcessInfoCache, user_name
 from netscope.collectors.procnet import read_all_sockets
 from netscope.collectors.sockdiag import SockDiagReader, SockDiagUnavailable
+from netscope.collectors.sources import SourceDefaults
 
 # Where sockets are read from: "auto" is netlink when it works, else /proc/net.
 READERS = ("auto", "netlink", "proc")
@@ -94,17 +94,7 @@ class CollectionFailure:
     message: str
 
 
-class SnapshotSource(Protocol):
-    """Anything the connections screen can take refreshes from: the live collector, or a recording."""
-
-    interval: float
-
-    def stream(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]: ...
-
-    async def aclose(self) -> None: ...
-
-
-class ConnectionCollector:
+class ConnectionCollector(SourceDefaults):
     """Reads every TCP/UDP socket and its owner; `stream()` polls without blocking the event loop."""
 
     def __init__(
@@ -139,6 +129,11 @@ class ConnectionCollector:
         self._fallback_warning = ""  # set when "auto" had to settle for /proc: told with every snapshot
         if reader == "netlink" or (reader == "auto" and proc_root.rstrip("/") == "/proc"):
             self._start_netlink()
+
+    def set_tcp_info(self, enabled: bool) -> None:
+        """Fill Snapshot.tcp_info from the next refresh on (or stop); read once per refresh by the collecting
+        thread, so it may be called from any thread."""
+        self.tcp_info = enabled
 
     @property
     def source(self) -> str:

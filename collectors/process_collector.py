@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.model import SnapshotDiff
+from netscope.collectors.sources import SourceDefaults
 from netscope.collectors.wire import HEADER, DiffAssembler, decode_frame
 
 # A frame this large (the first, full one at scale) is decoded in a thread so the event loop keeps turning.
@@ -47,7 +48,7 @@ def start_worker(interval: float = 1.0, tcp_info: bool = False, netns: str = "")
     )
 
 
-class ProcessCollector:
+class ProcessCollector(SourceDefaults):
     """Diffs from `python -m netscope.collectors.worker`, rebuilt into SnapshotDiffs.
 
     `tcp_info` (and `set_tcp_info` at any time) makes the worker fill `Snapshot.tcp_info`. Switching does not

@@ -95,7 +95,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netscope import __version__
-from netscope.collectors.connections import CollectionFailure, SnapshotSource
+from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.gc_pause import gc_paused
 from netscope.collectors.interfaces import Interface, InterfaceCounters, InterfaceSnapshot
 from netscope.collectors.limits import PID_MAX_LIMIT, interval_problem
@@ -104,7 +104,8 @@ from netscope.collectors.multicast import Membership, MulticastSnapshot
 from netscope.collectors.protostats import ProtocolCounter, StatsSnapshot
 from netscope.collectors.regular_files import open_regular
 from netscope.collectors.routes import Route, RouteSnapshot
-from netscope.collectors.view_data import ViewData
+from netscope.collectors.sources import Recorder, ReplayControls, SnapshotSource, SourceDefaults
+from netscope.collectors.view_data import ViewData, ViewSource, ViewSourceDefaults
 
 MAGIC = b"\x89NETSCOPE\r\n\x1a\n"
 VERSION = 2
@@ -1840,14 +1841,12 @@ class _RoutesCursor(_ChainCursor):
 # --- sources for the UI ------------------------------------------------------------------------------------------
 
 
-class RecordingTee:
+class RecordingTee(SourceDefaults):
     """A SnapshotSource that passes another source's refreshes through unchanged and records each diff.
 
     Writing happens in a thread after the diff has been handed on, so the screen never waits for the disk. A
     failed write (disk full) is reported once as a CollectionFailure and recording stops; the live view goes on.
     """
-
-    is_replay = False
 
     def __init__(self, source: SnapshotSource, writer: RecordingWriter | None = None) -> None:
         self.source = source
@@ -1865,6 +1864,17 @@ class RecordingTee:
     @property
     def recording(self) -> bool:
         return self.writer is not None and not self.writer.closed and not self.error
+
+    @property
+    def recorder(self) -> Recorder | None:
+        return self
+
+    @property
+    def replay(self) -> ReplayControls | None:
+        return self.source.replay
+
+    def set_tcp_info(self, enabled: bool) -> None:
+        self.source.set_tcp_info(enabled)
 
     def start(self, writer: RecordingWriter) -> None:
         """Record from the next refresh on (its first frame is a full keyframe)."""
@@ -1923,7 +1933,7 @@ class RecordingTee:
             self.stop()
 
 
-class ReplaySource:
+class ReplaySource(SourceDefaults):
     """A SnapshotSource that plays a recording back, with controls for the UI.
 
     `stream()` first yields the starting frame as a full reload (first=True), then one diff per recorded frame,
@@ -1933,10 +1943,9 @@ class ReplaySource:
     Damage in the file is reported once as a CollectionFailure; the readable frames play.
 
     Controls are plain methods meant to be called from the event loop's thread (as Textual handlers are); from
-    another thread they are handed to the loop. Nothing may be killed while replaying: `is_replay` is True.
+    another thread they are handed to the loop. Nothing may be killed while replaying: `replay` is itself.
     """
 
-    is_replay = True
     MIN_SPEED, MAX_SPEED = 0.01, 1000.0
 
     def __init__(
@@ -1971,6 +1980,13 @@ class ReplaySource:
     @property
     def frame_count(self) -> int:
         return len(self.reader)
+
+    @property
+    def replay(self) -> ReplayControls | None:
+        return self
+
+    def recorded_views(self) -> ViewSource:
+        return RecordedViews(self)
 
     @property
     def current_time(self) -> float | None:
@@ -2134,7 +2150,7 @@ class ReplaySource:
             self.reader.close()
 
 
-class RecordedViews:
+class RecordedViews(ViewSourceDefaults):
     """A ViewSource for views 2-5 in a replay: the interfaces, routes, statistics and multicast groups recorded at
     the replay's current time (each the latest recorded at or before it), with the rates, changes and history
     they had live.

@@ -1,7 +1,7 @@
 """The data behind views 2-5 (interfaces, routes, statistics, multicast) and SystemViews, which polls it.
 
 Here rather than in app/ so that the recorder (collectors/recording.py) and the headless `--record` can use it
-without Textual; `netscope.app.system_views` re-exports all of it.
+without Textual.
 """
 
 from __future__ import annotations
@@ -38,10 +38,32 @@ class ViewData:
 class ViewSource(Protocol):
     """Where views 2-5 get their data: this machine (SystemViews), a recording (RecordedViews), or fixed data."""
 
+    recording: bool  # routes are then read every few seconds whatever view is shown (SystemViews)
+
     def collect(self, active_view: str) -> ViewData: ...
 
+    @property
+    def available(self) -> bool:
+        """Whether there are views to show at all (a version-1 recording has none)."""
+        ...
 
-class SystemViews:
+    def close(self) -> None: ...
+
+
+class ViewSourceDefaults:
+    """Views that are always there, need nothing closed, and read the same whether recording or not."""
+
+    recording = False
+
+    @property
+    def available(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Nothing held."""
+
+
+class SystemViews(ViewSourceDefaults):
     """Views 2-5 of this machine, or with `netns` (a namespace file, see namespaces.namespace_path) of that
     network namespace.
 

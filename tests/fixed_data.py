@@ -9,6 +9,7 @@ from dataclasses import replace
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
+from netscope.collectors.sources import SourceDefaults
 
 T0 = 1_790_000_000.0  # a fixed wall-clock instant
 
@@ -81,7 +82,7 @@ def snapshots() -> list[Snapshot]:
     ]
 
 
-class FixedSource:
+class FixedSource(SourceDefaults):
     """Yields the fixed refreshes, then nothing more (the screen keeps showing the last one)."""
 
     interval = 1.0

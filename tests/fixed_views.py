@@ -6,11 +6,11 @@ import os
 
 from fixed_data import T0, snapshots
 
-from netscope.app.system_views import ViewData
 from netscope.collectors.interfaces import Interface, InterfaceCounters, InterfaceSnapshot
 from netscope.collectors.multicast import Membership, MulticastSnapshot
 from netscope.collectors.protostats import ProtocolCounter, StatsSnapshot
 from netscope.collectors.routes import Route, RouteSnapshot
+from netscope.collectors.view_data import ViewData, ViewSourceDefaults
 
 
 def wave(peak: float, length: int = 120) -> list[float]:
@@ -98,7 +98,7 @@ def multicast() -> MulticastSnapshot:
     )
 
 
-class FixedViews:
+class FixedViews(ViewSourceDefaults):
     def collect(self, active_view: str) -> ViewData:
         return ViewData(interfaces(), routes(), statistics(), multicast())
 

@@ -1,0 +1,381 @@
+"""View 1, Connections: the live table with its counters, panels, filter bar and status line, its keys, and the
+flows that act on a row (details, kill, close, columns). The data and what is made of it live in the session."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+
+from netscope.app.screens.columns import ColumnsScreen
+from netscope.app.screens.confirm_close import ConfirmCloseScreen
+from netscope.app.screens.confirm_kill import ConfirmKillScreen
+from netscope.app.screens.details import DetailsScreen, TcpDetails
+from netscope.collectors.connections import missing_owner_reason
+from netscope.collectors.interfaces import Interface
+from netscope.collectors.model import Socket, SocketKey
+from netscope.collectors.resolver import NameResolver
+from netscope.collectors.session.config import save_columns
+from netscope.collectors.session.filters import Filter, FilterError, parse_filter
+from netscope.collectors.session.live import LiveSession, Refresh
+from netscope.collectors.signals import look_before_kill, owner_details, refusal_reason, send_signal
+from netscope.collectors.sock_destroy import close_refusal, destroy_capability, destroy_socket
+from netscope.collectors.sources import SnapshotSource
+from netscope.widgets.connection_table import ConnectionTable
+from netscope.widgets.filter_bar import FilterBar
+from netscope.widgets.state_counters import StateCounters
+from netscope.widgets.status_bar import Status, StatusBar, rounded_ms
+from netscope.widgets.tcp_columns import METRIC_COLUMNS
+from netscope.widgets.top_panel import TopPanel
+from netscope.widgets.traffic_panel import TrafficPanel
+
+REPLAY_REFUSAL = "This is a recording: its {} are not these, and nothing is {} from it."
+
+
+class ConnectionsView(Vertical):
+    BINDINGS = [
+        Binding("slash", "open_filter", "Filter", id="filter",
+                tooltip="filter (Enter applies, Escape clears); a bad filter is explained and the old one kept"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter",
+                tooltip="clear the filter"),
+        Binding("s", "cycle_sort(1)", "Sort", id="sort",
+                tooltip="sort by the next / previous column (or click a column header)"),
+        Binding("S", "cycle_sort(-1)", "Sort back", show=False, id="sort_back",
+                tooltip="sort by the next / previous column (or click a column header)"),
+        Binding("r", "reverse_sort", "Reverse", show=False, id="reverse_sort", tooltip="reverse the sort order"),
+        Binding("o", "filter_selected('port')", "This port", id="filter_port",
+                tooltip="filter to the selected row's local port"),
+        Binding("t", "filter_selected('state')", "This state", id="filter_state",
+                tooltip="filter to the selected row's state"),
+        Binding("p", "filter_selected('pid')", "This PID", id="filter_pid",
+                tooltip="filter to the selected row's PID"),
+        Binding("n", "toggle_names", "Names", id="names",
+                tooltip="toggle host and service names (resolved in the background) and numbers"),
+        Binding("k", "kill('SIGTERM')", "Kill", id="kill",
+                tooltip="send SIGTERM to the owning process (asks first; never a recycled PID)"),
+        Binding("K", "kill('SIGKILL')", "Kill -9", show=False, id="kill_9",
+                tooltip="send SIGKILL to the owning process (asks first; never a recycled PID)"),
+        Binding("x", "close_connection", "Close conn", id="close_connection",
+                tooltip="close just the selected TCP connection (SOCK_DESTROY, like ss -K; asks first; needs "
+                        "root)"),
+        Binding("c", "choose_columns", "Columns", show=False, id="columns",
+                tooltip="choose extra columns: the owner's container, and from tcp_info bytes, rates, rtt, cwnd "
+                        "..."),
+    ]
+
+    class FilterChanged(Message):
+        """The filter changed: what counts the filter (Top) should be redrawn."""
+
+    class TcpNeedChanged(Message):
+        """The tcp_info columns changed: the app tells the source whether to collect tcp_info."""
+
+    def __init__(self, session: LiveSession, source: SnapshotSource, *, flash_seconds: float = 3.0,
+                 netns: str = "", save_config: bool = True, config_file: Path | None = None,
+                 id: str | None = None) -> None:
+        """`netns`: the namespace looked into as the user named it ("" for ours); `save_config`, `config_file`:
+        whether and where a change of columns is remembered."""
+        super().__init__(id=id)
+        self.session = session
+        self.source = source
+        self.netns = netns
+        self._save_config = save_config
+        self._config_file = config_file
+        self._resolver: NameResolver | None = None
+        self.counters = StateCounters(id="counters")
+        self.traffic = TrafficPanel(id="traffic")
+        self.top_panel = TopPanel(id="top-panel")
+        self.table = ConnectionTable(id="connections", flash_seconds=flash_seconds)
+        self.filter_bar = FilterBar(id="filter-bar")
+        self.status_bar = StatusBar(id="status")
+
+    def compose(self) -> ComposeResult:
+        yield self.counters
+        yield self.traffic
+        yield self.top_panel
+        yield self.table
+        yield self.filter_bar
+        yield self.status_bar
+
+    def on_mount(self) -> None:
+        if not self.session.filter.is_empty:
+            self.table.set_filter(self.session.filter.matches)
+
+    @property
+    def is_replay(self) -> bool:
+        return self.source.replay is not None
+
+    # --- what the app routes here
+
+    def apply(self, refresh: Refresh) -> None:
+        if refresh.diff is not None:
+            self.table.apply_diff(refresh.diff)
+            if self.session.tcp_wanted:
+                self.table.metrics_changed()
+        self.show_counts()
+
+    def show_interfaces(self, interfaces: list[Interface]) -> None:
+        self.traffic.show_interfaces(interfaces)
+
+    def show_groups(self) -> None:
+        groups = self.session.groups
+        self.top_panel.show_groups([
+            ("Remote hosts", groups.groups("remote_ip", limit=6)),
+            ("Local ports", groups.groups("local_port", limit=6)),
+            ("Programs", groups.groups("process", limit=6)),
+        ])
+
+    def tick(self) -> None:
+        """Twice a second: highlights fade, resolved names show, and the status line says how late the data is."""
+        session = self.session
+        if self.is_replay or session.late_seconds(self.source.interval):
+            self.show_counts()  # the replay position and state, or how late the data is
+        if session.snapshot is not None:
+            # Snapshot time plus what has elapsed since it arrived: the same clock for live and recorded data.
+            self.table.expire_highlights(session.snapshot.taken_at + time.time() - session.received_at)
+        if self._resolver is not None and self._resolver.take_updates():
+            self.table.repaint_all()
+
+    def show_counts(self) -> None:
+        table, session = self.table, self.session
+        self.counters.show_counts(table.filtered_counts, session.totals, not session.filter.is_empty,
+                                  session.syn_recv.alert)
+        snapshot = session.snapshot
+        self.status_bar.show_status(Status(
+            shown=sum(table.filtered_counts.values()),
+            total=len(snapshot.sockets) if snapshot else 0,
+            filter_text=session.filter.text,
+            sort_label=table.sort_label,
+            collect_ms=float(rounded_ms(snapshot.collect_seconds * 1000)) if snapshot else 0.0,
+            interval=self.source.interval,
+            paused=session.paused,
+            names=self._resolver is not None,
+            warning=self._source_state() or session.standing_warning,
+            late_seconds=session.late_seconds(self.source.interval, self.is_replay),
+        ))
+
+    def _source_state(self) -> str:
+        """REPLAY, the namespace looked into, REC: for the status line."""
+        replay, recorder = self.source.replay, self.source.recorder
+        if replay is not None:
+            return f"REPLAY {replay.describe()}"
+        parts = [f"netns {self.netns}"] if self.netns else []
+        if recorder is not None and recorder.recording and recorder.writer is not None:
+            parts.append(f"● REC {Path(recorder.writer.path).name}")
+        return "  ".join(parts)
+
+    def export_rows(self) -> list[Socket]:
+        return [sock for sock in self.table.rows if not self.table.is_closed(sock)]
+
+    # --- filter
+
+    def action_open_filter(self) -> None:
+        self.filter_bar.open(self.session.filter.text)
+
+    def on_filter_bar_submitted(self, event: FilterBar.Submitted) -> None:
+        try:
+            new_filter = parse_filter(event.text)
+        except FilterError as error:
+            kept = self.session.filter.text or "none"
+            self.filter_bar.show_error(f"{error}  (the previous filter stays: {kept})")
+            return
+        self.filter_bar.close()
+        self.apply_filter(new_filter)
+        self.table.focus()
+
+    def on_filter_bar_cleared(self, event: FilterBar.Cleared) -> None:
+        self.filter_bar.close()
+        self.apply_filter(parse_filter(""))
+        self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        if not self.session.filter.is_empty:
+            self.apply_filter(parse_filter(""))
+
+    def apply_filter(self, new_filter: Filter) -> None:
+        self.session.set_filter(new_filter)
+        self.table.set_filter(None if new_filter.is_empty else new_filter.matches)
+        self.show_counts()
+        self.show_groups()
+        self.post_message(self.FilterChanged())
+
+    def action_filter_selected(self, what: str) -> None:
+        sock = self.table.selected_socket
+        if sock is None:
+            return
+        if what == "port":
+            text = f"lport:{sock.local_port}"
+        elif what == "state":
+            text = f"state:{sock.state.lower()}"
+        elif sock.pid is None:
+            self.app.notify("This socket has no known owning process.", severity="warning")
+            return
+        else:
+            text = f"pid:{sock.pid}"
+        self.apply_filter(parse_filter(text))
+
+    # --- sorting, names
+
+    def action_cycle_sort(self, step: int) -> None:
+        self.table.cycle_sort(step)
+
+    def action_reverse_sort(self) -> None:
+        self.table.sort_reverse = not self.table.sort_reverse
+
+    def on_connection_table_sort_changed(self, event: ConnectionTable.SortChanged) -> None:
+        self.show_counts()
+
+    def action_toggle_names(self) -> None:
+        if self._resolver is None:
+            resolver = self._resolver = NameResolver()
+
+            def named(ip: str, port: int, proto: str) -> str:
+                host = resolver.host(ip) or (f"[{ip}]" if ":" in ip else ip)
+                service = (resolver.service(port, proto) if port else "*") or str(port)
+                return f"{host}:{service}"
+
+            self.table.set_endpoint_formatter(named)
+        else:
+            self._resolver.shutdown()
+            self._resolver = None
+            self.table.set_endpoint_formatter(None)
+        self.show_counts()
+
+    def on_unmount(self) -> None:
+        if self._resolver is not None:
+            self._resolver.shutdown()
+
+    # --- tcp_info columns
+
+    def tcp_details(self, key: SocketKey) -> TcpDetails | None:
+        """For the details screen: None while tcp_info is not collected."""
+        if not self.session.tcp_columns:
+            return None
+        info, rate = self.session.metrics_of(key)
+        return info, rate, self.session.throughput.history(key)
+
+    def tcp_info_note(self) -> str:
+        """Why the tcp_info columns would show only "-", if they would."""
+        return "A recording holds no tcp_info: these columns show '-' in a replay." if self.is_replay else ""
+
+    def show_metric_columns(self, keys: list[str]) -> None:
+        self.table.set_metric_columns(keys)
+        self.table.set_metrics(self.session.metrics_of if keys else None)
+        self.session.tcp_columns = any(key in METRIC_COLUMNS for key in keys)
+        self.post_message(self.TcpNeedChanged())
+        self.show_counts()
+
+    def action_choose_columns(self) -> None:
+        async def chosen(keys: list[str] | None) -> None:
+            if keys is None:
+                return
+            self.show_metric_columns(keys)
+            if not self._save_config:
+                return
+            try:
+                await asyncio.to_thread(save_columns, keys, self._config_file)
+            except OSError as error:
+                self.app.notify(f"Columns changed but not remembered: {error}", severity="warning", markup=False)
+
+        self.app.push_screen(ColumnsScreen(self.table.metric_columns, self.tcp_info_note()), chosen)
+
+    # --- acting on a row
+
+    async def action_close_connection(self) -> None:
+        notify = self.app.notify
+        if self.is_replay:
+            notify(REPLAY_REFUSAL.format("connections", "closed"), severity="warning")
+            return
+        sock = self.table.selected_socket
+        if sock is None:
+            return
+        if self.table.is_closed(sock):
+            notify("That connection is already closed.", severity="warning")
+            return
+        refusal = close_refusal(sock)
+        if self.netns:
+            # SOCK_DESTROY would be asked of this process's namespace, not the one shown.
+            refusal = "Closing one connection works only in netscope's own network namespace (no --netns)."
+        if refusal:
+            notify(refusal, severity="warning", markup=False)
+            return
+        reason = await asyncio.to_thread(destroy_capability)
+        if reason:
+            notify(reason, severity="error", markup=False)
+            return
+
+        async def answered(yes: bool | None) -> None:
+            if not yes:
+                notify("Nothing was closed.", timeout=3)
+                return
+            result = await asyncio.to_thread(destroy_socket, sock)
+            notify(result.message, severity="information" if result.ok else "error", markup=False)
+
+        self.app.push_screen(ConfirmCloseScreen(sock), answered)
+
+    def sockets_of(self, pid: int) -> list[Socket]:
+        snapshot = self.session.snapshot
+        if snapshot is None:
+            return []
+        return [sock for sock in snapshot.sockets.values() if sock.pid == pid]
+
+    async def on_connection_table_activated(self, event: ConnectionTable.Activated) -> None:
+        sock = event.socket
+        if event.control is not self.table:
+            return
+        sockets = self.sockets_of(sock.pid) if sock.pid is not None else [sock]
+        now = self.session.snapshot.taken_at if self.session.snapshot else 0
+        if self.is_replay:
+            # The recorded PID may belong to another process now: show what was recorded, never look it up.
+            self.app.push_screen(DetailsScreen(sock, None, sockets, now, recorded=True))
+            return
+        details = None if sock.pid is None else await asyncio.to_thread(owner_details, sock)
+        self.app.push_screen(DetailsScreen(sock, details, sockets, now, tcp=self.tcp_details))
+
+    async def action_kill(self, signal_name: str) -> None:
+        notify = self.app.notify
+        if self.is_replay:
+            notify(REPLAY_REFUSAL.format("processes", "killed"), severity="warning")
+            return
+        sig = signal.Signals[signal_name]
+        sock = self.table.selected_socket
+        if sock is None:
+            return
+        if self.table.is_closed(sock):
+            notify("That connection has closed: its process may have exited and its PID been reused. Nothing "
+                   "is sent from a closed row; select a live one.", severity="warning")
+            return
+        if sock.pid is None:
+            notify(f"Nothing to kill: {missing_owner_reason(sock)}.", severity="warning", markup=False)
+            return
+        refusal = refusal_reason(sock.pid)
+        if refusal:
+            notify(f"Refused: {refusal}", severity="error", markup=False)
+            return
+        # A fresh look, whatever the age of the row (a paused table, a slow refresh): the process recorded with the
+        # socket, by PID and start time, and whether it still holds the socket.
+        details, check = await asyncio.to_thread(look_before_kill, sock)
+        if check.refusal:
+            notify(f"Refused: {check.refusal}", severity="error", markup=False)
+            return
+        if details.error:
+            notify(details.error, severity="warning", markup=False)
+            return
+        count = check.socket_count if check.socket_count is not None else len(self.sockets_of(sock.pid))
+        note = ""
+        if self.session.paused:
+            note = "The table is paused; this process was checked just now and still holds the socket."
+
+        async def answered(yes: bool | None) -> None:
+            if not yes:
+                notify("Nothing was sent.", timeout=3)
+                return
+            result = await asyncio.to_thread(send_signal, details.pid, sock.pid_start, sig, sock.inode)
+            notify(result.message, severity="information" if result.ok else "error", markup=False)
+
+        self.app.push_screen(ConfirmKillScreen(details, count, sig, note), answered)

@@ -1,0 +1,180 @@
+"""The live session: everything netscope keeps about the refreshes it has seen, without drawing any of it.
+
+A source's updates go in (`take`); what the screen should do comes out, typed (`Refresh`): the diff to apply, the
+per-state totals, warnings to tell once, alerts raised. It owns pause and the reload on resume, the totals and the
+SYN_RECV watch, the groups, the hour of history, the alerts and which were told, throughput, and the first big
+load's deferred insights. Textual-free: tested with a fixed source alone (tests/test_live_session.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from netscope.collectors.connections import CollectionFailure
+from netscope.collectors.model import Snapshot, SnapshotDiff, SocketKey
+from netscope.collectors.protostats import StatsSnapshot
+from netscope.collectors.session.alerts import Alert, AlertEngine, Thresholds
+from netscope.collectors.session.filters import Filter, parse_filter
+from netscope.collectors.session.history import StateHistory
+from netscope.collectors.session.insights import GroupCounter
+from netscope.collectors.session.stats import SynRecvWatch, update_counts
+from netscope.collectors.session.throughput import RateGroup, Throughput, ThroughputTracker
+from netscope.collectors.tcpinfo import TcpInfo
+
+# Sockets in a first load above which the groups and alerts follow the table (`Refresh.insights_later`):
+# grouping 100,000 sockets takes a few hundred ms, and the table is what the user waits for.
+FIRST_INSIGHTS_LATER = 20_000
+
+
+@dataclass(slots=True)
+class Refresh:
+    """What one update means for the screen."""
+
+    diff: SnapshotDiff | None = None  # the table applies it; None: nothing to draw (paused, or a failure)
+    tell: list[tuple[str, str]] = field(default_factory=list)  # (message, severity), each told once
+    raised: list[Alert] = field(default_factory=list)  # alerts that started now: tell each
+    alerts_changed: bool = False  # the active alerts (`LiveSession.alerts.active`) may differ: redraw the strip
+    insights_later: bool = False  # a big first load: call `catch_up()` once the table is on screen
+
+
+class LiveSession:
+    def __init__(self, filter_text: str = "", thresholds: Thresholds | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """`filter_text` must parse (the CLI checked it): a bad one raises FilterError."""
+        self.filter: Filter = parse_filter(filter_text)
+        self.snapshot: Snapshot | None = None
+        self.paused = False
+        self.refresh_count = 0
+        self.received_at = 0.0  # clock time the current snapshot arrived
+        self.totals: Counter[str] = Counter()
+        self.syn_recv = SynRecvWatch()
+        # Insights (view 6, the panel and the alerts) follow the same diffs as the table: no second scan.
+        self.groups = GroupCounter(None if self.filter.is_empty else self.filter.matches)
+        self.history = StateHistory()
+        self.alerts = AlertEngine(thresholds)
+        self.throughput = ThroughputTracker()
+        self.standing_warning = ""  # said in the status line for as long as it holds
+        self.tcp_columns = False  # a tcp_info column is shown ...
+        self.rate_view = False  # ... or a bandwidth grouping: then tcp_info is collected (3 us a socket)
+        self._clock = clock
+        self._pending: Snapshot | None = None  # the newest snapshot while paused
+        self._insights_pending: SnapshotDiff | None = None
+        self._told: set[tuple[str, str]] = set()  # alerts told, by (kind, filter)
+        self._warned: set[str] = set()
+
+    # --- updates
+
+    def take(self, update: SnapshotDiff | CollectionFailure) -> Refresh:
+        if isinstance(update, CollectionFailure):
+            return Refresh(tell=self._once([(update.message, "error")]))
+        diff = update
+        if self.paused and self.snapshot is not None:
+            # What is on screen stays; the newest snapshot is kept to reload from on resume (the collector keeps
+            # first-seen times, so ages stay right).
+            self._pending = diff.snapshot
+            return Refresh()
+        self.snapshot = diff.snapshot
+        self.received_at = self._clock()
+        self.refresh_count += 1
+        tell = self._once([(warning, "information") for warning in diff.snapshot.warnings])
+        if diff.snapshot.owners_incomplete:
+            self.standing_warning = "some owners unknown"
+        self.totals = update_counts(self.totals, diff)
+        if diff.first:
+            self.syn_recv.reset(self.totals["SYN_RECV"])
+        else:
+            self.syn_recv.update(self.totals["SYN_RECV"])
+        if self.tcp_wanted:
+            self.throughput.update(diff.snapshot)
+        self.history.record(diff.snapshot.taken_at, self.totals)
+        if diff.first and len(diff.added) > FIRST_INSIGHTS_LATER:
+            self._insights_pending = diff
+            return Refresh(diff, tell, insights_later=True)
+        refresh = self.catch_up()
+        refresh.diff, refresh.tell = diff, tell
+        self._feed_insights(diff, refresh)
+        return refresh
+
+    def catch_up(self) -> Refresh:
+        """The insights of a big first load, deferred by `take` (nothing if none are pending)."""
+        refresh = Refresh()
+        pending, self._insights_pending = self._insights_pending, None
+        if pending is not None:
+            self._feed_insights(pending, refresh)
+        return refresh
+
+    def _feed_insights(self, diff: SnapshotDiff, refresh: Refresh) -> None:
+        self.groups.apply_diff(diff)
+        refresh.raised += self._tell_alerts(self.alerts.update(diff))
+        refresh.alerts_changed = True
+
+    def counters_read(self, statistics: StatsSnapshot) -> Refresh:
+        """TcpExt ListenOverflows/ListenDrops from view 4's read feed the listen-queue alert."""
+        self.alerts.update_counters(statistics)
+        return Refresh(raised=self._tell_alerts(self.alerts.active), alerts_changed=True)
+
+    def _tell_alerts(self, active: list[Alert]) -> list[Alert]:
+        """The alerts not told yet; told once when they start (one per culprit), the strip shows them meanwhile."""
+        raised = [alert for alert in active if (alert.kind, alert.filter_text) not in self._told]
+        self._told = {(alert.kind, alert.filter_text) for alert in active}
+        return raised
+
+    def _once(self, messages: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        fresh = [(message, severity) for message, severity in messages if message not in self._warned]
+        self._warned.update(message for message, _ in fresh)
+        return fresh
+
+    def warn_once(self, message: str, severity: str = "information") -> list[tuple[str, str]]:
+        """[(message, severity)] the first time `message` is given, [] after."""
+        return self._once([(message, severity)])
+
+    # --- pause, filter
+
+    def toggle_pause(self) -> SnapshotDiff | None:
+        """Pause or resume; on resume, the reload to apply (the diffs skipped while paused are gone), if any."""
+        self.paused = not self.paused
+        pending, self._pending = self._pending, None
+        if self.paused or pending is None:
+            return None
+        return SnapshotDiff(pending, added=list(pending.sockets.values()), changed=[], removed=[], first=True)
+
+    def set_filter(self, new_filter: Filter) -> None:
+        self.filter = new_filter
+        self.groups.set_filter(None if new_filter.is_empty else new_filter.matches, self.snapshot)
+
+    # --- how fresh
+
+    def late_seconds(self, interval: float, replay: bool = False) -> int:
+        """Whole seconds since the last refresh arrived, once that is well past the interval; else 0."""
+        if self.snapshot is None or replay or self.paused:
+            return 0
+        age = self._clock() - self.received_at
+        return int(age) if age > 2 * interval + 2 else 0
+
+    # --- tcp_info
+
+    @property
+    def tcp_wanted(self) -> bool:
+        """tcp_info costs about 3 µs a socket per refresh: read while a column or a bandwidth view shows it."""
+        return self.tcp_columns or self.rate_view
+
+    def metrics_of(self, key: SocketKey) -> tuple[TcpInfo | None, Throughput | None]:
+        snapshot = self.snapshot
+        info = snapshot.tcp_info.get(key) if snapshot is not None else None
+        return info, self.throughput.get(key) if info is not None else None
+
+    def rate_groups(self, by_process: bool) -> tuple[list[RateGroup], Snapshot | None]:
+        """Bandwidth per process or per remote host over the sockets the filter shows (only those with tcp_info,
+        so a filter costs nothing per idle socket), and the snapshot it was summed from."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return [], None
+        if not self.filter.is_empty:
+            matches, sockets = self.filter.matches, snapshot.sockets
+            shown = {key: sock for key in snapshot.tcp_info if (sock := sockets.get(key)) and matches(sock)}
+            snapshot = Snapshot(snapshot.taken_at, shown, tcp_info=snapshot.tcp_info)
+        groups = self.throughput.by_process(snapshot) if by_process else self.throughput.by_remote_host(snapshot)
+        return groups, snapshot

@@ -1,0 +1,99 @@
+"""The live session on its own: fixed refreshes in, typed updates out. No screen, no peers."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fixed_data import T0, machine, snapshots, sock
+
+from netscope.collectors.connections import CollectionFailure
+from netscope.collectors.diff import diff_snapshots
+from netscope.collectors.model import Snapshot
+from netscope.collectors.session.filters import parse_filter
+from netscope.collectors.session.live import FIRST_INSIGHTS_LATER, LiveSession
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_refreshes_count_every_socket_and_keep_the_totals_current() -> None:
+    first, second = snapshots()
+    session = LiveSession()
+    refresh = session.take(diff_snapshots(None, first))
+    assert refresh.diff is not None and refresh.diff.first and refresh.alerts_changed
+    assert session.totals == Counter(s.counter_name for s in first.sockets.values())
+    session.take(diff_snapshots(first, second))
+    assert session.totals == Counter(s.counter_name for s in second.sockets.values())
+    assert session.refresh_count == 2 and session.snapshot is second
+    owners = {s.pid for s in second.sockets.values() if s.pid}
+    assert session.groups.count("process") == len(owners) + 1  # and one group for the sockets no process owns
+
+
+def test_pause_holds_the_screen_and_resume_reloads_the_newest() -> None:
+    first, second = snapshots()
+    session = LiveSession()
+    session.take(diff_snapshots(None, first))
+    assert session.toggle_pause() is None and session.paused
+    assert session.take(diff_snapshots(first, second)).diff is None  # nothing to draw while paused
+    assert session.snapshot is first
+    reload = session.toggle_pause()
+    assert reload is not None and reload.first and reload.snapshot is second
+    assert {s.key for s in reload.added} == set(second.sockets)
+
+
+def test_the_filter_narrows_the_groups_not_the_totals() -> None:
+    first, _ = snapshots()
+    session = LiveSession(":443")
+    session.take(diff_snapshots(None, first))
+    assert [g.key for g in session.groups.groups("local_port")] == ["443"]
+    session.set_filter(parse_filter(""))
+    assert len(session.groups.groups("local_port")) > 1
+    assert sum(session.totals.values()) == len(first.sockets)
+
+
+def test_failures_and_warnings_are_told_once() -> None:
+    session = LiveSession()
+    failure = CollectionFailure("Reading sockets failed: boom")
+    assert session.take(failure).tell == [("Reading sockets failed: boom", "error")]
+    assert session.take(failure).tell == []
+    warned = Snapshot(T0, {s.key: s for s in machine()}, warnings=["no IPv6 here"])
+    assert session.take(diff_snapshots(None, warned)).tell == [("no IPv6 here", "information")]
+    assert session.take(diff_snapshots(warned, warned)).tell == []
+
+
+def test_a_big_first_load_defers_its_insights() -> None:
+    sockets = [sock("tcp", "10.0.0.5", 443, f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", 40000, "ESTABLISHED",
+                    inode=100 + n) for n in range(FIRST_INSIGHTS_LATER + 1)]
+    session = LiveSession()
+    refresh = session.take(diff_snapshots(None, Snapshot(T0, {s.key: s for s in sockets})))
+    assert refresh.insights_later and refresh.diff is not None and session.groups.count("remote_ip") == 0
+    caught_up = session.catch_up()
+    assert caught_up.alerts_changed and session.groups.count("remote_ip") == len(sockets)
+    assert not session.catch_up().alerts_changed  # once
+
+
+def test_lateness_counts_from_the_last_refresh_that_arrived() -> None:
+    clock = Clock()
+    session = LiveSession(clock=clock)
+    first, _ = snapshots()
+    session.take(diff_snapshots(None, first))
+    clock.now += 3
+    assert session.late_seconds(interval=1.0) == 0  # within two intervals and two seconds
+    clock.now += 12
+    assert session.late_seconds(interval=1.0) == 15
+    assert session.late_seconds(interval=1.0, replay=True) == 0
+
+
+def test_tcp_info_is_wanted_only_while_something_shows_it() -> None:
+    session = LiveSession()
+    assert not session.tcp_wanted
+    session.tcp_columns = True
+    assert session.tcp_wanted
+    session.tcp_columns, session.rate_view = False, True
+    assert session.tcp_wanted
+    assert session.metrics_of(next(iter(snapshots()[0].sockets))) == (None, None)
