@@ -10,40 +10,34 @@ import time
 from pathlib import Path
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
-from textual.notifications import Notification, Notify, SeverityLevel
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
 import netscope.styles
+from netscope.app.keymap import apply_keymap
 from netscope.app.oneshot import write_export, write_table_export
 from netscope.app.screens.help import HelpScreen, key_help
+from netscope.app.toasts import CoalescedToasts
 from netscope.app.views.connections import ConnectionsView
 from netscope.app.views.interfaces import InterfacesView
 from netscope.app.views.multicast import MulticastView
 from netscope.app.views.routes import RoutesView
 from netscope.app.views.statistics import StatisticsView
 from netscope.app.views.top import TopView
-from netscope.collectors.model import Snapshot, SnapshotDiff, SocketKey
+from netscope.collectors.model import SnapshotDiff
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.recording import RecordingTee, RecordingWriter
-from netscope.collectors.session.alerts import Alert, AlertEngine, Thresholds
+from netscope.collectors.session.alerts import Alert, Thresholds
 from netscope.collectors.session.filters import Filter, FilterError, parse_filter
-from netscope.collectors.session.insights import GroupCounter
 from netscope.collectors.session.live import LiveSession, Refresh
-from netscope.collectors.session.notices import Decision, NoticeBoard
-from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.sources import SnapshotSource
-from netscope.collectors.tcpinfo import TcpInfo
 from netscope.collectors.view_data import SystemViews, ViewSource
 from netscope.widgets.alert_bar import AlertBar
 from netscope.widgets.connection_table import ConnectionTable
 from netscope.widgets.status_bar import StatusBar
-from netscope.widgets.text import printable
-from netscope.widgets.top_panel import TopPanel
-from netscope.widgets.traffic_panel import TrafficPanel
 
 STYLES = Path(netscope.styles.__file__).parent / "netscope.tcss"
 VIEWS = ("connections", "interfaces", "routes", "statistics", "multicast", "top")  # keys 1 to 6
@@ -52,7 +46,7 @@ REPLAY_ACTIONS = frozenset({"replay_step", "replay_jump", "replay_speed"})
 NO_TCP_INFO = "no tcp_info yet: it is read from the next refresh on (never when sockets are read from /proc)"
 
 
-class NetscopeApp(App[None]):
+class NetscopeApp(CoalescedToasts):
     TITLE = "netscope"
     CSS_PATH = STYLES
     # The keys of every view, each once, with an id (for `[keys]` in the config file) and a tooltip: the help
@@ -110,7 +104,6 @@ class NetscopeApp(App[None]):
         # Live data passes through a RecordingTee so that R can start recording at any time.
         self.source: SnapshotSource = source or RecordingTee(ProcessCollector(interval=interval))
         self.session = LiveSession(filter_text, thresholds)  # a bad filter raises FilterError: the CLI checked
-        self.notices = NoticeBoard()
         self._initial_columns = list(columns or [])
         self._startup_notices = list(notices or [])
         self._keys, self._key_places = dict(keys or {}), dict(key_places or {})
@@ -138,46 +131,16 @@ class NetscopeApp(App[None]):
         return self.connections.status_bar
 
     @property
-    def top_panel(self) -> TopPanel:
-        return self.connections.top_panel
-
-    @property
-    def traffic(self) -> TrafficPanel:
-        return self.connections.traffic
-
-    @property
-    def snapshot(self) -> Snapshot | None:
-        return self.session.snapshot
-
-    @property
     def filter(self) -> Filter:
         return self.session.filter
-
-    @property
-    def paused(self) -> bool:
-        return self.session.paused
 
     @property
     def refresh_count(self) -> int:
         return self.session.refresh_count
 
     @property
-    def groups(self) -> GroupCounter:
-        return self.session.groups
-
-    @property
-    def alerts(self) -> AlertEngine:
-        return self.session.alerts
-
-    @property
     def is_replay(self) -> bool:
         return self.source.replay is not None
-
-    def metrics_of(self, key: SocketKey) -> tuple[TcpInfo | None, Throughput | None]:
-        return self.session.metrics_of(key)
-
-    def apply_filter(self, new_filter: Filter) -> None:
-        self.connections.apply_filter(new_filter)
 
     # --- layout
 
@@ -194,12 +157,13 @@ class NetscopeApp(App[None]):
                 self.multicast_view, self.top_view)
 
     def on_mount(self) -> None:
-        self._apply_keymap()
+        for problem in apply_keymap(self, self._keys, self._key_places):
+            self.tell(self.session.warn_once(problem, "warning"))
         self.table.focus()
         if self._initial_columns:
             self.connections.show_metric_columns(self._initial_columns)
         for notice in self._startup_notices:
-            self._tell(self.session.warn_once(notice, "warning"))
+            self.tell(self.session.warn_once(notice, "warning"))
         self.set_interval(0.5, self.connections.tick)
         self._consume_snapshots()
         if self.is_replay:
@@ -208,7 +172,7 @@ class NetscopeApp(App[None]):
                 tabs = self.query_one(TabbedContent)
                 for tab in LIVE_VIEW_TABS:
                     tabs.hide_tab(tab)
-                self.traffic.display = False
+                self.connections.traffic.display = False
         else:
             self.set_interval(self.source.interval, self._poll_views)
             self._poll_views()
@@ -225,7 +189,7 @@ class NetscopeApp(App[None]):
         self._show_refresh(self.session.take(diff))
 
     def _show_refresh(self, refresh: Refresh) -> None:
-        self._tell(refresh.tell)
+        self.tell(refresh.tell)
         if refresh.diff is not None or refresh.tell:
             self.connections.apply(refresh)
         if refresh.diff is not None and self.is_replay and self.views_recorded:
@@ -286,7 +250,7 @@ class NetscopeApp(App[None]):
             if recorder is not None and recording:
                 problem = await asyncio.to_thread(recorder.write_views, result)
                 if problem:
-                    self._tell(self.session.warn_once(problem, "error"))
+                    self.tell(self.session.warn_once(problem, "error"))
         finally:
             self._views_busy = False
         if self._views_again:
@@ -309,7 +273,7 @@ class NetscopeApp(App[None]):
         if result.multicast is not None and active == "multicast":
             self.multicast_view.show(result.multicast)
         for warning in result.warnings:
-            self._tell(self.session.warn_once(warning, "warning"))
+            self.tell(self.session.warn_once(warning, "warning"))
 
     # --- views
 
@@ -441,64 +405,6 @@ class NetscopeApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(key_help(self, self.screen.active_bindings)))
-
-    # --- keys and toasts
-
-    def binding_ids(self) -> set[str]:
-        """The ids of every binding the App and its widgets declare: what `[keys]` may remap."""
-        ids: set[str] = set()
-        for node in (self, *self.walk_children(with_self=False)):
-            for cls in type(node).__mro__:
-                ids.update(binding.id for binding in vars(cls).get("BINDINGS", ())
-                           if isinstance(binding, Binding) and binding.id)
-        return ids
-
-    def _apply_keymap(self) -> None:
-        known = self.binding_ids()
-        keymap = {}
-        for binding_id, keys in self._keys.items():
-            if binding_id in known:
-                keymap[binding_id] = keys
-            else:
-                where = self._key_places.get(binding_id, "the config file")
-                self._tell(self.session.warn_once(
-                    f"{where}: keys.{binding_id} is not a key netscope has (? shows each key's id); ignored",
-                    "warning"))
-        if keymap:
-            self.set_keymap(keymap)
-
-    def _tell(self, messages: list[tuple[str, str]]) -> None:
-        for message, severity in messages:
-            self.notify(message, severity=severity, timeout=10, markup=False)  # type: ignore[arg-type]
-
-    def notify(
-        self, message: str, *, title: str = "", severity: SeverityLevel = "information",
-        timeout: float | None = None, markup: bool = True,
-    ) -> None:
-        """Every toast goes through the notice board: a repeat of a live message bumps its count instead of
-        stacking another toast (see collectors/session/notices.py), and system text in it is escaped line by
-        line."""
-        text = "\n".join(printable(line) for line in message.split("\n"))
-        decision = self.notices.post(text, severity, self.NOTIFICATION_TIMEOUT if timeout is None else timeout)
-        self._show_notice(decision, title, markup)
-
-    def _show_notice(self, decision: Decision, title: str = "", markup: bool = False) -> None:
-        for old in decision.take_down:
-            if isinstance(old.token, Notification):
-                # Textual has no public call to take down one toast; tests/test_notices.py fails if this changes.
-                self._unnotify(old.token)
-        notice = decision.show
-        if notice is not None:
-            toast = Notification(notice.text, title, notice.severity,  # type: ignore[arg-type]
-                                 max(0.5, notice.until - time.monotonic()), markup=markup)
-            notice.token = toast
-            self.post_message(Notify(toast))
-        if decision.redraw_at is not None:
-            self.set_timer(max(0.0, decision.redraw_at - time.monotonic()), self._redraw_notices)
-
-    def _redraw_notices(self) -> None:
-        for decision in self.notices.due():
-            self._show_notice(decision)
 
     async def on_unmount(self) -> None:
         self.views.close()

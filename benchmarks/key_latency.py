@@ -37,7 +37,7 @@ async def measure_app() -> tuple[float, list[float], int, float]:
             await pilot.press(key)
             latencies.append(time.perf_counter() - pressed)
             await asyncio.sleep(0.03)
-        collect = app.snapshot.collect_seconds if app.snapshot else 0.0
+        collect = app.session.snapshot.collect_seconds if app.session.snapshot else 0.0
         return first_table, latencies, app.table.row_count, collect
 
 

@@ -59,7 +59,7 @@ async def shoot(server: Peer, peers: list[Peer]) -> None:
         await pilot.pause(0.3)
         app.save_screenshot("filtered.svg", str(HERE))
         await pilot.press("escape")
-        app.apply_filter(parse_filter(f"lport:{server.port} listen"))
+        app.connections.apply_filter(parse_filter(f"lport:{server.port} listen"))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
         await pilot.pause(0.3)
@@ -76,12 +76,12 @@ async def shoot(server: Peer, peers: list[Peer]) -> None:
             peers.append(start_peer("client", str(server.port), "--count", "40", "--name", "late-client"))
             await pilot.pause(1.2)
             app.save_screenshot(f"{name}.svg", str(HERE))
-        app.apply_filter(parse_filter(""))  # the details' filter: the top view counts every socket
+        app.connections.apply_filter(parse_filter(""))  # the details' filter: the top view counts every socket
         await pilot.press("6")
         await pilot.pause(1.5)
         app.save_screenshot("top.svg", str(HERE))
         await pilot.press("1")
-        app.apply_filter(parse_filter("established proc:python"))
+        app.connections.apply_filter(parse_filter("established proc:python"))
         await pilot.press("c")
         await pilot.pause(0.3)
         chooser = app.screen.query_one("SelectionList")

@@ -321,8 +321,9 @@ async def test_a_big_first_load_shows_the_table_then_the_groups_and_rows_scroll_
     app = NetscopeApp(FixedSource(frames))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.refresh_count == 2)
-        await wait_for(pilot, lambda: app.groups.count("remote_ip") == 25_500)
-        assert app.top_panel.sections and app.top_panel.sections[2][1][0].total == 25_500  # nginx's sockets
+        await wait_for(pilot, lambda: app.session.groups.count("remote_ip") == 25_500)
+        panel = app.connections.top_panel
+        assert panel.sections and panel.sections[2][1][0].total == 25_500  # nginx's sockets
         # The scrollable height follows the rows without a full repaint, and End reaches the last row.
         assert app.table.virtual_size.height == 25_501
         await pilot.press("end")

@@ -100,8 +100,8 @@ async def test_top_view_counts_clients_per_host_and_one_key_narrows_the_table(
         assert {row.pid for row in app.table.rows} == {server.pid}
 
         # The panel on the connections screen counts what the filter shows: only the 20 from NET.2.
-        await wait_for(pilot, lambda: app.top_panel.sections[0][1][:1] != [])
-        hosts = app.top_panel.sections[0][1]
+        await wait_for(pilot, lambda: app.connections.top_panel.sections[0][1][:1] != [])
+        hosts = app.connections.top_panel.sections[0][1]
         assert [(g.key, g.total) for g in hosts] == [(f"{net}.2", 20)]
 
 
@@ -143,8 +143,9 @@ async def test_a_process_leaking_close_wait_raises_an_alert_naming_it(
     spawn_clients(server, f"{net}.1", f"{net}.5", 30, leak_every=0.15)
     app = NetscopeApp(interval=0.2, thresholds=Thresholds(close_wait=5, close_wait_refreshes=3))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: any(a.kind == "close_wait_leak" for a in app.alerts.active), timeout=15)
-        alert = next(a for a in app.alerts.active if a.kind == "close_wait_leak")
+        alerts = app.session.alerts
+        await wait_for(pilot, lambda: any(a.kind == "close_wait_leak" for a in alerts.active), timeout=15)
+        alert = next(a for a in app.session.alerts.active if a.kind == "close_wait_leak")
         assert "ns-leaky" in alert.detail or "ns-leaky" in alert.title
         assert str(server.pid) in alert.detail or str(server.pid) in alert.title
         assert app.alert_bar.display
@@ -176,7 +177,7 @@ async def test_syn_flood_alert_names_the_sources() -> None:
         # The counter bar marks SYN_RECV, the strip says what and where, and it is told once.
         counters = app.query_one(StateCounters)
         assert counters.syn_recv_alert and counters.has_class("-alert") and counters.total["SYN_RECV"] == 154
-        alert = next(a for a in app.alerts.active if a.kind == "syn_flood")
+        alert = next(a for a in app.session.alerts.active if a.kind == "syn_flood")
         assert any(alert.title in message for message in app.notices.messages)
         assert "192.0.2.0" in alert.detail
         assert app.alert_bar.display

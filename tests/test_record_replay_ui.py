@@ -66,7 +66,7 @@ async def test_r_records_and_replay_shows_it_without_killing(
         assert server.process.poll() is None
         # Views 2-5 were recorded with the sockets: they show what this machine had then, at the replay's time.
         await pilot.press("2")
-        assert app.active_view == "interfaces" and app.traffic.display
+        assert app.active_view == "interfaces" and app.connections.traffic.display
         await wait_for(pilot, lambda: app.interfaces_view.snapshot is not None)
         assert app.interfaces_view.snapshot is not None
         assert "lo" in {interface.name for interface in app.interfaces_view.snapshot.interfaces}

@@ -58,7 +58,7 @@ async def test_space_and_r_answer_in_every_view(tmp_path: Path, monkeypatch: pyt
         for view in "23456":
             await pilot.press(view, "space")
             await wait_for(pilot, lambda: any("Space pauses the connection" in m for m in app.notices.messages))
-            assert not app.paused
+            assert not app.session.paused
         await pilot.press("R")  # from view 6: recording starts, and says where
         await wait_for(pilot, lambda: any(m.startswith("Recording every refresh") for m in app.notices.messages))
         await pilot.press("R")

@@ -131,7 +131,7 @@ async def test_columns_show_the_transfer_climbing_and_the_total_matches(
             row = sender_row(app, transfer)
             if row is None:
                 return False
-            _, rate = app.metrics_of(app.table.rows[row].key)
+            _, rate = app.session.metrics_of(app.table.rows[row].key)
             return rate is not None and (rate.send_rate or 0) > 0.3 * TOTAL / SECONDS
 
         await wait_for(pilot, sending_fast)
@@ -144,7 +144,7 @@ async def test_columns_show_the_transfer_climbing_and_the_total_matches(
             found = sender_row(app, transfer)
             if found is None:
                 return False
-            info, rate = app.metrics_of(app.table.rows[found].key)
+            info, rate = app.session.metrics_of(app.table.rows[found].key)
             return info is not None and info.bytes_acked == TOTAL and rate is not None and rate.send_rate == 0
 
         await wait_for(pilot, finished)

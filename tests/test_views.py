@@ -64,7 +64,7 @@ async def test_interfaces_show_traffic_across_a_veth_within_two_refreshes(veth_p
         # The table row and the traffic panel on the connections screen show it too.
         row = app.interfaces_view.table.get_row(repr(veth_pair.host_interface))
         assert str(row[0]) == veth_pair.host_interface
-        assert any(i.name == veth_pair.host_interface for i in app.traffic.busiest)
+        assert any(i.name == veth_pair.host_interface for i in app.connections.traffic.busiest)
 
 
 async def test_an_added_route_appears_highlighted_and_a_deleted_one_goes(veth_pair: VethPair) -> None:
