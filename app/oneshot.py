@@ -33,8 +33,14 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from netscope.collectors.model import COUNTED_STATES, Snapshot, SnapshotDiff, Socket
 from netscope.collectors.regular_files import open_regular
 from netscope.collectors.session.filters import Filter
-from netscope.widgets.formatting import format_endpoint, state_label
-from netscope.widgets.text import printable, spreadsheet_safe
+from netscope.widgets.formatting import (
+    format_endpoint,
+    ip_order,
+    owner_text,
+    printable,
+    spreadsheet_safe,
+    state_label,
+)
 
 if TYPE_CHECKING:  # only for annotations: one-shot output starts without importing every collector
     from netscope.collectors.interfaces import InterfaceSnapshot
@@ -95,27 +101,13 @@ class Selection:
         return [sock for sock in sockets if self.matches(sock)]
 
 
-_ADDRESS_KEYS: dict[str, bytes] = {}
-
-
-def _address_key(ip: str) -> bytes:
-    key = _ADDRESS_KEYS.get(ip)
-    if key is None:
-        try:
-            key = socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
-        except (OSError, ValueError):
-            key = ip.encode("utf-8", "replace")
-        _ADDRESS_KEYS[ip] = key
-    return key
-
-
 def sort_sockets(sockets: Iterable[Socket]) -> list[Socket]:
     """tcp, tcp6, udp, udp6; listeners first; then by local and remote address and port, as numbers."""
     return sorted(
         sockets,
         key=lambda s: (
-            _PROTO_ORDER.get(s.proto, 9), not s.is_listening, _address_key(s.local_ip), s.local_port,
-            _address_key(s.remote_ip), s.remote_port, s.inode,
+            _PROTO_ORDER.get(s.proto, 9), not s.is_listening, ip_order(s.local_ip), s.local_port,
+            ip_order(s.remote_ip), s.remote_port, s.inode,
         ),
     )  # fmt: skip
 
@@ -194,12 +186,6 @@ class Names:
         return f"[{host}]:{port_text}" if ":" in host else f"{host}:{port_text}"
 
 
-def _owner(sock: Socket) -> str:
-    if sock.pid is None:
-        return "-"
-    return f"{sock.pid}/{printable(sock.program) or '?'}"
-
-
 def connection_lines(
     sockets: list[Socket],
     *,
@@ -236,7 +222,7 @@ def connection_lines(
         extra = f"{printable(sock.user) or sock.uid:<10} {sock.inode:<10} " if extended else ""
         lines.append(
             f"{sock.proto:<5} {sock.recv_q:>6} {sock.send_q:>6} {here:<{lw}} {there:<{rw}} {state:<11} {extra}"
-            f"{_owner(sock)}"
+            f"{owner_text(sock)}"
         )
     return lines
 

@@ -11,7 +11,7 @@ from textual.app import App
 from textual.notifications import Notification, Notify, SeverityLevel
 
 from netscope.collectors.session.notices import Decision, NoticeBoard
-from netscope.widgets.text import printable
+from netscope.widgets.formatting import printable
 
 
 class CoalescedToasts(App[Any]):

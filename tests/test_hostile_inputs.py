@@ -17,7 +17,7 @@ from netscope.app.oneshot import write_export
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.regular_files import NotARegularFile, open_regular
 from netscope.collectors.session.config import load_config
-from netscope.widgets.text import spreadsheet_safe
+from netscope.widgets.formatting import spreadsheet_safe
 
 NETSCOPE = [sys.executable, "-m", "netscope"]
 

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from netscope.collectors.session.alerts import Alert
-from netscope.widgets.text import printable
+from netscope.widgets.formatting import printable
 
 SHOWN = 3  # more than this and the strip would push the table off a small screen
 

@@ -8,12 +8,10 @@ lines whose content changed, which is what crosses a slow SSH link.
 from __future__ import annotations
 
 import functools
-import socket
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from operator import itemgetter
 
 from rich.segment import Segment
@@ -29,9 +27,16 @@ from textual.strip import Strip
 from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
-from netscope.widgets.formatting import format_age, format_endpoint, state_label
+from netscope.widgets.formatting import (
+    fit,
+    format_age,
+    format_endpoint,
+    ip_order,
+    owner_text,
+    printable,
+    state_label,
+)
 from netscope.widgets.tcp_columns import METRIC_COLUMNS, MetricColumn
-from netscope.widgets.text import fit, printable
 
 # Formats an endpoint (ip, port, proto) for display; the app swaps in one that uses resolved names.
 EndpointFormatter = Callable[[str, int, str], str]
@@ -65,20 +70,8 @@ ADDRESS_MAX_WIDTH = 47  # a full IPv6 address in brackets with a port
 NAMED_ADDRESS_WIDTH = 32  # host names vary too much to size columns on; crop long ones
 
 
-@lru_cache(maxsize=65536)
-def _ip_order(ip: str) -> tuple[int, bytes]:
-    """Numeric order for addresses (10.0.0.9 before 10.0.0.10), IPv4 before IPv6. inet_pton, not ipaddress: a
-    flood from 50,000 addresses is sorted at start, and ipaddress takes ten times as long per address."""
-    try:
-        if ":" in ip:
-            return (6, socket.inet_pton(socket.AF_INET6, ip))
-        return (4, socket.inet_pton(socket.AF_INET, ip))
-    except OSError:
-        return (9, ip.encode())
-
-
 def _endpoint_order(ip: str, port: int) -> tuple[int, bytes, int]:
-    version, packed = _ip_order(ip)
+    version, packed = ip_order(ip)
     return (version, packed, port)
 
 
@@ -86,12 +79,6 @@ def _line_width(widths: list[int]) -> int:
     """Cells a row takes: the shown columns (width > 0) and one space between each two."""
     shown = [width for width in widths if width]
     return sum(shown) + len(shown) - 1
-
-
-def _program_text(sock: Socket) -> str:
-    if sock.pid is None:
-        return "-"
-    return f"{sock.pid}/{printable(sock.program)}" if sock.program else str(sock.pid)
 
 
 SORT_KEYS: dict[str, Callable[[Socket], object]] = {
@@ -459,7 +446,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         # Ties go by the endpoints, then the socket's (unique) identity, so equal rows never swap places. Flat
         # tuples, the endpoints not repeated when they are the sorted column: this runs for every row of a first
         # load (100,000 at 50,000 connections), where each tuple and call shows.
-        local, remote = _ip_order(sock.local_ip), _ip_order(sock.remote_ip)
+        local, remote = ip_order(sock.local_ip), ip_order(sock.remote_ip)
         if column == "local":
             return (local, sock.local_port, remote, sock.remote_port, sock.key)
         if column == "remote":
@@ -782,7 +769,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             (printable(formatter(sock.local_ip, sock.local_port, sock.proto)), row_style),
             (printable(formatter(sock.remote_ip, sock.remote_port, sock.proto)), row_style),
             (state_label(sock), state_style),
-            (_program_text(sock), row_style),
+            (owner_text(sock), row_style),
             (printable(sock.user) or "-", row_style),
             (format_age(self._now - sock.first_seen, sock.seen_since_start), row_style),
             *((text, row_style) for text in self._metric_texts(sock)),

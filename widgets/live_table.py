@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from netscope.widgets.text import printable
+from netscope.widgets.formatting import printable
 
 Cell = str | Text
 

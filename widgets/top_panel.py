@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from netscope.collectors.session.insights import Group
-from netscope.widgets.text import printable
+from netscope.widgets.formatting import printable
 
 SHOWN = 3
 

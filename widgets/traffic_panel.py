@@ -6,8 +6,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from netscope.collectors.interfaces import Interface
-from netscope.widgets.formatting import format_rate, sparkline
-from netscope.widgets.text import printable
+from netscope.widgets.formatting import format_rate, printable, sparkline
 
 SHOWN = 3
 SPARK_WIDTH = 12

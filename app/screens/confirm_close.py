@@ -10,8 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from netscope.collectors.model import Socket
-from netscope.widgets.formatting import format_endpoint, state_label
-from netscope.widgets.text import printable
+from netscope.widgets.formatting import format_endpoint, printable, state_label
 
 
 class ConfirmCloseScreen(ModalScreen[bool]):

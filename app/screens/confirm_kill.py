@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from netscope.collectors.model import ProcessDetails
-from netscope.widgets.text import capped, printable
+from netscope.widgets.formatting import capped, printable
 
 # A command line or name can be megabytes long (argv is the process's to choose): the dialog shows this much so its
 # question and keys always fit on screen; the details (Enter) show all of it, scrollable.

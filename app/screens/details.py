@@ -18,9 +18,8 @@ from netscope.collectors.model import ProcessDetails, Socket, SocketKey
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
 from netscope.widgets.connection_table import ConnectionTable
-from netscope.widgets.formatting import format_endpoint, format_rate, sparkline, state_label
+from netscope.widgets.formatting import format_endpoint, format_rate, printable, sparkline, state_label
 from netscope.widgets.tcp_columns import format_bytes, format_micros
-from netscope.widgets.text import printable
 
 
 def describe_socket(sock: Socket) -> Text:

@@ -8,9 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Sparkline, Static
 
 from netscope.collectors.interfaces import Interface, InterfaceSnapshot
-from netscope.widgets.formatting import format_count, format_rate, sparkline
+from netscope.widgets.formatting import format_count, format_rate, printable, sparkline
 from netscope.widgets.live_table import LiveRow, LiveTable
-from netscope.widgets.text import printable
 
 COLUMNS = (
     "Iface", "State", "MTU", "Flags", "Speed", "RX/s", "TX/s",

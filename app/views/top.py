@@ -18,11 +18,10 @@ from textual.widgets import DataTable, Static
 from netscope.collectors.session.history import StateHistory
 from netscope.collectors.session.insights import GROUPING_LABELS, GROUPINGS, Group, GroupCounter
 from netscope.collectors.session.throughput import RateGroup
-from netscope.widgets.formatting import format_rate
+from netscope.widgets.formatting import format_rate, printable, shortened
 from netscope.widgets.history_chart import HistoryChart
 from netscope.widgets.live_table import LiveRow, LiveTable
 from netscope.widgets.tcp_columns import format_bytes
-from netscope.widgets.text import printable, shortened
 
 # Column label -> the sort GroupCounter.groups() takes; "Other" is not sortable on its own.
 STATE_COLUMNS = (
