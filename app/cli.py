@@ -281,20 +281,23 @@ def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Conf
 
 
 def _print(args: argparse.Namespace, flt: Filter) -> int:
-    from netscope.app import oneshot
+    from netscope.app.printed.replay import run_replay
+    from netscope.app.printed.run import Output, run_once, run_view
+    from netscope.app.printed.selection import Failure, Selection, UsageError
+    from netscope.app.printed.watch import run_loop, run_record
 
-    out = oneshot.Output()
-    selection = oneshot.Selection.from_args(args, flt)
+    out = Output()
+    selection = Selection.from_args(args, flt)
     try:
         if args.replay:
-            return oneshot.run_replay(args, out, selection)
+            return run_replay(args, out, selection)
         if args.interfaces or args.route or args.statistics or args.groups:
-            return oneshot.run_view(args, out)
+            return run_view(args, out)
         if args.record:
-            return oneshot.run_record(args, out, selection)
+            return run_record(args, out, selection)
         if args.watch:
-            return oneshot.run_loop(args, out, selection, None)
-        return oneshot.run_once(args, out, selection)
+            return run_loop(args, out, selection, None)
+        return run_once(args, out, selection)
     except BrokenPipeError:
         # The reader went away (`| head -1`): not an error. Point stdout at /dev/null so that the interpreter's
         # final flush of what is still buffered cannot fail with a second traceback.
@@ -302,10 +305,10 @@ def _print(args: argparse.Namespace, flt: Filter) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except oneshot.UsageError as error:
+    except UsageError as error:
         print(f"netscope: {error}", file=sys.stderr)
         return 2
-    except oneshot.Failure as error:
+    except Failure as error:
         print(f"netscope: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C outside --watch's own handling (e.g. during a one-shot read)

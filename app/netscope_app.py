@@ -18,7 +18,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 import netscope.styles
 from netscope.app.keymap import apply_keymap
-from netscope.app.oneshot import write_export, write_table_export
+from netscope.app.printed.export import write_export, write_table_export
 from netscope.app.screens.help import HelpScreen, key_help
 from netscope.app.toasts import CoalescedToasts
 from netscope.app.views.connections import ConnectionsView

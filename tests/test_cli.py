@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from support import Peer
 
-from netscope.app.oneshot import FIELDS
+from netscope.app.printed.formats import FIELDS
 from netscope.collectors.recording import NotARecording, RecordingReader
 
 NETSCOPE = [sys.executable, "-m", "netscope"]

@@ -26,7 +26,7 @@ async def test_endpoints_and_owners_read_the_same_on_screen_and_in_print() -> No
     from fixed_data import T0, FixedSource, sock
 
     from netscope.app.netscope_app import NetscopeApp
-    from netscope.app.oneshot import connection_lines
+    from netscope.app.printed.formats import connection_lines
     from netscope.collectors.model import Snapshot
     from netscope.widgets.formatting import format_endpoint, owner_text
 

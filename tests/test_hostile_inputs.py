@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support import Peer
 
-from netscope.app.oneshot import write_export
+from netscope.app.printed.export import write_export
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.regular_files import NotARegularFile, open_regular
 from netscope.collectors.session.config import load_config

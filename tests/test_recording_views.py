@@ -27,7 +27,7 @@ from fixed_views import FixedViews, record_fixed
 from support import VethPair
 from test_recording import Pump, assert_same_diff, frame_ends, synthetic
 
-from netscope.app import oneshot
+from netscope.app.printed.replay import recording_info
 from netscope.collectors.connections import CollectionFailure, ConnectionCollector
 from netscope.collectors.interfaces import Interface, InterfaceCounters, InterfaceSnapshot
 from netscope.collectors.model import SnapshotDiff
@@ -516,7 +516,7 @@ def test_version_1_recordings_still_read(tmp_path: Path) -> None:
         assert not reader.has_views and reader.views_at(reader.end_time or 0.0) == ViewData()
         for replayed, live in zip(reader, diffs, strict=True):
             assert_same_diff(replayed, live)
-        assert "views      none: sockets only" in "\n".join(oneshot.recording_info(reader))
+        assert "views      none: sockets only" in "\n".join(recording_info(reader))
     # Damage in a version 1 file costs what it always did: the deltas up to the next keyframe.
     damaged = bytearray(data)
     damaged[v1_frame_ends(data)[1] - 2] ^= 0x40  # frame 2's payload

@@ -12,7 +12,7 @@ import pytest
 from support import Peer, wait_for
 
 from netscope.app.netscope_app import NetscopeApp
-from netscope.app.oneshot import watched_read
+from netscope.app.printed.watch import watched_read
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.recording import RecordingTee
 

@@ -1,0 +1,1 @@
+"""netscope as a faster netstat: everything it prints instead of opening the screen (app/cli.py picks which)."""

@@ -1,0 +1,141 @@
+"""One printed run: `--once`, `--json`, `--csv`, `--count` and -i/-r/-s/-g, read in this process (no worker, no
+Textual: start-up stays fast)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TextIO
+
+from netscope.collectors.model import Snapshot
+
+if TYPE_CHECKING:  # only for annotations: one-shot output starts without importing every collector
+    from netscope.collectors.view_data import ViewData
+
+from netscope.app.printed.formats import (
+    Names,
+    connection_lines,
+    csv_lines,
+    interface_lines,
+    iso_time,
+    json_lines,
+    multicast_lines,
+    route_lines,
+    socket_record,
+    statistics_lines,
+)
+from netscope.app.printed.selection import Failure, Selection, sort_sockets
+
+
+class Output:
+    """Writes lines to stdout. Undecodable or unencodable text is escaped, never an error."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        with contextlib.suppress(AttributeError, ValueError):
+            self.stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+
+    def lines(self, lines: Iterable[str]) -> None:
+        write = self.stream.write
+        for line in lines:
+            write(line)
+            write("\n")
+        self.stream.flush()
+
+    def line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()  # one line per refresh: a `tee` or log shows it at once
+
+
+def warn(message: str) -> None:
+    print(f"netscope: {message}", file=sys.stderr, flush=True)
+
+
+def print_connections(args: argparse.Namespace, out: Output, snapshot: Snapshot, selection: Selection,
+                      when: str = "") -> None:  # fmt: skip
+    sockets = selection.pick(snapshot.sockets.values())
+    if args.count:
+        out.line(str(len(sockets)))
+        return
+    sockets = sort_sockets(sockets)
+    if args.json:
+        out.lines(json_lines(socket_record(sock) for sock in sockets))
+    elif args.csv:
+        out.lines(csv_lines(sockets))
+    else:
+        names = Names([ip for s in sockets for ip in (s.local_ip, s.remote_ip)]) if args.names else None
+        out.lines(
+            connection_lines(
+                sockets, listening_only=selection.listening_only, extended=args.extend,
+                header=not args.no_header, names=names, when=when,
+            )
+        )  # fmt: skip
+
+
+def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int:
+    """One snapshot of this machine's sockets, printed as asked."""
+    from netscope.collectors.connections import ConnectionCollector
+
+    try:
+        snapshot = ConnectionCollector().collect()
+    except OSError as error:
+        raise Failure(f"cannot read the socket tables: {error}") from None
+    if not (args.json or args.csv or args.count):
+        # Why some owners show "-", on stderr as netstat's "(Not all processes could be identified ...)". Data
+        # for programs says it with a null pid.
+        for message in snapshot.warnings:
+            warn(message)
+        if (hidden := unseen_owners(snapshot, selection)):
+            warn(f"{hidden} socket(s) have an owner that netscope cannot see (PID/Program '-'): their processes "
+                 "are outside its view, in another PID namespace (netscope runs in a container, or under unshare: "
+                 "run it on the host, or with the host's PID namespace), or they exited just now")
+    print_connections(args, out, snapshot, selection)
+    return 0
+
+
+def unseen_owners(snapshot: Snapshot, selection: Selection) -> int:
+    """As root, with every /proc readable: the shown sockets that some process holds (an inode) but no process in
+    /proc does. Without root, the not-root warning already says why owners are missing."""
+    if os.geteuid() != 0 or snapshot.owners_incomplete:
+        return 0
+    return sum(1 for sock in selection.pick(snapshot.sockets.values()) if sock.inode and sock.pid is None)
+
+
+def run_view(args: argparse.Namespace, out: Output, recorded: ViewData | None = None) -> int:
+    """-i, -r, -s or -g: of this machine, or (`recorded`) of a recording, with when it was recorded."""
+    v4, v6 = args.ipv4 or not args.ipv6, args.ipv6 or not args.ipv4
+    part: Any = None
+    if recorded is not None:
+        part, what = {
+            "interfaces": (recorded.interfaces, "interfaces"), "route": (recorded.routes, "routing table"),
+            "statistics": (recorded.statistics, "protocol statistics"),
+        }.get(view_flag(args), (recorded.multicast, "multicast groups"))  # fmt: skip
+        if part is None:
+            raise Failure(f"{args.replay} holds no {what} recorded at or before that time")
+    if args.interfaces:
+        lines, records, warnings = interface_lines(part)
+    elif args.route:
+        lines, records, warnings = route_lines(v4, v6, part)
+    elif args.statistics:
+        lines, records, warnings = statistics_lines(part)
+        if part is not None:
+            lines.insert(0, "Protocol statistics")
+    else:
+        lines, records, warnings = multicast_lines(v4, v6, part)
+    if recorded is not None:
+        lines[0] += f" as recorded at {iso_time(part.taken_at)}"
+        # What could not be decoded is said too (views_at puts it among the warnings).
+        others = {w for p in (recorded.interfaces, recorded.routes, recorded.statistics, recorded.multicast)
+                  if p is not None and p is not part for w in p.warnings}  # fmt: skip
+        warnings = list(warnings) + [w for w in recorded.warnings if w not in others and w not in warnings]
+    for message in warnings:
+        warn(message)
+    out.lines(json_lines(records) if args.json else lines)
+    return 0
+
+
+def view_flag(args: argparse.Namespace) -> str:
+    return next((name for name in ("interfaces", "route", "statistics", "groups") if getattr(args, name)), "")

@@ -1,0 +1,72 @@
+"""Which sockets a printed output shows (netstat's -t -u -l -4 -6 and --filter), in netstat's order, and the
+two ways a printed run can fail."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from netscope.collectors.model import Socket
+from netscope.collectors.session.filters import Filter
+from netscope.widgets.formatting import (
+    ip_order,
+)
+
+if TYPE_CHECKING:  # only for annotations: one-shot output starts without importing every collector
+    pass
+
+
+
+_PROTO_ORDER = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3}
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out: exit status 2, the message on stderr."""
+
+
+class Failure(Exception):
+    """Something went wrong that is not the user's typing: exit status 1, the message on stderr."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """netstat's selection flags and the filter: -t/-u protocol, -4/-6 family, -l listening only."""
+
+    tcp: bool = True
+    udp: bool = True
+    ipv4: bool = True
+    ipv6: bool = True
+    listening_only: bool = False
+    filter: Filter = field(default_factory=Filter)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, flt: Filter) -> Selection:
+        # Neither flag of a pair means both, as in netstat.
+        tcp, udp = args.tcp or not args.udp, args.udp or not args.tcp
+        v4, v6 = args.ipv4 or not args.ipv6, args.ipv6 or not args.ipv4
+        return cls(tcp, udp, v4, v6, args.listening, flt)
+
+    def matches(self, sock: Socket) -> bool:
+        if not (self.tcp if sock.is_tcp else self.udp):
+            return False
+        if not (self.ipv6 if sock.family == 6 else self.ipv4):
+            return False
+        if self.listening_only and not sock.is_listening:
+            return False
+        return self.filter.matches(sock)
+
+    def pick(self, sockets: Iterable[Socket]) -> list[Socket]:
+        return [sock for sock in sockets if self.matches(sock)]
+
+
+def sort_sockets(sockets: Iterable[Socket]) -> list[Socket]:
+    """tcp, tcp6, udp, udp6; listeners first; then by local and remote address and port, as numbers."""
+    return sorted(
+        sockets,
+        key=lambda s: (
+            _PROTO_ORDER.get(s.proto, 9), not s.is_listening, ip_order(s.local_ip), s.local_port,
+            ip_order(s.remote_ip), s.remote_port, s.inode,
+        ),
+    )  # fmt: skip
