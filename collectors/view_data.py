@@ -1,6 +1,6 @@
 """The data behind views 2-5 (interfaces, routes, statistics, multicast) and SystemViews, which polls it.
 
-Here rather than in app/ so that the recorder (collectors/recording.py) and the headless `--record` can use it
+Here rather than in app/ so that the recorder (collectors/recording/) and the headless `--record` can use it
 without Textual.
 """
 

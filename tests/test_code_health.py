@@ -91,4 +91,6 @@ def test_every_system_reader_is_under_the_readers_contract() -> None:
                    if c.get("forbidden_modules") == ["netscope.collectors.session"]]
     readers = {f"netscope.collectors.{path.stem}" for path in (ROOT / "collectors").glob("*.py")
                if path.stem != "__init__"}
+    readers |= {f"netscope.collectors.{path.parent.name}" for path in (ROOT / "collectors").glob("*/__init__.py")
+                if path.parent.name != "session"}
     assert set(contract["source_modules"]) == readers

@@ -54,7 +54,7 @@ NETSCOPE = [sys.executable, "-m", "netscope"]
 
 # An hour of a busy server's views, one write_views() a second (450 counters with 60 to 120 of them moving by
 # random amounts, six interfaces with random traffic and five minutes of history, 40 routes read every 10 s and
-# changed every 10 minutes) measured 2,513,975 bytes (collectors/recording.py's docstring); the bound leaves room
+# changed every 10 minutes) measured 2,513,975 bytes (collectors/recording/fileformat.py's docstring); the bound leaves room
 # for another zlib build's choices, not for a regression.
 HOUR_OF_VIEWS_BOUND = 2_800_000
 
@@ -468,7 +468,7 @@ def test_a_routing_table_is_recorded_whole_once_then_only_its_changes(veth_pair:
     assert (frames, keyframes, changes) == (26, 1, 2)
     with RecordingReader(path) as reader:
         assert reader.damage is None and len(reader) == 0 and reader.has_views
-        routes = reader._routes
+        routes = reader.route_frames
         assert routes.kinds == [ROUTES_KEYFRAME] + [ROUTES_DELTA] * 25
         unchanged = [length for index, length in enumerate(routes.lengths) if index not in (0, 20, 23)]
         assert max(unchanged) < 40  # bytes of payload: an unchanged table costs the same however big it is
@@ -672,7 +672,7 @@ def test_an_hour_of_views_stays_small(tmp_path: Path) -> None:
     with RecordingReader(path) as reader:
         assert reader.complete and len(reader.views_timestamps) == 3600
         # Seeking decodes a keyframe and a bounded run of deltas, not the hour.
-        keyframes = [i for i, kind in enumerate(reader._views.kinds) if kind == 3]
+        keyframes = [i for i, kind in enumerate(reader.view_frames.kinds) if kind == 3]
         runs = [b - a for a, b in zip(keyframes, [*keyframes[1:], 3600], strict=True)]
         assert len(keyframes) < 30 and max(runs) <= 600
         for index, (at, data) in kept.items():
