@@ -54,8 +54,8 @@ NETSCOPE = [sys.executable, "-m", "netscope"]
 
 # An hour of a busy server's views, one write_views() a second (450 counters with 60 to 120 of them moving by
 # random amounts, six interfaces with random traffic and five minutes of history, 40 routes read every 10 s and
-# changed every 10 minutes) measured 2,513,975 bytes (collectors/recording/fileformat.py's docstring); the bound leaves room
-# for another zlib build's choices, not for a regression.
+# changed every 10 minutes) measured 2,513,975 bytes (collectors/recording/fileformat.py's docstring); the bound
+# leaves room for another zlib build's choices, not for a regression.
 HOUR_OF_VIEWS_BOUND = 2_800_000
 
 # Made by netscope's version-1 writer (before views were recorded) from synthetic(6, n=4, churn=0.25) with
