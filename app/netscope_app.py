@@ -43,7 +43,6 @@ STYLES = Path(netscope.styles.__file__).parent / "netscope.tcss"
 VIEWS = ("connections", "interfaces", "routes", "statistics", "multicast", "top")  # keys 1 to 6
 LIVE_VIEW_TABS = ("tab-interfaces", "tab-routes", "tab-statistics", "tab-multicast")
 REPLAY_ACTIONS = frozenset({"replay_step", "replay_jump", "replay_speed"})
-NO_TCP_INFO = "no tcp_info yet: it is read from the next refresh on (never when sockets are read from /proc)"
 
 
 class NetscopeApp(CoalescedToasts):
@@ -207,18 +206,10 @@ class NetscopeApp(CoalescedToasts):
                         else "warning", timeout=10, markup=False)
 
     def _show_insights(self) -> None:
-        session, active = self.session, self.active_view
-        if active == "connections":
+        if self.active_view == "connections":
             self.connections.show_groups()
-        elif active == "top" and session.snapshot is not None:
-            top = self.top_view
-            if not top.is_rate:
-                top.refresh_groups(session.snapshot.taken_at, session.filter.text)
-                return
-            groups, summed = session.rate_groups(by_process=top.grouping == "process_rate")
-            has_info = summed is not None and bool(summed.tcp_info)
-            note = self.connections.tcp_info_note() or ("" if has_info else NO_TCP_INFO)
-            top.show_rate_groups(groups, session.snapshot.taken_at, session.filter.text, note)
+        elif self.active_view == "top":
+            self.top_view.show_session(self.session, self.connections.tcp_info_note())
 
     def _sync_tcp_info(self) -> None:
         self.session.rate_view = self.top_view.is_rate

@@ -173,5 +173,8 @@ class DetailsScreen(ModalScreen[None]):
         self.set_interval(1.0, self.show_tcp)
 
     def show_tcp(self) -> None:
+        if self.recorded:
+            self.tcp_info.update(Text("A recording holds no tcp_info.", "dim"))
+            return
         tcp = self.tcp(self.sock.key) if self.tcp is not None else None
         self.tcp_info.update(describe_tcp(self.sock, tcp))

@@ -63,14 +63,17 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=False, pad_edge=False)
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
-        table.add_column(style="dim", no_wrap=True)
+        table.add_column(style="bold", no_wrap=True, max_width=16)
+        table.add_column(ratio=1)
         for key, description, ids in self.keys:
-            table.add_row(key, description, ids)
+            # The ids follow the description, dimmed, so that a narrow terminal wraps them rather than the text.
+            text = Text(description)
+            if ids:
+                text.append(f"  [{ids}]", style="dim")
+            table.add_row(key, text)
         with VerticalScroll(id="help-dialog"):
-            yield Static(Text("netscope keys (this view; the right column names them for [keys] in the config "
-                              "file)", style="bold"))
+            yield Static(Text("netscope keys (this view; [ids] name them for [keys] in the config file)",
+                              style="bold"))
             yield Static(table, id="help-keys")
             yield Static(Text(f"\nFilter (/): {plain(GRAMMAR_RULES)}", style="bold"))
             yield Static(grammar_table(), id="help-grammar")

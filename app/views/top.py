@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 
 from netscope.collectors.session.history import StateHistory
 from netscope.collectors.session.insights import GROUPING_LABELS, GROUPINGS, Group, GroupCounter
+from netscope.collectors.session.live import LiveSession
 from netscope.collectors.session.throughput import RateGroup
 from netscope.widgets.formatting import format_rate, printable, shortened
 from netscope.widgets.history_chart import HistoryChart
@@ -45,6 +46,7 @@ RATE_COLUMNS = ("Group", "Conns", "Send/s", "Recv/s", "Total/s", "Sent", "Receiv
 RATE_SORTS = ("rate", "bytes", "connections", "key")
 RATE_SORT_LABELS = {"rate": "Total/s", "bytes": "bytes", "connections": "Conns", "key": "Group"}
 GROUP_NAME_WIDTH = 40
+NO_TCP_INFO = "no tcp_info yet: it is read from the next refresh on (never when sockets are read from /proc)"
 GROUP_TIP = "group by remote host, /24 (/64), local port, process; bandwidth per process, per host"
 SORT_TIP = "sort by sockets, change, a state, or name (or click a column header)"
 
@@ -161,6 +163,20 @@ class TopView(Vertical):
             f"   g: group by  s: sort  Enter: show these connections{'  · ' + note if note else ''}"
         )
         self.rate_table.show_rows([rate_row(group) for group in self.rates_shown], taken_at)
+
+    def show_session(self, session: LiveSession, replay_note: str = "") -> None:
+        """Show what the session counts now: its groups, or (a bandwidth grouping) its rates per process or
+        host."""
+        snapshot = session.snapshot
+        if snapshot is None:
+            return
+        if not self.is_rate:
+            self.refresh_groups(snapshot.taken_at, session.filter.text)
+            return
+        groups, summed = session.rate_groups(by_process=self.grouping == "process_rate")
+        has_info = summed is not None and bool(summed.tcp_info)
+        self.show_rate_groups(groups, snapshot.taken_at, session.filter.text,
+                              replay_note or ("" if has_info else NO_TCP_INFO))
 
     def refresh_groups(self, taken_at: float, filter_text: str) -> None:
         """Show the groups as they are now (called each refresh while this view is shown)."""
