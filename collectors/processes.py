@@ -127,6 +127,11 @@ class OwnerScanner:
         self._since_full = 0  # scans since the last one that read every link
         self._fd_counts = _stat_counts_fds(self._proc_root)
 
+    def remembered_fds(self, pid: int) -> int | None:
+        """How many of `pid`'s fds the scanner remembers between scans; None if it does not follow that process."""
+        entry = self._processes.get(pid)
+        return None if entry is None else len(entry)
+
     def scan(self, socket_inodes: Iterable[int] | None = None) -> OwnerScan:
         """Read who holds each socket. Without `socket_inodes`: every link, and every socket inode in the map
         (unix sockets too). With them (the socket table's inodes, 0 ignored): incremental, see the class doc."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support import NOBODY, run_as_nobody
+from support import NOBODY, run_as_nobody, spawn_on_pid
 
 from netscope.collectors.processes import (
     OwnerScanner,
@@ -143,18 +143,24 @@ def test_process_info_cache_gives_name_and_start_time(listener: tuple[subprocess
     assert proc.pid not in cache.get_many([proc.pid])
 
 
-def test_process_info_cache_notices_a_different_process_under_a_cached_pid(
-    listener: tuple[subprocess.Popen[str], int, int],
-) -> None:
-    # Forcing the kernel to recycle a PID is not practical in a test, so plant a stale entry: a cached start
-    # (in clock ticks) that no longer matches /proc/<pid>/stat must be re-read, not returned.
-    proc, _port, _inode = listener
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a PID be reused needs root (ns_last_pid)")
+def test_process_info_cache_notices_a_different_process_under_a_cached_pid() -> None:
+    # A real recycled PID (ns_last_pid): the cached entry of the process that exited must be re-read, not returned.
+    first = subprocess.Popen(["sleep", "60"])
     cache = ProcessInfoCache()
-    stale = ProcessInfo(proc.pid, "old-program", 1.0)
-    cache._entries[proc.pid] = ("1", stale)
-    info = cache.get(proc.pid)
-    assert info is not None and info is not stale
-    assert info.start_time == psutil.Process(proc.pid).create_time()
+    stale = cache.get(first.pid)
+    assert stale is not None and stale.name == "sleep"
+    first.kill()
+    first.wait(timeout=10)
+    second = spawn_on_pid(first.pid, [sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        info = cache.get(second.pid)
+        assert info is not None and info is not stale
+        assert info.start_time == psutil.Process(second.pid).create_time()
+    finally:
+        second.kill()
+        second.wait(timeout=10)
 
 
 def test_process_info_cache_sees_the_new_name_after_exec() -> None:
@@ -524,7 +530,7 @@ def test_closed_fds_are_forgotten(churner: Churner) -> None:
     for fd in closing:
         churner.ask(f"close {fd}")
     incremental_scan(scanner)
-    assert len(scanner._processes[churner.pid]) == len(os.listdir(f"/proc/{churner.pid}/fd"))
+    assert scanner.remembered_fds(churner.pid) == len(os.listdir(f"/proc/{churner.pid}/fd"))
 
 
 def test_exec_closes_close_on_exec_sockets_and_keeps_the_others(churner: Churner) -> None:
@@ -597,4 +603,4 @@ def test_exited_process_is_forgotten(churner: Churner) -> None:
     churner.proc.wait(timeout=10)
     scan = scanner.scan(socket_table())
     assert inode not in scan.inode_to_pid and churner.pid not in scan.live_pids
-    assert churner.pid not in scanner._processes
+    assert scanner.remembered_fds(churner.pid) is None
