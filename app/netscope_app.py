@@ -1,6 +1,8 @@
-"""The netscope App: the tabs, the keys that work in every view, the toasts, and the routing of each refresh from
-the source, through the session, to the view on screen. What is kept about the data lives in the session
-(collectors/session/live.py); each view owns its table and its keys."""
+"""The netscope App: the tabs, the keys that work in every view, and the routing of each refresh from the source,
+through the session, to the view on screen. What is kept about the data lives in the session
+(collectors/session/live.py); each view owns its table and its keys; toasts and keymaps are mixed in from
+toasts.py and keymap.py; views 2-5 are read by views_reader.py. Its length is mostly the global keys (each with
+its help text) and the replay, record and export actions those keys start."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from netscope.app.views.multicast import MulticastView
 from netscope.app.views.routes import RoutesView
 from netscope.app.views.statistics import StatisticsView
 from netscope.app.views.top import TopView
+from netscope.app.views_reader import ViewsReader
 from netscope.collectors.model import SnapshotDiff
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.recording import RecordingTee, RecordingWriter
@@ -109,7 +112,7 @@ class NetscopeApp(CoalescedToasts):
         replay = self.source.replay
         self.views: ViewSource = views or (replay.recorded_views() if replay is not None else SystemViews())
         self.views_recorded = self.views.available  # a version-1 recording holds sockets only: views 2-5 hidden
-        self._views_busy = self._views_again = False
+        self.views_reader = ViewsReader(self.views, self.source)
         # Held directly: `query_one` searches the active screen, which is a modal while details are open.
         self.connections = ConnectionsView(self.session, self.source, flash_seconds=flash_seconds, netns=netns,
                                            save_config=save_config, config_file=config_file, id="connections-view")
@@ -223,33 +226,20 @@ class NetscopeApp(CoalescedToasts):
 
     @work(group="views")
     async def _poll_views(self) -> None:
-        """One read of views 2-5 (see SystemViews.collect for what is read when)."""
-        # A read that outlasts the interval (a huge routing table) is left to finish rather than cancelled and
-        # restarted, which would never show anything; ticks that come meanwhile are skipped.
+        """One read of views 2-5 (see SystemViews.collect for what is read when), shown where it is shown.
+
+        Tables are filled only while shown (switching to one polls at once): 400 counters a second into a hidden
+        DataTable cost CPU for nothing. The collectors still sample every interval, so rates and history stay
+        true."""
         if not self.views_recorded:
             return
-        if self._views_busy:
-            # In a replay every step must end with its own views shown: read again once this read is done.
-            self._views_again = self.is_replay
-            return
-        recorder = self.source.recorder
-        recording = recorder is not None and recorder.recording
-        self.views.recording = recording  # routes are then read every few seconds on any view
-        self._views_busy = True
-        try:
-            result = await asyncio.to_thread(self.views.collect, self.active_view)
-            if recorder is not None and recording:
-                problem = await asyncio.to_thread(recorder.write_views, result)
-                if problem:
-                    self.tell(self.session.warn_once(problem, "error"))
-        finally:
-            self._views_busy = False
-        if self._views_again:
-            self._views_again = False
+        result, problems = await self.views_reader.read(self.active_view)
+        for problem, severity in problems:
+            self.tell(self.session.warn_once(problem, severity))
+        if self.views_reader.owed():
             self._poll_views()
-        # Tables are filled only while shown (switching to one polls at once): 400 counters a second into a
-        # hidden DataTable cost CPU for nothing. The collectors still sample every interval, so rates and history
-        # stay true.
+        if result is None:
+            return
         active = self.active_view
         if result.interfaces is not None:
             self.connections.show_interfaces(result.interfaces.interfaces)
@@ -263,8 +253,6 @@ class NetscopeApp(CoalescedToasts):
                 self.statistics_view.show(result.statistics)
         if result.multicast is not None and active == "multicast":
             self.multicast_view.show(result.multicast)
-        for warning in result.warnings:
-            self.tell(self.session.warn_once(warning, "warning"))
 
     # --- views
 
