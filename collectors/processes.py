@@ -2,6 +2,9 @@
 
 Everything here races with processes starting and exiting; a process or fd that vanishes while we look is
 normal and is skipped silently, never reported as an error.
+
+Long, and one thing: the incremental fd scan, the process identity cache and the details all answer "which
+process is this, still?", with the same /proc reads and the same rules for a recycled PID.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Routing tables (`netstat -r`, `netstat -rn -A inet6`, `ip route show table all`).
 
+Long, and one thing: the rtnetlink parser, the /proc fallback and the Route they both make must agree field by
+field (tests/test_routes.py holds them to it).
+
 Where the routes come from, and why:
 
 * First choice, a hand-written rtnetlink dump (RTM_GETROUTE + NLM_F_DUMP, AF_INET then AF_INET6, every table;

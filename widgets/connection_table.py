@@ -3,6 +3,9 @@
 Built on Textual's Line API (a `ScrollView` that renders one line at a time from a plain sorted list) rather than
 `DataTable`: with 50,000 rows only the visible lines are ever rendered, and a refresh repaints only the screen
 lines whose content changed, which is what crosses a slow SSH link.
+
+Long, and one thing: sorting, filtering, the diff applied by bisection, highlights and the line cache all work on
+the same sorted list, and a change to any of them changes what the others may assume about it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The filter language typed at the `/` prompt and given as `netscope --filter '...'`.
 
 The language is the GRAMMAR table at the end of this module (the help screen and the README are made from it).
-Below, the finer points of each term that the table leaves out.
+Below, the finer points of each term that the table leaves out. One module however long: the parser and each
+term's compiled predicate change together.
 
 A filter is a list of terms separated by spaces; a socket is shown when it matches **every** term. An empty filter
 shows everything. Inside one term a comma means "any of", and a `!` in front of a term negates it.
