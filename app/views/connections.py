@@ -35,6 +35,7 @@ from netscope.widgets.tcp_columns import METRIC_COLUMNS
 from netscope.widgets.top_panel import TopPanel
 from netscope.widgets.traffic_panel import TrafficPanel
 
+SORT_TIP = "sort by the next / previous column (or click a column header)"  # s and S share a help row
 REPLAY_REFUSAL = "This is a recording: its {} are not these, and nothing is {} from it."
 
 
@@ -45,9 +46,9 @@ class ConnectionsView(Vertical):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter",
                 tooltip="clear the filter"),
         Binding("s", "cycle_sort(1)", "Sort", id="sort",
-                tooltip="sort by the next / previous column (or click a column header)"),
+                tooltip=SORT_TIP),
         Binding("S", "cycle_sort(-1)", "Sort back", show=False, id="sort_back",
-                tooltip="sort by the next / previous column (or click a column header)"),
+                tooltip=SORT_TIP),
         Binding("r", "reverse_sort", "Reverse", show=False, id="reverse_sort", tooltip="reverse the sort order"),
         Binding("o", "filter_selected('port')", "This port", id="filter_port",
                 tooltip="filter to the selected row's local port"),
