@@ -46,6 +46,13 @@ def listener_of(peer: Peer | Controlled) -> Socket:
     return next(s for s in snapshot.sockets.values() if s.local_port == peer.port and s.state == "LISTEN")
 
 
+def victim_and_app(spawn_peer: Callable[..., Peer], flash_seconds: float = 3.0) -> tuple[Peer, NetscopeApp]:
+    """A server to kill, and an app whose table shows just its listener."""
+    victim = spawn_peer("server", "--name", "ns-victim")
+    app = NetscopeApp(interval=0.2, filter_text=f"lport:{victim.port} listen", flash_seconds=flash_seconds)
+    return victim, app
+
+
 def end(peer: Peer) -> None:
     peer.process.kill()
     peer.process.wait(timeout=10)
@@ -92,8 +99,7 @@ def test_the_same_process_without_the_socket_is_not_signalled(spawn: Callable[..
 async def test_kill_on_a_paused_table_refuses_the_process_that_took_the_pid(
     spawn_peer: Callable[..., Peer], impostors: list[subprocess.Popen[bytes]]
 ) -> None:
-    victim = spawn_peer("server", "--name", "ns-victim")
-    app = NetscopeApp(interval=0.2, filter_text=f"lport:{victim.port} listen")
+    victim, app = victim_and_app(spawn_peer)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.table.row_count == 1)
         await pilot.press("space")  # paused: the row stays as it was read
@@ -113,8 +119,7 @@ async def test_kill_on_a_paused_table_refuses_the_process_that_took_the_pid(
 async def test_kill_on_a_closed_lingering_row_is_refused(
     spawn_peer: Callable[..., Peer], impostors: list[subprocess.Popen[bytes]]
 ) -> None:
-    victim = spawn_peer("server", "--name", "ns-victim")
-    app = NetscopeApp(interval=0.2, filter_text=f"lport:{victim.port} listen", flash_seconds=60)
+    victim, app = victim_and_app(spawn_peer, flash_seconds=60)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.table.row_count == 1)
         row = app.table.rows[0]
@@ -130,8 +135,7 @@ async def test_kill_on_a_closed_lingering_row_is_refused(
 async def test_a_pid_recycled_while_the_dialog_is_open_is_not_signalled(
     spawn_peer: Callable[..., Peer], impostors: list[subprocess.Popen[bytes]]
 ) -> None:
-    victim = spawn_peer("server", "--name", "ns-victim")
-    app = NetscopeApp(interval=0.2, filter_text=f"lport:{victim.port} listen")
+    victim, app = victim_and_app(spawn_peer)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.table.row_count == 1)
         await pilot.press("K")
