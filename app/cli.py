@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--filter", "-f", default="", metavar="EXPR",
         help="start with this filter, e.g. ':80 established' or 'state:syn_recv !ip:127.0.0.0/8'",
     )  # fmt: skip
+    parser.add_argument(
+        "--low-bandwidth", action="store_true",
+        help="for a slow SSH link: no sparklines, no transient colour, the table repainted every 3 s (key b)",
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"netscope {__version__}")
 
     out = parser.add_argument_group("printed output (no full-screen UI)")
@@ -102,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=_duration, metavar="SECONDS", help="stop --watch or --no-ui after this long"
     )
     out.add_argument("--no-header", action="store_true", help="leave out the table's two header lines")
+    out.add_argument(
+        "--fold", action="store_true",
+        help="fold ownerless look-alike sockets (TIME_WAIT ...) into one row per group with a count, like the UI",
+    )  # fmt: skip
     out.add_argument(
         "--names", action="store_true", help="show host and service names (reverse DNS, 2 s at most)"
     )
@@ -333,6 +341,7 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
         "notices": config.warnings,
         "keys": config.keys,
         "key_places": config.key_places,
+        "low_bandwidth": args.low_bandwidth,
     }
     if netns and not args.replay:
         from netscope.collectors.view_data import SystemViews

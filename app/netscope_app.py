@@ -51,6 +51,7 @@ REPLAY_ACTIONS = frozenset({"replay_step", "replay_jump", "replay_speed"})
 class NetscopeApp(CoalescedToasts):
     TITLE = "netscope"
     CSS_PATH = STYLES
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # the Screen's class, for the panels that fit
     # The keys of every view, each once, with an id (for `[keys]` in the config file) and a tooltip: the help
     # screen (`?`) is built from the active bindings. A view's own keys are on the view (ConnectionsView, TopView).
     BINDINGS = [
@@ -98,6 +99,7 @@ class NetscopeApp(CoalescedToasts):
         netns: str = "",
         keys: dict[str, str] | None = None,
         key_places: dict[str, str] | None = None,
+        low_bandwidth: bool = False,
     ) -> None:
         """`columns`, `save_config` and `config_file`: the tcp_info columns to start with, and whether and where
         (None: the usual place) a change of them is remembered; `notices`: problems to tell once started;
@@ -115,7 +117,8 @@ class NetscopeApp(CoalescedToasts):
         self.views_reader = ViewsReader(self.views, self.source)
         # Held directly: `query_one` searches the active screen, which is a modal while details are open.
         self.connections = ConnectionsView(self.session, self.source, flash_seconds=flash_seconds, netns=netns,
-                                           save_config=save_config, config_file=config_file, id="connections-view")
+                                           save_config=save_config, config_file=config_file,
+                                           low_bandwidth=low_bandwidth, id="connections-view")
         self.interfaces_view = InterfacesView(id="interfaces-view")
         self.routes_view = RoutesView(id="routes-view")
         self.statistics_view = StatisticsView(id="statistics-view")
@@ -204,9 +207,9 @@ class NetscopeApp(CoalescedToasts):
 
     def _show_alerts(self, raised: list[Alert]) -> None:
         self.alert_bar.show_alerts(self.session.alerts.active)
-        for alert in raised:  # told once when it starts; the strip shows it meanwhile
+        for alert in raised:  # told once when it starts, briefly: the strip above the table shows it meanwhile
             self.notify(f"{alert.title}\n{alert.detail}", severity="error" if alert.severity == "error"
-                        else "warning", timeout=10, markup=False)
+                        else "warning", timeout=5, markup=False)
 
     def _show_insights(self) -> None:
         if self.active_view == "connections":

@@ -72,13 +72,18 @@ async def test_one_key_filters_from_the_selected_row(server_with_clients: tuple[
         await wait_for(pilot, lambda: app.table.row_count == 3)
         target = app.table.selected_socket
         assert target is not None and target.pid is not None
+        # Each key narrows: it adds a term, replacing only a term of its own kind.
         await pilot.press("p")
-        assert app.filter.text == f"pid:{target.pid}"
+        assert app.filter.text == f"rport:{server.port} pid:{target.pid}"
         await wait_for(pilot, lambda: app.table.row_count == 1)
         await pilot.press("t")
-        assert app.filter.text == "state:established"
-        await pilot.press("o")
-        assert app.filter.text == f"lport:{target.local_port}"
+        assert app.filter.text == f"rport:{server.port} pid:{target.pid} established"
+        await pilot.press("o")  # a port term replaces the other port term
+        assert app.filter.text == f"pid:{target.pid} established :{target.local_port}"
+        await pilot.press("backspace")
+        assert app.filter.text == f"pid:{target.pid} established"
+        await pilot.press("backspace", "backspace")
+        assert app.filter.is_empty
 
 
 async def test_sort_keys_and_header_click(server_with_clients: tuple[Peer, list[Peer]]) -> None:
@@ -87,7 +92,8 @@ async def test_sort_keys_and_header_click(server_with_clients: tuple[Peer, list[
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.table.row_count == 7)
         table = app.table
-        assert table.sort_column == "local"
+        assert table.sort_column == "program"  # the default: owned sockets by program, listeners first
+        table.sort_by("local")
         await pilot.press("s")
         assert table.sort_column == "remote"
         remotes = [(row.remote_ip, row.remote_port) for row in table.rows]
@@ -116,7 +122,7 @@ async def test_selection_follows_its_connection_when_rows_move(
     async with app.run_test(size=SIZE) as pilot:
         table = app.table
         await wait_for(pilot, lambda: table.row_count == 3)
-        await pilot.press("s", "s", "s", "s", "s")  # Local -> Remote, State, PID/Program, User, Age
+        await pilot.press("s", "s")  # PID/Program -> User, Age
         assert table.sort_column == "age"
         await pilot.press("end")
         chosen = table.selected_socket

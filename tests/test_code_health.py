@@ -59,6 +59,7 @@ async def test_the_table_s_scrollbar_follows_its_row_count_without_a_layout_pass
     app = _TableApp()
     async with app.run_test(size=(120, 12)) as pilot:
         table = app.query_one(ConnectionTable)
+        table.set_folding(False)  # a row per socket
         table.apply_diff(diff_snapshots(None, many))
         await pilot.pause()
         assert table.virtual_size.height == len(sockets) + 1  # the header line and the rows

@@ -32,6 +32,21 @@ def test_main_screen(snap_compare: Any) -> None:
     assert snap_compare(fixed_app(), terminal_size=SIZE, run_before=two_refreshes)
 
 
+def test_main_screen_at_80x24(snap_compare: Any) -> None:
+    """The design size over SSH: one counter line, no Top panel, 17 table rows, the TIME_WAIT folded."""
+    assert snap_compare(fixed_app(), terminal_size=(80, 24), run_before=two_refreshes)
+
+
+def test_low_bandwidth_at_80x24(snap_compare: Any) -> None:
+    # One refresh: the mode holds later ones for its next paint, a race with the snapshot.
+    app = NetscopeApp(FixedSource(snapshots()[:1]), views=FixedViews(), low_bandwidth=True)
+
+    async def one_refresh(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: app.refresh_count == 1 and app.table.row_count > 0)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=one_refresh)
+
+
 def test_filtered_and_sorted(snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await two_refreshes(pilot)

@@ -34,9 +34,9 @@ async def test_number_keys_switch_views_and_scope_the_keys() -> None:
             assert app.active_view == view
         # The connection table's keys do nothing elsewhere: `s` does not change its sort.
         await pilot.press("3", "s")
-        assert app.table.sort_column == "local"
+        assert app.table.sort_column == "program"
         await pilot.press("1", "s")
-        assert app.active_view == "connections" and app.table.sort_column == "remote"
+        assert app.active_view == "connections" and app.table.sort_column == "user"
 
 
 async def test_interfaces_show_traffic_across_a_veth_within_two_refreshes(veth_pair: VethPair) -> None:

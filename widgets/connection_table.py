@@ -28,6 +28,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.session.folding import FoldedSockets, Folder, RowChanges, socket_count
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
 from netscope.widgets.formatting import (
@@ -91,7 +92,9 @@ SORT_KEYS: dict[str, Callable[[Socket], object]] = {
     "local": lambda s: _endpoint_order(s.local_ip, s.local_port),
     "remote": lambda s: _endpoint_order(s.remote_ip, s.remote_port),
     "state": lambda s: s.state,
-    "program": lambda s: (s.pid is None, s.program.lower(), s.pid or 0),
+    # Owned sockets first, by program; in each program its listeners, then its connections oldest first, so that a
+    # new connection lands at the end of its program's rows instead of pushing the rows under it down the screen.
+    "program": lambda s: (s.pid is None, s.program.lower(), not s.is_listening, s.first_seen, s.pid or 0),
     "user": lambda s: s.user,
     # Ascending age means youngest first.
     "age": lambda s: -s.first_seen,
@@ -103,6 +106,10 @@ TEXT_COLUMNS: dict[str, tuple[Column, Callable[[Socket], str]]] = {
     "container": (Column("container", "Container", 9), lambda s: s.container),
 }
 
+
+# What a busy server's operator acts on first: each program's listeners and connections, the ownerless (TIME_WAIT
+# and its folds) last. Sorting by local address would open on a page of TIME_WAIT rows of the busiest port.
+DEFAULT_SORT = "program"
 
 MOVE = "move the cursor (it stays on its connection while rows move)"
 
@@ -132,7 +139,11 @@ class ConnectionTable(ScrollView, can_focus=True):
         Binding("home", "jump(0)", "First", show=False, tooltip=MOVE),
         Binding("end", "jump(-1)", "Last", show=False, tooltip=MOVE),
         Binding("enter", "activate", "Details", id="details",
-                tooltip="details: the owning process's command line, user, start time, cwd and all its sockets"),
+                tooltip="details: the owning process's command line, user, start time, cwd and all its sockets; "
+                        "on a folded row (×N), show its sockets one by one"),
+        Binding("f", "toggle_folding", "Fold", id="fold",
+                tooltip="fold / unfold ownerless look-alike sockets (TIME_WAIT, orphans, the SYN queue) into one "
+                        "row per state, local endpoint and remote host, with a count"),
     ]
 
     class Activated(Message):
@@ -147,19 +158,28 @@ class ConnectionTable(ScrollView, can_focus=True):
         def control(self) -> ConnectionTable:
             return self.table
 
+    class FoldingChanged(Message):
+        def __init__(self, on: bool) -> None:
+            super().__init__()
+            self.on = on
+
     class SortChanged(Message):
         def __init__(self, column: str, reverse: bool) -> None:
             super().__init__()
             self.column = column
             self.reverse = reverse
 
-    sort_column: reactive[str] = reactive("local", init=False)
+    sort_column: reactive[str] = reactive(DEFAULT_SORT, init=False)
     sort_reverse: reactive[bool] = reactive(False, init=False)
 
     def __init__(self, *, flash_seconds: float = 3.0, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.flash_seconds = flash_seconds
-        self._live: dict[SocketKey, Socket] = {}
+        self.coarse_ages = False  # ages in minutes only, even in a socket's first minute (the low-bandwidth mode)
+        self._sockets: dict[SocketKey, Socket] = {}  # every live socket, filtered or not
+        self.folder = Folder()  # the live rows: the sockets that pass the filter, look-alike ownerless ones folded
+        self._listening: dict[int, int] = {}  # local port -> LISTEN sockets on it: a server's end folds by it
+        self.folder.listening_ports = self._listening
         self._gone: dict[SocketKey, Socket] = {}  # closed sockets that linger, marked, for flash_seconds
         self._flash: dict[SocketKey, tuple[ChangeKind, float]] = {}
         self._predicate: SocketPredicate | None = None
@@ -191,57 +211,99 @@ class ConnectionTable(ScrollView, can_focus=True):
         """Take one refresh: highlight what was added, changed or closed, and move only the rows that changed."""
         now = diff.snapshot.taken_at
         self._now = now
-        changes = len(diff.added) + len(diff.changed) + len(diff.removed)
-        if diff.first or changes > len(self._rows) // 4 + 64:
-            # A first load, or so much churn that one sort is cheaper than many insertions.
-            if diff.first:
-                self._gone.clear()
-                self._flash.clear()
-            self._live = dict(diff.snapshot.sockets)
-            self._mark(diff, now + self.flash_seconds)
+        folder = self.folder
+        folder.now = now
+        if diff.first:
+            self._gone.clear()
+            self._flash.clear()
+            self._sockets = dict(diff.snapshot.sockets)
+            self._count_listeners()
+            self._refold()
+            self._rebuild()
+            return
+        sockets, passes = self._sockets, self._passes
+        gone: list[Socket] = []
+        for sock in diff.removed:
+            last = sockets.pop(sock.key, None) or sock
+            self._count_listener(last, -1)
+            gone.append(last)
+        for sock in (*diff.changed, *diff.added):
+            before = sockets.get(sock.key)
+            sockets[sock.key] = sock
+            if before is not None:
+                self._count_listener(before, -1)
+                gone.append(before)
+            self._count_listener(sock, 1)
+        # Socket changes become row changes: a TIME_WAIT socket joins its fold's count instead of being a row.
+        for sock in gone:
+            if passes(sock):
+                folder.remove(sock)
+        for sock in (*diff.changed, *diff.added):
+            if passes(sock):
+                folder.add(sock)
+        self._apply_rows(folder.take_changes(), now)
+
+    def _count_listener(self, sock: Socket, step: int) -> None:
+        if sock.state != "LISTEN":
+            return
+        count = self._listening.get(sock.local_port, 0) + step
+        if count > 0:
+            self._listening[sock.local_port] = count
+        else:
+            self._listening.pop(sock.local_port, None)
+
+    def _apply_rows(self, changes: RowChanges, now: float) -> None:
+        count = len(changes.added) + len(changes.changed) + len(changes.removed) + len(changes.hidden)
+        if count > len(self._rows) // 4 + 64:
+            # So much churn that one sort is cheaper than many insertions.
+            self._mark(changes, now + self.flash_seconds)
             self._expire(now)
             self._rebuild()
             return
         selected = self._selected_key_now()
-        live = self._live
-        for sock in diff.added:
-            self._gone.pop(sock.key, None)
-            self._hide(sock.key)
-            live[sock.key] = sock
-            self._show(sock, live=True)
-        for sock in diff.changed:
-            self._hide(sock.key)
-            live[sock.key] = sock
-            self._show(sock, live=True)
-        for sock in diff.removed:
-            live.pop(sock.key, None)
-            self._hide(sock.key)
-            self._show(sock, live=False)  # it lingers, marked, where it was
-        self._mark(diff, now + self.flash_seconds)  # records the removed ones as gone
+        live = self.folder.rows
+        for row in changes.added:
+            self._gone.pop(row.key, None)
+            self._hide(row.key)
+            self._show(row, live=True)
+        for row in changes.changed:
+            self._hide(row.key)
+            self._show(row, live=True)
+        for row in changes.hidden:
+            self._hide(row.key)
+        lingering = self.flash_seconds > 0
+        for row in changes.removed:
+            self._hide(row.key)
+            if lingering:
+                self._show(row, live=False)  # it lingers, marked, where it was
+        self._mark(changes, now + self.flash_seconds)  # records the removed ones as gone
         for key in self._expire(now):
             if key not in live:
                 self._hide(key)
         self._after_rows_changed(selected)
 
-    def _mark(self, diff: SnapshotDiff, until: float) -> None:
-        if diff.first:
-            return
+    def _mark(self, changes: RowChanges, until: float) -> None:
+        if self.flash_seconds <= 0:
+            return  # no transient colour (the low-bandwidth mode): closed rows go at once
         flash, gone = self._flash, self._gone
-        for sock in diff.added:
-            flash[sock.key] = (ChangeKind.ADDED, until)
-        for sock in diff.changed:
-            if flash.get(sock.key, (None,))[0] is not ChangeKind.ADDED:
-                flash[sock.key] = (ChangeKind.CHANGED, until)
-        for sock in diff.removed:
-            gone[sock.key] = sock
-            flash[sock.key] = (ChangeKind.REMOVED, until)
+        for row in changes.added:
+            flash[row.key] = (ChangeKind.ADDED, until)
+        for row in changes.changed:
+            # A fold's count moves on every refresh of a busy server: the count changing says it, not a flash.
+            if not isinstance(row, FoldedSockets) and flash.get(row.key, (None,))[0] is not ChangeKind.ADDED:
+                flash[row.key] = (ChangeKind.CHANGED, until)
+        for row in changes.removed:
+            gone[row.key] = row
+            flash[row.key] = (ChangeKind.REMOVED, until)
 
     def load(self, sockets: Iterable[Socket], now: float) -> None:
         """Show a fixed set of sockets (the details view), with no highlights."""
         self._now = now
-        self._live = {sock.key: sock for sock in sockets}
+        self._sockets = {sock.key: sock for sock in sockets}
+        self._count_listeners()
         self._gone.clear()
         self._flash.clear()
+        self._refold()
         self._rebuild()
 
     def expire_highlights(self, now: float) -> None:
@@ -253,7 +315,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             return
         selected = self._selected_key_now()
         for key in expired:
-            if key not in self._live:
+            if key not in self.folder.rows:
                 self._hide(key)
         self._after_rows_changed(selected)
 
@@ -264,13 +326,84 @@ class ConnectionTable(ScrollView, can_focus=True):
             self._gone.pop(key, None)
         return expired
 
+    def clear_highlights(self) -> None:
+        """Drop every highlight and lingering closed row now."""
+        selected = self._selected_key_now()
+        for key in list(self._gone):
+            if key not in self.folder.rows:
+                self._hide(key)
+        self._gone.clear()
+        self._flash.clear()
+        self._painted.clear()
+        self._after_rows_changed(selected)
+        self.refresh()
+
     def set_filter(self, predicate: SocketPredicate | None) -> None:
-        """Show only sockets for which `predicate` is true; the cursor goes to the first row."""
+        """Show only sockets for which `predicate` is true. The cursor stays on its row if that is still shown (a
+        one-key filter narrows around it), else goes to the first row."""
+        selected = self._selected_key_now()
         self._predicate = predicate
         self._selected_key = None
         self._cursor = 0
-        self._rebuild()
+        # Closed rows linger only if they would match; a closed fold's members are gone, so it cannot be asked.
+        passes = self._passes
+        for key in [key for key, row in self._gone.items() if isinstance(row, FoldedSockets) or not passes(row)]:
+            del self._gone[key]
+        self._refold()
         self.scroll_to(y=0, animate=False)
+        self._rebuild(selected if selected is not None and self._display_row_after_filter(selected) else None)
+
+    def _display_row_after_filter(self, key: SocketKey) -> bool:
+        return key in self.folder.rows or self.folder.row_key_of(key) in self.folder.rows
+
+    def _count_listeners(self) -> None:
+        self._listening.clear()
+        for sock in self._sockets.values():
+            self._count_listener(sock, 1)
+
+    def _passes(self, sock: Socket) -> bool:
+        return self._predicate is None or self._predicate(sock)
+
+    def _refold(self) -> None:
+        """The rows again from every socket: after a new filter, folding switched, a fold opened."""
+        predicate = self._predicate
+        sockets = self._sockets.values()
+        self.folder.reset(sockets if predicate is None else filter(predicate, sockets), self._now)
+
+    # ------------------------------------------------------------------------------------------- folding
+
+    @property
+    def folding(self) -> bool:
+        return self.folder.enabled
+
+    def set_folding(self, on: bool) -> None:
+        """Fold ownerless look-alike sockets (TIME_WAIT ...) into one row per group, or show each; the cursor stays
+        on its connection (or on the fold it went into)."""
+        selected = self._selected_key_now()
+        self.folder.enabled = on
+        self.folder.close_all()
+        self._refold()
+        if selected is not None and selected not in self.folder.rows:
+            selected = self.folder.row_key_of(selected)
+        self._rebuild(selected)
+
+    def open_fold(self, row: Socket) -> bool:
+        """Show a folded row's sockets one by one, the cursor on the first of them. False if it is no fold."""
+        if not isinstance(row, FoldedSockets) or row.key not in self.folder.rows:
+            return False
+        members = self.folder.members(row)
+        self.folder.open(row.group)
+        self._refold()
+        sort_key = self._sort_key_for(self.sort_column)
+        first = min(members, key=sort_key, default=None)
+        self._rebuild(first.key if first is not None else None)
+        if first is not None and self.sort_reverse:
+            self._rebuild(max(members, key=sort_key).key)
+        return True
+
+    def members_of(self, row: Socket) -> list[Socket]:
+        """The sockets a row stands for (a fold's, or the row itself)."""
+        return self.folder.members(row)
 
     def set_endpoint_formatter(self, formatter: EndpointFormatter | None) -> None:
         """Switch between numeric addresses (None) and names."""
@@ -336,7 +469,7 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def is_closed(self, sock: Socket) -> bool:
         """Whether a row is a lingering closed socket rather than a live one."""
-        return sock.key in self._gone and sock.key not in self._live
+        return sock.key in self._gone and sock.key not in self.folder.rows
 
     def row_text(self, index: int) -> str:
         """The plain text of one row as drawn (for tests and exports)."""
@@ -381,7 +514,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             for key in self._extra_keys
         )
         if self.sort_column not in SORT_KEYS and self.sort_column not in self.metric_columns:
-            self.sort_by("local", reverse=False)
+            self.sort_by(DEFAULT_SORT, reverse=False)
         self._rebuild(self._selected_key)
         self.repaint_all()
 
@@ -463,16 +596,14 @@ class ConnectionTable(ScrollView, can_focus=True):
         return (value, local, sock.local_port, remote, sock.remote_port, sock.key)
 
     def _show(self, sock: Socket, live: bool) -> None:
-        """Insert one row in sort order, if the filter lets it through."""
-        if self._predicate is not None and not self._predicate(sock):
-            return
+        """Insert one row in sort order (the filter has let it through)."""
         sort_key = self._sort_key(sock)
         index = bisect_left(self._order, sort_key)
         self._order.insert(index, sort_key)
         self._rows.insert(index, sock)
         self._shown[sock.key] = (sort_key, live)
         if live:
-            self.filtered_counts[sock.counter_name] += 1
+            self.filtered_counts[sock.counter_name] += socket_count(sock)
         self._widths_stale = self._widths_stale or self._widens(sock)
 
     def _hide(self, key: SocketKey) -> None:
@@ -485,7 +616,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         del self._order[index]
         del self._rows[index]
         if live:
-            self.filtered_counts[sock.counter_name] -= 1
+            self.filtered_counts[sock.counter_name] -= socket_count(sock)
 
     def _selected_key_now(self) -> SocketKey | None:
         selected = self.selected_socket
@@ -496,27 +627,33 @@ class ConnectionTable(ScrollView, can_focus=True):
     def _rebuild(self, selected: SocketKey | None = None) -> None:
         """Filter and sort everything from scratch (first load, new filter, new sort order)."""
         selected = selected or self._selected_key_now()
-        predicate = self._predicate
-        live = self._live
+        live = self.folder.rows
         entries = [(sock, True) for sock in live.values()]
         entries.extend((sock, False) for key, sock in self._gone.items() if key not in live)
-        if predicate is not None:
-            entries = [entry for entry in entries if predicate(entry[0])]
         sort_key = self._sort_key_for(self.sort_column)
         keyed = sorted(((sort_key(sock), sock, is_live) for sock, is_live in entries), key=itemgetter(0))
         self._order = [entry[0] for entry in keyed]
         self._rows = [entry[1] for entry in keyed]
         self._shown = {entry[1].key: (entry[0], entry[2]) for entry in keyed}
-        self.filtered_counts = Counter(sock.counter_name for sock, is_live in entries if is_live)
+        filtered_counts: Counter[str] = Counter()
+        for sock, is_live in entries:
+            if is_live:
+                filtered_counts[sock.counter_name] += socket_count(sock)
+        self.filtered_counts = filtered_counts
         self._widths_stale = True
         self._after_rows_changed(selected)
 
     def _after_rows_changed(self, selected: SocketKey | None) -> None:
-        """Keep the cursor on its connection, then repaint what needs it."""
+        """Keep the cursor on its connection (or on the fold it went into), then repaint what needs it."""
         if selected is not None:
             row = self._display_row(selected)
+            if row is None:
+                # Folded since: follow it into its fold.
+                selected = self.folder.row_key_of(selected)
+                row = self._display_row(selected)
             if row is not None:
                 self._cursor = row
+                self._selected_key = selected
         self._cursor = max(0, min(self._cursor, len(self._rows) - 1))
         widths_changed = self._widths_stale and self._update_widths()
         self._widths_stale = False
@@ -635,8 +772,12 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def action_activate(self) -> None:
         sock = self.selected_socket
-        if sock is not None:
+        if sock is not None and not self.open_fold(sock):
             self.post_message(self.Activated(self, sock))
+
+    def action_toggle_folding(self) -> None:
+        self.set_folding(not self.folding)
+        self.post_message(self.FoldingChanged(self.folding))
 
     def _scroll_cursor_into_view(self) -> None:
         top = round(self.scroll_y)
@@ -707,10 +848,11 @@ class ConnectionTable(ScrollView, can_focus=True):
             sock.pid,
             sock.program,
             sock.user,
-            format_age(self._now - sock.first_seen, sock.seen_since_start),
+            format_age(self._now - sock.first_seen, sock.seen_since_start, self.coarse_ages),
             flash[0] if flash else None,
             row == self._cursor and self.has_focus,
             self._metric_texts(sock) if self._extra_keys else (),
+            socket_count(sock),
         )
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
@@ -774,7 +916,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             (state_label(sock), state_style),
             (owner_text(sock), row_style),
             (printable(sock.user) or "-", row_style),
-            (format_age(self._now - sock.first_seen, sock.seen_since_start), row_style),
+            (format_age(self._now - sock.first_seen, sock.seen_since_start, self.coarse_ages), row_style),
             *((text, row_style) for text in self._metric_texts(sock)),
         )
         segments: list[Segment] = []

@@ -11,6 +11,7 @@ from functools import lru_cache
 from rich.cells import cell_len, set_cell_size
 
 from netscope.collectors.model import Socket
+from netscope.collectors.session.folding import FoldedSockets
 
 
 def format_endpoint(ip: str, port: int, proto: str = "tcp") -> str:
@@ -23,7 +24,9 @@ def format_endpoint(ip: str, port: int, proto: str = "tcp") -> str:
 
 def owner_text(sock: Socket) -> str:
     """PID/Program as netstat prints it: `1234/nginx`, `1234/?` when the name could not be read, `-` when no
-    process is known to own the socket."""
+    process is known to own the socket; a folded row, how many ownerless sockets it stands for."""
+    if isinstance(sock, FoldedSockets):
+        return f"×{sock.count:,} no owner"
     if sock.pid is None:
         return "-"
     return f"{sock.pid}/{printable(sock.program) or '?'}"
@@ -46,16 +49,19 @@ def state_label(sock: Socket) -> str:
     return "SYN_RECV" if sock.state == "NEW_SYN_RECV" else sock.state
 
 
-def format_age(seconds: float, lower_bound: bool = False) -> str:
+def format_age(seconds: float, lower_bound: bool = False, coarse: bool = False) -> str:
     """Compact age: `42s`, `12m`, `5h12m`, `3d4h`; `>` marks sockets that were already open when netscope started.
 
     Minutes drop the seconds so that old rows do not repaint every second over SSH. A socket older than netscope
     is `>0m` for its first minute: the seconds of a lower bound say nothing, and counting them would repaint
-    every such row every second (23 KB/s to the terminal in netscope's first minute).
+    every such row every second (23 KB/s to the terminal in netscope's first minute). `coarse` (the low-bandwidth
+    mode) says `<1m` for the first minute too: on a busy server every young row would repaint each second.
     """
     seconds = max(0, int(seconds))
     if seconds < 60 and lower_bound:
         return ">0m"
+    if seconds < 60 and coarse:
+        return "<1m"
     if seconds < 60:
         text = f"{seconds}s"
     elif seconds < 3600:

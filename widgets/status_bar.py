@@ -12,7 +12,7 @@ from textual.widget import Widget
 class Status:
     shown: int = 0
     total: int = 0
-    filter_text: str = ""
+    filter_terms: tuple[str, ...] = ()
     sort_label: str = ""
     collect_ms: float = 0.0
     interval: float = 1.0
@@ -20,6 +20,7 @@ class Status:
     names: bool = False
     warning: str = ""
     late_seconds: int = 0  # how old the data is once it is late (no refresh for a while); 0 while it is fresh
+    low_bandwidth: bool = False
 
 
 def rounded_ms(ms: float) -> str:
@@ -32,7 +33,7 @@ def rounded_ms(ms: float) -> str:
 
 
 class StatusBar(Widget):
-    COMPONENT_CLASSES = {"status-bar--warning", "status-bar--paused"}
+    COMPONENT_CLASSES = {"status-bar--warning", "status-bar--paused", "status-bar--term"}
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -50,8 +51,17 @@ class StatusBar(Widget):
         if status.paused:
             text.append(" PAUSED ", self.get_component_rich_style("status-bar--paused", partial=True))
             text.append(" ")
+        if status.low_bandwidth:
+            text.append("LOW-BW ", self.get_component_rich_style("status-bar--term", partial=True))
         text.append(f"{status.shown} of {status.total} sockets")
-        text.append(f"  filter: {status.filter_text}" if status.filter_text else "  no filter")
+        if status.filter_terms:
+            text.append("  filter:")
+            term_style = self.get_component_rich_style("status-bar--term", partial=True)
+            for term in status.filter_terms:
+                text.append(" ")
+                text.append(term, term_style)
+        else:
+            text.append("  no filter")
         text.append(f"  sort: {status.sort_label}")
         text.append(f"  {'names' if status.names else 'numeric'}")
         if status.late_seconds:

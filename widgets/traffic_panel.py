@@ -18,13 +18,24 @@ class TrafficPanel(Widget):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.busiest: list[Interface] = []
-        self._signature: list[tuple[str, bool, str, str, str, str]] = []
+        self.rates: dict[str, tuple[float, float]] = {}
+        self.sparklines: dict[str, tuple[str, str]] = {}  # as last drawn; redrawn only when asked
+        self._signature: list[tuple[object, ...]] = []
 
-    def show_interfaces(self, interfaces: list[Interface]) -> None:
+    def show_interfaces(self, interfaces: list[Interface], rates: dict[str, tuple[float, float]] | None = None, *,
+                        sparklines: bool = True, redraw_sparklines: bool = True) -> None:
+        """The busiest interfaces; `rates` (rx, tx by name) as they should read (steadied by the caller; default:
+        the interfaces' own), sparklines drawn anew only when `redraw_sparklines`, none if not `sparklines`."""
         busiest = sorted(interfaces, key=lambda i: i.rx_bytes_per_s + i.tx_bytes_per_s, reverse=True)[:SHOWN]
-        signature = [
-            (i.name, i.up, format_rate(i.rx_bytes_per_s), format_rate(i.tx_bytes_per_s),
-             sparkline(i.rx_history, SPARK_WIDTH), sparkline(i.tx_history, SPARK_WIDTH))
+        self.rates = {i.name: (rates or {}).get(i.name, (i.rx_bytes_per_s, i.tx_bytes_per_s)) for i in busiest}
+        if not sparklines:
+            self.sparklines = {}
+        elif redraw_sparklines or any(i.name not in self.sparklines for i in busiest):
+            self.sparklines = {i.name: (sparkline(i.rx_history, SPARK_WIDTH), sparkline(i.tx_history, SPARK_WIDTH))
+                               for i in busiest}
+        signature: list[tuple[object, ...]] = [
+            (i.name, i.up, format_rate(self.rates[i.name][0]), format_rate(self.rates[i.name][1]),
+             self.sparklines.get(i.name))
             for i in busiest
         ]
         self.busiest = busiest
@@ -43,11 +54,15 @@ class TrafficPanel(Widget):
         for index, interface in enumerate(self.busiest):
             if index:
                 text.append("  │  ")
+            rx, tx = self.rates.get(interface.name, (interface.rx_bytes_per_s, interface.tx_bytes_per_s))
+            rx_spark, tx_spark = self.sparklines.get(interface.name, ("", ""))
             text.append(printable(interface.name), name_style if interface.up else down_style)
             text.append(" ↓")
-            text.append(f"{format_rate(interface.rx_bytes_per_s):>9} ", rx_style)
-            text.append(sparkline(interface.rx_history, SPARK_WIDTH), rx_style)
+            text.append(f"{format_rate(rx):>9}", rx_style)
+            if rx_spark:
+                text.append(f" {rx_spark}", rx_style)
             text.append(" ↑")
-            text.append(f"{format_rate(interface.tx_bytes_per_s):>9} ", tx_style)
-            text.append(sparkline(interface.tx_history, SPARK_WIDTH), tx_style)
+            text.append(f"{format_rate(tx):>9}", tx_style)
+            if tx_spark:
+                text.append(f" {tx_spark}", tx_style)
         return text

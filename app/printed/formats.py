@@ -17,6 +17,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from netscope.collectors.model import COUNTED_STATES, Socket
+from netscope.collectors.session.folding import socket_count
 from netscope.widgets.formatting import (
     format_endpoint,
     owner_text,
@@ -40,10 +41,11 @@ FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def socket_record(sock: Socket) -> dict[str, Any]:
+def socket_record(sock: Socket, folded: bool = False) -> dict[str, Any]:
     """A socket under the documented field names. Unknown owner: pid and program null; no owner at all
-    (TIME_WAIT, inode 0): user null as well."""
-    return {
+    (TIME_WAIT, inode 0): user null as well. `folded` (`--fold`): a last field, `sockets`, how many sockets the row
+    stands for (1 for a socket on its own; a folded row's port 0 on the clients' side means any)."""
+    record = {
         "proto": sock.proto,
         "recv_q": sock.recv_q,
         "send_q": sock.send_q,
@@ -58,6 +60,9 @@ def socket_record(sock: Socket) -> dict[str, Any]:
         "uid": sock.uid,
         "inode": sock.inode,
     }
+    if folded:
+        record["sockets"] = socket_count(sock)
+    return record
 
 
 class Names:
@@ -165,13 +170,13 @@ def json_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
     yield "]"
 
 
-def csv_lines(sockets: Iterable[Socket]) -> Iterator[str]:
+def csv_lines(sockets: Iterable[Socket], folded: bool = False) -> Iterator[str]:
     out = LineBuffer()
     writer = csv.writer(out, lineterminator="")
-    writer.writerow(FIELDS)
+    writer.writerow((*FIELDS, "sockets") if folded else FIELDS)
     yield out.take()
     for sock in sockets:
-        record = socket_record(sock)
+        record = socket_record(sock, folded)
         # CSV is read in terminals and spreadsheets: escape control characters as the text table does, and never
         # let a name start a formula.
         writer.writerow(["" if v is None else spreadsheet_safe(printable(v)) if isinstance(v, str) else v

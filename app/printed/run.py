@@ -10,7 +10,8 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from netscope.collectors.model import Snapshot
+from netscope.collectors.model import Snapshot, Socket
+from netscope.collectors.session.folding import Folder
 
 if TYPE_CHECKING:  # only for annotations: one-shot output starts without importing every collector
     from netscope.collectors.view_data import ViewData
@@ -60,11 +61,14 @@ def print_connections(args: argparse.Namespace, out: Output, snapshot: Snapshot,
     if args.count:
         out.line(str(len(sockets)))
         return
+    folded = bool(getattr(args, "fold", False))
+    if folded:
+        sockets = fold(sockets, snapshot)
     sockets = sort_sockets(sockets)
     if args.json:
-        out.lines(json_lines(socket_record(sock) for sock in sockets))
+        out.lines(json_lines(socket_record(sock, folded) for sock in sockets))
     elif args.csv:
-        out.lines(csv_lines(sockets))
+        out.lines(csv_lines(sockets, folded))
     else:
         names = Names([ip for s in sockets for ip in (s.local_ip, s.remote_ip)]) if args.names else None
         out.lines(
@@ -73,6 +77,14 @@ def print_connections(args: argparse.Namespace, out: Output, snapshot: Snapshot,
                 header=not args.no_header, names=names, when=when,
             )
         )  # fmt: skip
+
+
+def fold(sockets: list[Socket], snapshot: Snapshot) -> list[Socket]:
+    """`--fold`: look-alike ownerless sockets as one row each group, as the UI shows them (see folding.py)."""
+    folder = Folder()
+    folder.listening_ports = {s.local_port for s in snapshot.sockets.values() if s.state == "LISTEN"}
+    folder.reset(sockets, snapshot.taken_at)
+    return list(folder.rows.values())
 
 
 def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int:

@@ -19,11 +19,20 @@ from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen, TcpDetails
 from netscope.collectors.connections import missing_owner_reason
 from netscope.collectors.interfaces import Interface
-from netscope.collectors.model import Socket, SocketKey
+from netscope.collectors.model import SnapshotDiff, Socket, SocketKey
 from netscope.collectors.resolver import NameResolver
 from netscope.collectors.session.config import save_columns
-from netscope.collectors.session.filters import Filter, FilterError, parse_filter
+from netscope.collectors.session.filters import (
+    Filter,
+    FilterError,
+    filter_terms,
+    narrowed,
+    parse_filter,
+    without_last_term,
+)
+from netscope.collectors.session.folding import FoldedSockets
 from netscope.collectors.session.live import LiveSession, Refresh
+from netscope.collectors.session.steady import SteadyFigure, SteadyFigures
 from netscope.collectors.signals import look_before_kill, owner_details, refusal_reason, send_signal
 from netscope.collectors.sock_destroy import close_refusal, destroy_capability, destroy_socket
 from netscope.collectors.sources import SnapshotSource
@@ -35,7 +44,11 @@ from netscope.widgets.tcp_columns import METRIC_COLUMNS
 from netscope.widgets.top_panel import TopPanel
 from netscope.widgets.traffic_panel import TrafficPanel
 
+LOW_BANDWIDTH_PAINT = 3.0  # seconds between repaints of the table, counters and status in low-bandwidth mode
+SPARKLINE_EVERY = 5.0  # seconds between redraws of the traffic sparklines: their shape, not each second, is news
 SORT_TIP = "sort by the next / previous column (or click a column header)"  # s and S share a help row
+FOLD_REFUSAL = ("This row stands for {:,} sockets that no process owns (the kernel holds them until they finish "
+                "closing). Enter shows them one by one.")
 REPLAY_REFUSAL = "This is a recording: its {} are not these, and nothing is {} from it."
 
 
@@ -51,11 +64,14 @@ class ConnectionsView(Vertical):
                 tooltip=SORT_TIP),
         Binding("r", "reverse_sort", "Reverse", show=False, id="reverse_sort", tooltip="reverse the sort order"),
         Binding("o", "filter_selected('port')", "This port", id="filter_port",
-                tooltip="filter to the selected row's local port"),
+                tooltip="narrow the filter to the selected row's local port (`:80`; replaces a port term)"),
         Binding("t", "filter_selected('state')", "This state", id="filter_state",
-                tooltip="filter to the selected row's state"),
+                tooltip="narrow the filter to the selected row's state (replaces a state term): o then t on a :80 "
+                        "ESTABLISHED row is `:80 established`"),
         Binding("p", "filter_selected('pid')", "This PID", id="filter_pid",
-                tooltip="filter to the selected row's PID"),
+                tooltip="narrow the filter to the selected row's PID (replaces a pid term)"),
+        Binding("backspace", "drop_last_term", "Drop term", show=False, id="drop_term",
+                tooltip="take the last term off the filter"),
         Binding("n", "toggle_names", "Names", id="names",
                 tooltip="toggle host and service names (resolved in the background) and numbers"),
         Binding("k", "kill('SIGTERM')", "Kill", id="kill",
@@ -65,6 +81,9 @@ class ConnectionsView(Vertical):
         Binding("x", "close_connection", "Close conn", id="close_connection",
                 tooltip="close just the selected TCP connection (SOCK_DESTROY, like ss -K; asks first; needs "
                         "root)"),
+        Binding("b", "toggle_low_bandwidth", "Low bandwidth", show=False, id="low_bandwidth",
+                tooltip="low-bandwidth mode for a slow link: no sparklines, no transient colour, the screen "
+                        f"repainted every {LOW_BANDWIDTH_PAINT:g} s (the data stays live; keys answer at once)"),
         Binding("c", "choose_columns", "Columns", show=False, id="columns",
                 tooltip="choose extra columns: the owner's container, and from tcp_info bytes, rates, rtt, cwnd "
                         "..."),
@@ -78,10 +97,20 @@ class ConnectionsView(Vertical):
 
     def __init__(self, session: LiveSession, source: SnapshotSource, *, flash_seconds: float = 3.0,
                  netns: str = "", save_config: bool = True, config_file: Path | None = None,
-                 id: str | None = None) -> None:
+                 low_bandwidth: bool = False, id: str | None = None) -> None:
         """`netns`: the namespace looked into as the user named it ("" for ours); `save_config`, `config_file`:
-        whether and where a change of columns is remembered."""
+        whether and where a change of columns is remembered; `low_bandwidth`: start in that mode (`b`)."""
         super().__init__(id=id)
+        self.flash_seconds = flash_seconds
+        self.low_bandwidth = low_bandwidth
+        # Not yet drawn (low-bandwidth mode): refreshes, the newest interfaces, whether the groups changed.
+        self._held: list[SnapshotDiff] = []
+        self._held_interfaces: list[Interface] | None = None
+        self._groups_owed = False
+        self._painted_at = 0.0
+        self._sparklines_at = 0.0
+        self._read_time = SteadyFigure(tolerance=0.5, least=5.0)  # ms: a read time is news when it doubles
+        self._rates = SteadyFigures(tolerance=0.2)
         self.session = session
         self.source = source
         self.netns = netns
@@ -91,7 +120,8 @@ class ConnectionsView(Vertical):
         self.counters = StateCounters(id="counters")
         self.traffic = TrafficPanel(id="traffic")
         self.top_panel = TopPanel(id="top-panel")
-        self.table = ConnectionTable(id="connections", flash_seconds=flash_seconds)
+        self.table = ConnectionTable(id="connections", flash_seconds=0.0 if low_bandwidth else flash_seconds)
+        self.table.coarse_ages = low_bandwidth
         self.filter_bar = FilterBar(id="filter-bar")
         self.status_bar = StatusBar(id="status")
 
@@ -114,16 +144,66 @@ class ConnectionsView(Vertical):
     # --- what the app routes here
 
     def apply(self, refresh: Refresh) -> None:
-        if refresh.diff is not None:
-            self.table.apply_diff(refresh.diff)
+        diff = refresh.diff
+        if diff is not None and self.low_bandwidth and self.session.refresh_count > 1:
+            self._held.append(diff)  # drawn with the next paint (tick)
+            return
+        if diff is not None:
+            self.table.apply_diff(diff)
             if self.session.tcp_wanted:
                 self.table.metrics_changed()
         self.show_counts()
 
+    def _paint_held(self) -> None:
+        held, self._held = self._held, []
+        for diff in held:
+            self.table.apply_diff(diff)
+        if held and self.session.tcp_wanted:
+            self.table.metrics_changed()
+        if self._held_interfaces is not None:
+            self._show_interfaces(self._held_interfaces)
+            self._held_interfaces = None
+        if self._groups_owed:
+            self._groups_owed = False
+            self._show_groups()
+        self.show_counts()
+        self._painted_at = time.monotonic()
+
     def show_interfaces(self, interfaces: list[Interface]) -> None:
-        self.traffic.show_interfaces(interfaces)
+        if self.low_bandwidth:
+            self._held_interfaces = interfaces  # drawn with the next paint
+            return
+        self._show_interfaces(interfaces)
+
+    def _show_interfaces(self, interfaces: list[Interface]) -> None:
+        now = time.monotonic()
+        redraw = now - self._sparklines_at >= SPARKLINE_EVERY
+        if redraw:
+            self._sparklines_at = now
+        steady = self._rates.update({
+            **{f"{i.name}\0rx": i.rx_bytes_per_s for i in interfaces},
+            **{f"{i.name}\0tx": i.tx_bytes_per_s for i in interfaces},
+        })
+        rates = {i.name: (steady[f"{i.name}\0rx"], steady[f"{i.name}\0tx"]) for i in interfaces}
+        self.traffic.show_interfaces(interfaces, rates, sparklines=not self.low_bandwidth,
+                                     redraw_sparklines=redraw)
+
+    def action_toggle_low_bandwidth(self) -> None:
+        self.low_bandwidth = not self.low_bandwidth
+        self._paint_held()
+        self.table.flash_seconds = 0.0 if self.low_bandwidth else self.flash_seconds
+        self.table.coarse_ages = self.low_bandwidth
+        self.table.clear_highlights()
+        self.traffic.show_interfaces(self.traffic.busiest, self.traffic.rates, sparklines=not self.low_bandwidth)
+        self.show_counts()
 
     def show_groups(self) -> None:
+        if self.low_bandwidth:
+            self._groups_owed = True  # drawn with the next paint
+            return
+        self._show_groups()
+
+    def _show_groups(self) -> None:
         groups = self.session.groups
         self.top_panel.show_groups([
             ("Remote hosts", groups.groups("remote_ip", limit=6)),
@@ -132,7 +212,10 @@ class ConnectionsView(Vertical):
         ])
 
     def tick(self) -> None:
-        """Twice a second: highlights fade, resolved names show, and the status line says how late the data is."""
+        """Twice a second: highlights fade, resolved names show, and the status line says how late the data is;
+        in low-bandwidth mode, what arrived is drawn every LOW_BANDWIDTH_PAINT s."""
+        if self.low_bandwidth and time.monotonic() - self._painted_at >= LOW_BANDWIDTH_PAINT:
+            self._paint_held()
         session = self.session
         if self.is_replay or session.late_seconds(self.source.interval):
             self.show_counts()  # the replay position and state, or how late the data is
@@ -150,14 +233,16 @@ class ConnectionsView(Vertical):
         self.status_bar.show_status(Status(
             shown=sum(table.filtered_counts.values()),
             total=len(snapshot.sockets) if snapshot else 0,
-            filter_text=session.filter.text,
+            filter_terms=tuple(filter_terms(session.filter.text)),
             sort_label=table.sort_label,
-            collect_ms=float(rounded_ms(snapshot.collect_seconds * 1000)) if snapshot else 0.0,
+            collect_ms=float(rounded_ms(self._read_time.update(snapshot.collect_seconds * 1000))) if snapshot
+            else 0.0,
             interval=self.source.interval,
             paused=session.paused,
             names=self._resolver is not None,
             warning=self._source_state() or session.standing_warning,
             late_seconds=session.late_seconds(self.source.interval, self.is_replay),
+            low_bandwidth=self.low_bandwidth,
         ))
 
     def _source_state(self) -> str:
@@ -171,7 +256,9 @@ class ConnectionsView(Vertical):
         return "  ".join(parts)
 
     def export_rows(self) -> list[Socket]:
-        return [sock for sock in self.table.rows if not self.table.is_closed(sock)]
+        """Every socket shown, in table order: a folded row's sockets each on their own."""
+        table = self.table
+        return [member for row in table.rows if not table.is_closed(row) for member in table.members_of(row)]
 
     # --- filter
 
@@ -210,15 +297,21 @@ class ConnectionsView(Vertical):
         if sock is None:
             return
         if what == "port":
-            text = f"lport:{sock.local_port}"
+            term = f":{sock.local_port}"
         elif what == "state":
-            text = f"state:{sock.state.lower()}"
+            state = "SYN_RECV" if sock.state == "NEW_SYN_RECV" else sock.state
+            # Bare `listen` would also take unconnected UDP: the row's own state is meant.
+            term = "state:listen" if state == "LISTEN" else state.lower()
         elif sock.pid is None:
             self.app.notify("This socket has no known owning process.", severity="warning")
             return
         else:
-            text = f"pid:{sock.pid}"
-        self.apply_filter(parse_filter(text))
+            term = f"pid:{sock.pid}"
+        self.apply_filter(parse_filter(narrowed(self.session.filter.text, term)))
+
+    def action_drop_last_term(self) -> None:
+        if not self.session.filter.is_empty:
+            self.apply_filter(parse_filter(without_last_term(self.session.filter.text)))
 
     # --- sorting, names
 
@@ -298,6 +391,9 @@ class ConnectionsView(Vertical):
         if self.table.is_closed(sock):
             notify("That connection is already closed.", severity="warning")
             return
+        if isinstance(sock, FoldedSockets):
+            notify(FOLD_REFUSAL.format(sock.count), severity="warning")
+            return
         refusal = close_refusal(sock)
         if self.netns:
             # SOCK_DESTROY would be asked of this process's namespace, not the one shown.
@@ -350,6 +446,9 @@ class ConnectionsView(Vertical):
         if self.table.is_closed(sock):
             notify("That connection has closed: its process may have exited and its PID been reused. Nothing "
                    "is sent from a closed row; select a live one.", severity="warning")
+            return
+        if isinstance(sock, FoldedSockets):
+            notify(FOLD_REFUSAL.format(sock.count), severity="warning")
             return
         if sock.pid is None:
             notify(f"Nothing to kill: {missing_owner_reason(sock)}.", severity="warning", markup=False)

@@ -580,32 +580,36 @@ class Term:
     written: str
     meaning: str
     keys: dict[str, Handler] = field(default_factory=dict)
+    # Terms of one kind say the same thing of a socket: a one-key filter (`o`, `t`, `p`) replaces a term of its
+    # kind rather than adding a second, contradictory one.
+    kind: str = ""
 
 
 # The one description of the language: the parser's keys, the help screen (`?`) and the README's "Filter language"
 # table (tests/test_filters.py checks the README against it) all come from here.
 GRAMMAR: tuple[Term, ...] = (
-    Term("`:80`, `80`, `:8000-8100`", "local or remote port", {"port": _ports_for(_BOTH)}),
+    Term("`:80`, `80`, `:8000-8100`", "local or remote port", {"port": _ports_for(_BOTH)}, kind="port"),
     Term("`lport:80`, `rport:5432`", "local / remote port (`sport:` and `dport:` too)",
          {"lport": _ports_for(_LOCAL), "sport": _ports_for(_LOCAL), "rport": _ports_for(_REMOTE),
-          "dport": _ports_for(_REMOTE)}),
+          "dport": _ports_for(_REMOTE)}, kind="port"),
     Term("`established`, `state:time_wait`, `estab`",
          "a state (case-insensitive; an unambiguous prefix is enough; `syn_recv,syn_sent` any of)",
-         {"state": _state_term}),
-    Term("`listen`, `-l`", "listening sockets, as `netstat -l` lists them (TCP LISTEN and unconnected UDP)"),
-    Term("`pid:1234`", "the owning process", {"pid": _pid_term}),
+         {"state": _state_term}, kind="state"),
+    Term("`listen`, `-l`", "listening sockets, as `netstat -l` lists them (TCP LISTEN and unconnected UDP)",
+         kind="state"),
+    Term("`pid:1234`", "the owning process", {"pid": _pid_term}, kind="pid"),
     Term("`proc:nginx`", "the program name contains this (any case; `program:` too)",
-         {"proc": _proc_term, "program": _proc_term}),
-    Term("`user:www-data`, `user:0`", "the owner's user name or uid", {"user": _user_term}),
+         {"proc": _proc_term, "program": _proc_term}, kind="proc"),
+    Term("`user:www-data`, `user:0`", "the owner's user name or uid", {"user": _user_term}, kind="user"),
     Term("`container:web`, `container:host`",
          "the owner's container or service contains this (any case); `host`: owned by a process of the host "
          "itself",
-         {"container": _container_term}),
+         {"container": _container_term}, kind="container"),
     Term("`proto:tcp`, `udp`, `tcp6`, `udp6`, `proto:4`, `proto:6`",
-         "protocol / address family (`tcp` includes tcp6)", {"proto": _proto_term}),
+         "protocol / address family (`tcp` includes tcp6)", {"proto": _proto_term}, kind="proto"),
     Term("`ip:10.0.0.5`, `ip:10.0.0.0/8`, `lip:`, `rip:`",
          "either end's address or network (IPv4 also matches `::ffff:` mapped addresses)",
-         {"ip": _ip_term(_BOTH), "lip": _ip_term(_LOCAL), "rip": _ip_term(_REMOTE)}),
+         {"ip": _ip_term(_BOTH), "lip": _ip_term(_LOCAL), "rip": _ip_term(_REMOTE)}, kind="ip"),
 )
 # How terms combine, said once for the help screen and the README.
 GRAMMAR_RULES = (
@@ -618,3 +622,48 @@ GRAMMAR_EXAMPLES = (
 _KEYS: dict[str, Handler] = {key: handler for term in GRAMMAR for key, handler in term.keys.items()}
 _KEY_LIST = ", ".join("/".join(term.keys) + (" (or just :80)" if "port" in term.keys else "")
                       for term in GRAMMAR if term.keys)
+_KEY_KINDS: dict[str, str] = {key: term.kind for term in GRAMMAR for key in term.keys}
+
+
+# --- one-key filters ---------------------------------------------------------------------------------------------
+
+
+def term_kind(term: str) -> str:
+    """What a (valid) term says of a socket: a GRAMMAR kind ("port", "state" ...), `!` in front for a negated term
+    (which a one-key filter never replaces: `!:22` and `:80` say different things)."""
+    if term.startswith("!"):
+        return "!" + term_kind(term[1:])
+    first = term.split(",", 1)[0]
+    key, sep, value = first.partition(":")
+    if sep and key.lower() in _KEY_KINDS:
+        return _KEY_KINDS[key.lower()]
+    if sep and not key and not value.startswith(":"):
+        return "port"
+    if sep or (first[:1].isdigit() and not all(ch in _PORT_CHARS for ch in first)):
+        return "ip"
+    if first[:1].isdigit():
+        return "port"
+    lower = first.lower()
+    if lower in _PROTOS:
+        return "proto"
+    return "state"  # a state word, `listen`, `-l`: everything else a valid bare word can be
+
+
+def narrowed(text: str, term: str) -> str:
+    """The filter `text` with `term` added, replacing a term of the same kind: `:80` then `established` is
+    `:80 established`; `established` on top of that gives the same, `time_wait` swaps the state. Raises
+    FilterError if `text` does not parse."""
+    parse_filter(term)  # a term from a row is always valid; this makes sure
+    kind = term_kind(term)
+    kept = [old for old in _split_terms(text) if term_kind(old) != kind]
+    return " ".join(_quote(t) for t in (*kept, term))
+
+
+def without_last_term(text: str) -> str:
+    """The filter `text` with its last term taken away."""
+    return " ".join(_quote(t) for t in _split_terms(text)[:-1])
+
+
+def filter_terms(text: str) -> list[str]:
+    """The terms of a filter as written (quoted where they hold spaces), for showing them one by one."""
+    return [_quote(term) for term in _split_terms(text)]
