@@ -43,6 +43,8 @@ def test_low_bandwidth_at_80x24(snap_compare: Any) -> None:
 
     async def one_refresh(pilot: Pilot[Any]) -> None:
         await wait_for(pilot, lambda: app.refresh_count == 1 and app.table.row_count > 0)
+        await wait_for(pilot, lambda: bool(app.connections.traffic.busiest))  # drawn with the mode's first paint
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=one_refresh)
 
@@ -72,7 +74,16 @@ def test_interfaces_view(snap_compare: Any) -> None:
 
 
 def test_routes_view(snap_compare: Any) -> None:
-    assert snap_compare(fixed_app(), terminal_size=SIZE, press=["3"], run_before=two_refreshes)
+    app = fixed_app()
+
+    async def routes_shown(pilot: Pilot[Any]) -> None:
+        # The routes are read when the view is shown: wait for them, or the columns are sized to the headers.
+        await two_refreshes(pilot)
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.routes_view.table.row_count > 0)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=routes_shown)
 
 
 def test_statistics_view(snap_compare: Any) -> None:
