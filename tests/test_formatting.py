@@ -7,8 +7,8 @@ from netscope.widgets.tcp_columns import format_bytes, format_micros
 
 
 def test_ages_of_new_sockets_count_seconds_and_old_ones_minutes() -> None:
-    assert [format_age(s) for s in (0, 42, 59.9, 60, 754, 18_720, 273_600)] == [
-        "0s", "42s", "59s", "1m", "12m", "5h12m", "3d4h"
+    assert [format_age(s) for s in (0, 9.9, 10, 42, 59.9, 60, 754, 18_720, 273_600)] == [
+        "0s", "9s", "10s", "40s", "50s", "1m", "12m", "5h12m", "3d4h"
     ]
     # Open before netscope started: a lower bound, which says nothing to the second; it changes once a minute.
     assert [format_age(s, lower_bound=True) for s in (0, 12, 59, 60, 754)] == [">0m", ">0m", ">0m", ">1m", ">12m"]

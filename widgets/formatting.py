@@ -50,7 +50,12 @@ def state_label(sock: Socket) -> str:
 
 
 def format_age(seconds: float, lower_bound: bool = False, coarse: bool = False) -> str:
-    """Compact age: `42s`, `12m`, `5h12m`, `3d4h`; `>` marks sockets that were already open when netscope started.
+    """Compact age: `7s`, `40s`, `12m`, `5h12m`, `3d4h`; `>` marks sockets that were already open when netscope
+    started.
+
+    Seconds count one by one for the first ten (a connection that is just opening), then in steps of ten (`40s` is
+    40 to 49 s): a screen of young keep-alive connections would otherwise repaint every row every second, and a
+    ticking column of seconds is not something a person reads.
 
     Minutes drop the seconds so that old rows do not repaint every second over SSH. A socket older than netscope
     is `>0m` for its first minute: the seconds of a lower bound say nothing, and counting them would repaint
@@ -62,8 +67,10 @@ def format_age(seconds: float, lower_bound: bool = False, coarse: bool = False) 
         return ">0m"
     if seconds < 60 and coarse:
         return "<1m"
-    if seconds < 60:
+    if seconds < 10:
         text = f"{seconds}s"
+    elif seconds < 60:
+        text = f"{seconds // 10 * 10}s"
     elif seconds < 3600:
         text = f"{seconds // 60}m"
     elif seconds < 86400:
@@ -97,10 +104,11 @@ def format_count(value: float) -> str:
     return f"{value / 1_000_000:.1f}M"
 
 
-def sparkline(values: list[float], width: int) -> str:
-    """The last `width` values as block characters scaled to their own maximum (all zero: a flat line)."""
+def sparkline(values: list[float], width: int, floor: float = 0.0) -> str:
+    """The last `width` values as block characters scaled to their own maximum, or to `floor` if that is higher
+    (all zero: a flat line)."""
     recent = values[-width:] if width > 0 else []
-    peak = max(recent, default=0.0)
+    peak = max(max(recent, default=0.0), floor)
     if peak <= 0:
         return SPARK_LEVELS[0] * len(recent)
     top = len(SPARK_LEVELS) - 1

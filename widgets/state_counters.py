@@ -48,7 +48,9 @@ class StateCounters(Widget):
             return  # unchanged: repainting it would only send bytes over SSH
         self._signature = signature
         self.set_class(syn_recv_alert, "-alert")
-        self.refresh(layout=True)
+        # One line high whatever it says: a layout pass would also repaint the table's scrollbar (Textual
+        # repaints a ScrollView's scrollbars on every layout), 1 KB/s over SSH for nothing.
+        self.refresh()
 
     def render(self) -> Text:
         """One line: every state by its full name if that fits; else only the states with sockets (SYN_RECV always

@@ -10,8 +10,6 @@ from textual.widget import Widget
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    shown: int = 0
-    total: int = 0
     filter_terms: tuple[str, ...] = ()
     sort_label: str = ""
     collect_ms: float = 0.0
@@ -53,15 +51,16 @@ class StatusBar(Widget):
             text.append(" ")
         if status.low_bandwidth:
             text.append("LOW-BW ", self.get_component_rich_style("status-bar--term", partial=True))
-        text.append(f"{status.shown} of {status.total} sockets")
+        # How many sockets are shown and of how many is the counter bar's ALL: said once, and the status line is
+        # not repainted every time a socket opens somewhere on a busy server.
         if status.filter_terms:
-            text.append("  filter:")
+            text.append("filter:")
             term_style = self.get_component_rich_style("status-bar--term", partial=True)
             for term in status.filter_terms:
                 text.append(" ")
                 text.append(term, term_style)
         else:
-            text.append("  no filter")
+            text.append("no filter")
         text.append(f"  sort: {status.sort_label}")
         text.append(f"  {'names' if status.names else 'numeric'}")
         if status.late_seconds:

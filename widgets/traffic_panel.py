@@ -10,6 +10,9 @@ from netscope.widgets.formatting import format_rate, printable, sparkline
 
 SHOWN = 3
 SPARK_WIDTH = 12
+# B/s: sparklines are scaled to at least this, so a trickle (an SSH session's own bytes on lo) draws nearly flat
+# instead of a jagged line that changes shape, and is resent, every few seconds.
+SPARK_FLOOR = 4000.0
 
 
 class TrafficPanel(Widget):
@@ -26,12 +29,17 @@ class TrafficPanel(Widget):
                         sparklines: bool = True, redraw_sparklines: bool = True) -> None:
         """The busiest interfaces; `rates` (rx, tx by name) as they should read (steadied by the caller; default:
         the interfaces' own), sparklines drawn anew only when `redraw_sparklines`, none if not `sparklines`."""
-        busiest = sorted(interfaces, key=lambda i: i.rx_bytes_per_s + i.tx_bytes_per_s, reverse=True)[:SHOWN]
-        self.rates = {i.name: (rates or {}).get(i.name, (i.rx_bytes_per_s, i.tx_bytes_per_s)) for i in busiest}
+        given = rates or {}
+        every = {i.name: given.get(i.name, (i.rx_bytes_per_s, i.tx_bytes_per_s)) for i in interfaces}
+        before = {i.name: index for index, i in enumerate(self.busiest)}
+        # Ordered by the rates as shown, ties kept where they were: interfaces must not swap places on a wobble.
+        busiest = sorted(interfaces, key=lambda i: (-sum(every[i.name]), before.get(i.name, SHOWN)))[:SHOWN]
+        self.rates = {i.name: every[i.name] for i in busiest}
         if not sparklines:
             self.sparklines = {}
         elif redraw_sparklines or any(i.name not in self.sparklines for i in busiest):
-            self.sparklines = {i.name: (sparkline(i.rx_history, SPARK_WIDTH), sparkline(i.tx_history, SPARK_WIDTH))
+            self.sparklines = {i.name: (sparkline(i.rx_history, SPARK_WIDTH, SPARK_FLOOR),
+                                        sparkline(i.tx_history, SPARK_WIDTH, SPARK_FLOOR))
                                for i in busiest}
         signature: list[tuple[object, ...]] = [
             (i.name, i.up, format_rate(self.rates[i.name][0]), format_rate(self.rates[i.name][1]),

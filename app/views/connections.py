@@ -109,8 +109,9 @@ class ConnectionsView(Vertical):
         self._groups_owed = False
         self._painted_at = 0.0
         self._sparklines_at = 0.0
-        self._read_time = SteadyFigure(tolerance=0.5, least=5.0)  # ms: a read time is news when it doubles
-        self._rates = SteadyFigures(tolerance=0.2)
+        self._read_time = SteadyFigure(tolerance=0.5, least=5.0)  # ms: news when it moves by half either way
+        # B/s: over SSH, lo carries the session's own 1-3 KB/s, which must not repaint the panel every second.
+        self._rates = SteadyFigures(tolerance=0.5, least=4000)
         self.session = session
         self.source = source
         self.netns = netns
@@ -231,8 +232,6 @@ class ConnectionsView(Vertical):
                                   session.syn_recv.alert)
         snapshot = session.snapshot
         self.status_bar.show_status(Status(
-            shown=sum(table.filtered_counts.values()),
-            total=len(snapshot.sockets) if snapshot else 0,
             filter_terms=tuple(filter_terms(session.filter.text)),
             sort_label=table.sort_label,
             collect_ms=float(rounded_ms(self._read_time.update(snapshot.collect_seconds * 1000))) if snapshot

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 
 class SteadyFigure:
-    """Keeps the value last shown until a new measurement differs from it by more than `tolerance` (a fraction of
-    it) and more than `least` (in the figure's own unit)."""
+    """Keeps the value last shown until a new measurement differs from it by more than `least` (in the figure's own
+    unit) and by more than a factor of 1 + `tolerance` either way (a halving counts as much as a doubling)."""
 
     def __init__(self, tolerance: float = 0.25, least: float = 0.0) -> None:
         self.tolerance = tolerance
@@ -16,9 +16,15 @@ class SteadyFigure:
     def update(self, value: float) -> float:
         """Take a measurement; return what to show."""
         shown = self.shown
-        if shown is None or abs(value - shown) > max(self.least, self.tolerance * abs(shown)):
+        if shown is None or self._moved(value, shown):
             self.shown = shown = value
         return shown
+
+    def _moved(self, value: float, shown: float) -> bool:
+        if abs(value - shown) <= self.least:
+            return False
+        low, high = sorted((abs(value), abs(shown)))
+        return high > low * (1 + self.tolerance)
 
 
 class SteadyFigures:
