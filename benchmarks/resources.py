@@ -7,7 +7,7 @@ start_load) and measures:
 
 * `netscope --once --json` and `netscope --once --count` against `ss -tanp`, whole commands with start-up, output
   to /dev/null: medians of --once-reps interleaved rounds.
-* time to the first full table, from fork+exec to the moment the status line says "S of T sockets" with T >= 2N,
+* time to the first full table, from fork+exec to the moment the counter bar says `ALL:T` with T >= 2N,
   read from the real app in a pseudo-terminal (TERM=xterm-256color, 160x45): median of --reps launches. The same
   from exec of a headless `App.run_test` process (no terminal) until the table holds 2N rows.
 * one long run of the real app in the pseudo-terminal, at its default 1 s interval, with no key pressed:
@@ -67,7 +67,8 @@ TICK_COUNTER = HERE / "tick_counter"  # a sitecustomize that counts the worker's
 COLUMNS, LINES = 160, 45
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FIRST_MINUTE = 61.0  # past it every Age shows minutes and changes once a minute
-STATUS = re.compile(r"(\d+) of (\d+) sockets")
+# The counter bar's ALL: `ALL:T`, or `ALL:S/T` while a filter is on.
+STATUS = re.compile(r"ALL:(\d+)(?:/(\d+))?")
 CURSOR_TO = re.compile(rb"\x1b\[(\d+);(\d+)H")
 ESCAPE = re.compile(rb"\x1b\[[0-9;?<>=$ ]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
 TARGETS = {
@@ -214,7 +215,7 @@ class Terminal:
             same = sum(rows[row] for row in written if before[row] == [buffer[row - 1][x] for x in range(columns)])
             found = [STATUS.search(line) for line in self._screen.display]
         else:
-            # No emulator: the status line is written as one run of text, so strip escapes and look at the end.
+            # No emulator: the counter bar is written as one run of text, so strip escapes and look at the end.
             self._text_tail = (self._text_tail + ESCAPE.sub(b"", data).decode(errors="replace"))[-4096:]
             found = list(STATUS.finditer(self._text_tail))[-1:]
         self.chunks.append(Chunk(at, len(data), rows, same))
@@ -257,7 +258,7 @@ class Terminal:
             self._take(data, time.monotonic())
 
     def wait_first_table(self, expected: int, timeout: float) -> float:
-        """Seconds from fork to the first screen whose status line counts at least `expected` sockets."""
+        """Seconds from fork to the first screen whose counter bar counts at least `expected` sockets."""
         def full() -> bool:
             return self.status is not None and self.status[1] >= expected
 
@@ -368,7 +369,7 @@ class Window:
 @dataclass
 class LongRun:
     first_table: float
-    sockets: tuple[int, int]  # the status line's total at the first table and after the steady window
+    sockets: tuple[int, int]  # the counter bar's total at the first table and after the steady window
     ui_rss: int
     worker_rss: int
     ui_hwm: int

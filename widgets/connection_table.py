@@ -102,6 +102,9 @@ SORT_KEYS: dict[str, Callable[[Socket], object]] = {
 }
 # Optional columns of text the socket carries (chosen with `c`, like the tcp_info ones), sized to their content.
 TEXT_COLUMN_MAX = 32
+# What PID/Program can need (a 7-digit PID, "/", a 15-character command name): past it, spare width stays at the
+# right edge, so that on a wide terminal the user and age are not a screen's width away from the program.
+PROGRAM_COLUMN_MAX = 24
 TEXT_COLUMNS: dict[str, tuple[Column, Callable[[Socket], str]]] = {
     "container": (Column("container", "Container", 9), lambda s: s.container),
 }
@@ -687,7 +690,8 @@ class ConnectionTable(ScrollView, can_focus=True):
         )
 
     def _update_widths(self) -> bool:
-        """Size the address columns to their content and give the rest of the width to the program column."""
+        """Size the address columns to their content and give the program column what is left, up to
+        PROGRAM_COLUMN_MAX."""
         widths = [column.width for column in self._columns]
         if self._names_on:
             local_width = remote_width = NAMED_ADDRESS_WIDTH
@@ -724,7 +728,7 @@ class ConnectionTable(ScrollView, can_focus=True):
                 widths[index] = max(least, widths[index] - excess)
         spare = available - _line_width(widths)
         if spare > 0:
-            widths[6] += spare
+            widths[6] += min(spare, max(0, PROGRAM_COLUMN_MAX - widths[6]))
         changed = widths != self._widths
         self._widths = widths
         return changed
