@@ -22,10 +22,10 @@ from netscope.collectors.model import Snapshot
 from netscope.collectors.session.filters import narrowed, parse_filter, term_kind, without_last_term
 from netscope.collectors.session.folding import FOLD_AT, FoldedSockets, Folder
 from netscope.collectors.session.steady import SteadyFigure, SteadyFigures
-from netscope.widgets.formatting import SPARK_LEVELS
+from netscope.widgets.formatting import SPARK_LEVELS, sparkline
 from netscope.widgets.state_counters import StateCounters
 from netscope.widgets.top_panel import TopPanel
-from netscope.widgets.traffic_panel import TrafficPanel
+from netscope.widgets.traffic_panel import SPARK_FLOOR, TrafficPanel
 
 SIZE = (120, 40)
 
@@ -212,6 +212,34 @@ async def test_low_bandwidth_draws_no_sparklines_no_flashes_and_repaints_on_its_
         assert not app.connections.low_bandwidth and app.table.flash_seconds > 0
         app.connections.show_interfaces(interfaces().interfaces)
         assert set(SPARK_LEVELS) & set(app.query_one(TrafficPanel).render().plain)
+
+
+async def test_the_traffic_panel_holds_still_while_an_ssh_session_trickles_over_lo() -> None:
+    """Over SSH, lo carries the session's own 0-3 KB/s: it must neither change the rate shown, nor the order of
+    the interfaces, nor draw a jagged sparkline; a real change (tens of KB/s) shows at once."""
+    from dataclasses import replace
+
+    app = NetscopeApp(FixedSource(), views=FixedViews())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count >= 1)
+        panel = app.query_one(TrafficPanel)
+        quiet = [replace(i, rx_bytes_per_s=0.0, tx_bytes_per_s=0.0, rx_history=[0.0] * 12, tx_history=[0.0] * 12)
+                 for i in interfaces().interfaces]
+        lo = next(i for i in quiet if i.name == "lo")
+        trickle = [900.0, 0.0] * 6
+        seen = []
+        for rate in (900.0, 0.0, 2800.0, 0.0, 1500.0):
+            ticked = replace(lo, rx_bytes_per_s=rate, tx_bytes_per_s=rate, rx_history=trickle, tx_history=trickle)
+            app.connections.show_interfaces([ticked if i is lo else i for i in quiet])
+            seen.append(([i.name for i in panel.busiest], panel.rates["lo"], panel.sparklines.get("lo")))
+        assert all(entry == seen[0] for entry in seen), seen
+        assert seen[0][0][0] == "lo" and 0 < seen[0][1][0] < 4000
+        # A trickle is drawn low (scaled to at least 4 KB/s), not as full-height spikes.
+        assert set(sparkline(trickle, 12, SPARK_FLOOR)) <= set(SPARK_LEVELS[:3])
+        assert SPARK_LEVELS[-1] in sparkline(trickle, 12)
+        busy = replace(lo, rx_bytes_per_s=68_000.0, tx_bytes_per_s=68_000.0)
+        app.connections.show_interfaces([busy if i is lo else i for i in quiet])
+        assert panel.rates["lo"] == (68_000.0, 68_000.0)
 
 
 def test_a_fold_forms_at_its_threshold_and_unfolds_only_near_empty() -> None:
