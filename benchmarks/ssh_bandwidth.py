@@ -151,13 +151,14 @@ async def keepalive(deadline):
     reader, writer = await asyncio.open_connection("127.0.0.1", PORT)
     await asyncio.sleep(EVERY * (hash(id(writer)) % 1000) / 1000)
     while time.monotonic() < deadline:
-        writer.write(REQUEST); await writer.drain(); await reader.readuntil(b"ok\n")
+        writer.write(REQUEST); await writer.drain()
+        await asyncio.wait_for(reader.readuntil(b"ok\n"), 10)
         await asyncio.sleep(EVERY)
     writer.close()
 async def short():
     reader, writer = await asyncio.open_connection("127.0.0.1", PORT)
     writer.write(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"); await writer.drain()
-    await reader.read(); writer.close()
+    await asyncio.wait_for(reader.read(), 10); writer.close()
 async def main():
     deadline = time.monotonic() + LIFETIME
     tasks = [asyncio.create_task(keepalive(deadline)) for _ in range(CLIENTS)]
@@ -166,7 +167,7 @@ async def main():
         for _ in range(SHORT):
             asyncio.create_task(short())
             await asyncio.sleep(1 / SHORT)
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.wait(tasks, timeout=5)  # bounded: a stuck connection must not outlive the benchmark
 asyncio.run(main())
 """
 
