@@ -17,6 +17,7 @@ from typing import Any
 
 from netscope import __version__
 from netscope.collectors.limits import interval_problem
+from netscope.collectors.pace import DEFAULT_CPU_SHARE
 from netscope.collectors.session.alerts import Thresholds
 from netscope.collectors.session.config import Config, apply_threshold_overrides, load_config
 from netscope.collectors.session.filters import Filter, FilterError, parse_filter
@@ -30,6 +31,16 @@ _ONE_SHOT_FLAGS = (
     "once", "json", "csv", "count", "tcp", "udp", "listening", "all", "numeric", "programs", "ipv4", "ipv6",
     "extend", "wide", "names", "no_header",
 )  # fmt: skip
+
+
+def _cpu_limit(value: str) -> float:
+    try:
+        percent = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {value!r}") from None
+    if not 0 <= percent <= 100:  # also NaN
+        raise argparse.ArgumentTypeError(f"a percentage of one core from 0 to 100 (0: never stretch), not {value}")
+    return percent
 
 
 def _interval(value: str) -> float:
@@ -80,7 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--interval", "-c", type=_interval, default=None, metavar="SECONDS",
-        help="seconds between refreshes (default 1, or the config file's interval); also --watch's and --record's",
+        help="seconds between refreshes (default 1, or the config file's interval); also --watch's and "
+             "--record's. Given here, it is kept even when refreshing costs more than --cpu-limit",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cpu-limit", type=_cpu_limit, default=None, metavar="PERCENT",
+        help="when a refresh costs more than this share of one core (default 20), wait longer between refreshes; "
+             "the status line says so. 0: never",
     )  # fmt: skip
     parser.add_argument(
         "--filter", "-f", default="", metavar="EXPR",
@@ -283,8 +300,13 @@ def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Conf
         config.thresholds = apply_threshold_overrides(config.thresholds, args.alert)
     except ValueError as error:
         parser.error(f"--alert: {error}")
+    # An interval typed on the command line is a pace the user forced: kept whatever it costs, unless a CPU limit
+    # is typed too. Otherwise the limit (the config file's, or 20%) stretches it on a box where refreshing is dear.
+    forced = args.interval is not None and args.cpu_limit is None
     if args.interval is None:
         args.interval = config.interval or 1.0
+    limit = args.cpu_limit if args.cpu_limit is not None else config.cpu_limit
+    args.cpu_share = 0.0 if forced else (DEFAULT_CPU_SHARE if limit is None else limit / 100)
     return config
 
 
@@ -329,7 +351,8 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
 
     # The collector worker starts first: its start-up and first read overlap with loading Textual (0.4 s), so the
     # first table comes sooner.
-    worker = None if args.replay else start_worker(args.interval, tcp_info=bool(config.columns), netns=netns)
+    worker = None if args.replay else start_worker(
+        args.interval, tcp_info=bool(config.columns), netns=netns, cpu_share=args.cpu_share)
     # Imported here so that `--help`, a bad filter and every printed output answer without loading Textual.
     from netscope.app.netscope_app import NetscopeApp
 
@@ -371,12 +394,14 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
             why = error.strerror or error
             print(f"netscope: cannot create the recording {args.record}: {why}", file=sys.stderr)
             return 1
-        source = RecordingTee(ProcessCollector(interval=args.interval, prestarted=worker, netns=netns), writer)
+        source = RecordingTee(ProcessCollector(
+            interval=args.interval, prestarted=worker, netns=netns, cpu_share=args.cpu_share), writer)
         try:
             return _ran(NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings))
         finally:
             writer.close()
-    source = RecordingTee(ProcessCollector(interval=args.interval, prestarted=worker, netns=netns))
+    source = RecordingTee(ProcessCollector(
+            interval=args.interval, prestarted=worker, netns=netns, cpu_share=args.cpu_share))
     return _ran(NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings))
 
 

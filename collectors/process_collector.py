@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.model import SnapshotDiff
+from netscope.collectors.pace import DEFAULT_CPU_SHARE, PaceState
 from netscope.collectors.sources import SourceDefaults
 from netscope.collectors.wire import HEADER, DiffAssembler, decode_frame
 
@@ -31,19 +32,22 @@ STALL_SECONDS = 10.0
 FIRST_FRAME_FACTOR = 6
 
 
-def worker_command(interval: float, tcp_info: bool, netns: str = "") -> list[str]:
-    """`netns`: a network namespace file (see namespaces.namespace_path) the worker enters first; "" for ours."""
+def worker_command(interval: float, tcp_info: bool, netns: str = "", cpu_share: float = DEFAULT_CPU_SHARE,
+                   ) -> list[str]:
+    """`netns`: a network namespace file (see namespaces.namespace_path) the worker enters first; "" for ours.
+    `cpu_share`: the share of one core refreshing may cost before the worker waits longer (0: never)."""
     return [
         sys.executable, "-m", "netscope.collectors.worker", "--interval", repr(interval),
-        "--parent", str(os.getpid()), *(["--tcp-info"] if tcp_info else []),
+        "--cpu-share", repr(cpu_share), "--parent", str(os.getpid()), *(["--tcp-info"] if tcp_info else []),
         *(["--netns", netns] if netns else []),
     ]
 
 
-def start_worker(interval: float = 1.0, tcp_info: bool = False, netns: str = "") -> subprocess.Popen[bytes]:
+def start_worker(interval: float = 1.0, tcp_info: bool = False, netns: str = "",
+                 cpu_share: float = DEFAULT_CPU_SHARE) -> subprocess.Popen[bytes]:
     """Start the collector worker now, before there is an event loop (see ProcessCollector's `prestarted`)."""
     return subprocess.Popen(
-        worker_command(interval, tcp_info, netns),
+        worker_command(interval, tcp_info, netns, cpu_share),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
@@ -64,13 +68,16 @@ class ProcessCollector(SourceDefaults):
         prestarted: subprocess.Popen[bytes] | None = None,
         netns: str = "",
         stall_seconds: float | None = None,
+        cpu_share: float = DEFAULT_CPU_SHARE,
     ) -> None:
         """`prestarted`: a worker already started with `start_worker` (the CLI starts it before importing
         Textual, so that the two start-ups overlap); it is used first, and any restart is started as usual.
         `netns`: a network namespace file every worker started here enters (give `prestarted` the same).
         `stall_seconds`: how long a silent worker is waited for before it is restarted (default: STALL_SECONDS or
-        5 intervals, whichever is longer)."""
+        5 intervals, whichever is longer). `cpu_share`: see worker_command; give `prestarted` the same."""
         self.interval = interval
+        self.cpu_share = cpu_share
+        self._pace: PaceState | None = None  # the worker's, from its latest frame
         self.stall_seconds = stall_seconds if stall_seconds is not None else max(STALL_SECONDS, 5 * interval)
         self.netns = netns
         self.restarts = 0
@@ -111,7 +118,7 @@ class ProcessCollector(SourceDefaults):
         else:
             started_with = self.tcp_info
             self._process = process = await asyncio.create_subprocess_exec(
-                *worker_command(self.interval, started_with, self.netns),
+                *worker_command(self.interval, started_with, self.netns, self.cpu_share),
                 stdin=asyncio.subprocess.PIPE,  # for set_tcp_info's commands
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -132,15 +139,18 @@ class ProcessCollector(SourceDefaults):
                         f"stuck); restarting it. The table shows the last data it sent until then."
                     )
                     return
-                patience = self.stall_seconds
+                # A worker that slowed itself down (collectors/pace.py) is given as long, in proportion.
+                patience = max(self.stall_seconds, 5 * (self._pace.interval if self._pace else 0.0))
                 (length,) = HEADER.unpack(head)
                 data = await process.stdout.readexactly(length)
                 # Decoding and rebuilding a large frame's sockets (the first, at scale) runs in a thread so the
                 # event loop keeps turning; only this loop touches the assembler, one frame at a time.
-                result = (
+                result, pace = (
                     await asyncio.to_thread(_decode_and_apply, assembler, data)
                     if length > LARGE_FRAME else _decode_and_apply(assembler, data)
                 )
+                if pace is not None:
+                    self._pace = pace
                 if isinstance(result, str):
                     yield CollectionFailure(f"Reading sockets failed: {result}")
                     continue
@@ -179,16 +189,20 @@ class ProcessCollector(SourceDefaults):
         await self._stop()
 
     @property
+    def pace(self) -> PaceState | None:
+        return self._pace
+
+    @property
     def worker_pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
 
-def _decode_and_apply(assembler: DiffAssembler, data: bytes) -> SnapshotDiff | str:
-    """The frame's diff, or the worker's error message if the refresh failed."""
+def _decode_and_apply(assembler: DiffAssembler, data: bytes) -> tuple[SnapshotDiff | str, PaceState | None]:
+    """The frame's diff, or the worker's error message if the refresh failed; and the worker's pace."""
     wire = decode_frame(data)
     if wire.error:
-        return wire.error
-    return assembler.apply(wire)
+        return wire.error, wire.pace
+    return assembler.apply(wire), wire.pace
 
 
 class _AdoptedWorker:

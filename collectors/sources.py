@@ -14,6 +14,7 @@ from netscope.collectors.model import SnapshotDiff
 
 if TYPE_CHECKING:
     from netscope.collectors.connections import CollectionFailure
+    from netscope.collectors.pace import PaceState
     from netscope.collectors.recording import RecordingWriter
     from netscope.collectors.view_data import ViewData, ViewSource
 
@@ -85,6 +86,11 @@ class SnapshotSource(Protocol):
         """Collect tcp_info (or stop) from the next refresh on, where the source can."""
         ...
 
+    @property
+    def pace(self) -> PaceState | None:
+        """How often it refreshes now, if it paces itself to a CPU share (collectors/pace.py); else None."""
+        ...
+
 
 class SourceDefaults:
     """A live source that cannot record, has no tcp_info and is not a replay: subclass and add what you can."""
@@ -99,6 +105,10 @@ class SourceDefaults:
 
     @property
     def recorder(self) -> Recorder | None:
+        return None
+
+    @property
+    def pace(self) -> PaceState | None:
         return None
 
     def set_tcp_info(self, enabled: bool) -> None:

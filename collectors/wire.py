@@ -10,6 +10,7 @@ from operator import attrgetter
 from typing import Any, BinaryIO
 
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.pace import PaceState
 from netscope.collectors.tcpinfo import TcpInfo
 
 HEADER = struct.Struct("!I")
@@ -46,6 +47,8 @@ class WireDiff:
     # connection gone to TIME_WAIT). A removed socket's entry goes with it, unlisted.
     tcp_info: dict[SocketKey, TcpInfo] = field(default_factory=dict)
     tcp_info_gone: list[SocketKey] = field(default_factory=list)
+    # The worker's pace after this frame (collectors/pace.py); None from a worker that does not pace itself.
+    pace: PaceState | None = None
 
 
 def to_wire(diff: SnapshotDiff, previous_tcp_info: dict[SocketKey, TcpInfo] | None = None) -> WireDiff:

@@ -1,5 +1,7 @@
-"""The collector worker: `python -m netscope.collectors.worker --interval S [--tcp-info] [--netns PATH]` polls
-sockets and writes WireDiffs to stdout, so that reading 100,000 sockets never competes with the UI for the GIL.
+"""The collector worker: `python -m netscope.collectors.worker --interval S [--cpu-share F] [--tcp-info]
+[--netns PATH]` polls sockets and writes WireDiffs to stdout, so that reading 100,000 sockets never competes with
+the UI for the GIL. It paces itself (collectors/pace.py): when a refresh costs more than `--cpu-share` of one core
+(0: never) it waits longer, and each frame says the pace in effect.
 
 With `--netns` it first enters that network namespace, in its main thread, before any socket is opened: setns
 moves only the calling thread, and the main thread is the one that collects (and /proc/self/net follows it). If
@@ -27,6 +29,7 @@ from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.limits import interval_problem
 from netscope.collectors.model import SocketKey
 from netscope.collectors.namespaces import enter_namespace
+from netscope.collectors.pace import DEFAULT_CPU_SHARE, Pace
 from netscope.collectors.tcpinfo import TcpInfo
 from netscope.collectors.wire import WireDiff, to_wire, write_frame
 
@@ -62,9 +65,18 @@ def _interval(value: str) -> float:
     return seconds
 
 
+def _share(value: str) -> float:
+    share = float(value)
+    if not 0.0 <= share <= 1.0:  # also NaN
+        raise argparse.ArgumentTypeError(f"a share of one core, from 0 to 1, not {value}")
+    return share
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netscope-collector")
     parser.add_argument("--interval", type=_interval, default=1.0)
+    parser.add_argument("--cpu-share", type=_share, default=DEFAULT_CPU_SHARE,
+                        help="stretch the interval to keep refreshing under this share of one core (0: never)")
     parser.add_argument("--parent", type=int, default=os.getppid())
     parser.add_argument("--tcp-info", action="store_true", help="collect TCP internals (tcp_info) per connection")
     parser.add_argument("--netns", default="", help="network namespace file to enter first (see namespaces.py)")
@@ -84,17 +96,23 @@ def main(argv: list[str] | None = None) -> int:
     collector = ConnectionCollector(interval=args.interval, tcp_info=args.tcp_info)
     threading.Thread(target=follow_commands, args=(collector, sys.stdin.buffer), daemon=True).start()
     sent_tcp_info: dict[SocketKey, TcpInfo] = {}  # what the parent's assembler holds now
+    pace = Pace(args.interval, args.cpu_share)
+    interval = args.interval
     try:
         while True:
-            started = time.monotonic()
+            started, cpu_started = time.monotonic(), time.process_time()
             try:
                 diff = collector.next_diff()
                 wire = to_wire(diff, sent_tcp_info)
                 sent_tcp_info = diff.snapshot.tcp_info
+                # The first, full read (every owner scanned) is no measure of what the next ones cost.
+                if not diff.first:
+                    wire.pace = pace.after(time.process_time() - cpu_started)
+                    interval = wire.pace.interval
             except Exception as error:  # report it and keep polling
                 wire = WireDiff(time.time(), False, [], [], [], error=f"{error.__class__.__name__}: {error}")
             write_frame(out, wire)
-            time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
     except (BrokenPipeError, KeyboardInterrupt):
         return 0
 

@@ -23,6 +23,7 @@ tomllib = pytest.importorskip("tomllib", reason="reading settings needs Python 3
 GOOD = """\
 # netscope settings
 interval = 2.5
+cpu_limit = 5
 columns = ["bytes_sent", "rtt"]
 
 [alerts]
@@ -49,6 +50,7 @@ def test_good_values_are_read(tmp_path: Path) -> None:
         columns=["bytes_sent", "rtt"],
         interval=2.5,
         warnings=[],
+        cpu_limit=5.0,
     )
 
 
@@ -65,9 +67,9 @@ def test_unknown_keys_are_ignored_with_a_warning_naming_the_line(tmp_path: Path)
     config = load_config(path)
     assert config.interval == 1.0 and config.thresholds.syn_recv == 150
     assert config.warnings == [
-        f"{path}, line 2: colour is not a setting netscope knows (interval, columns, [alerts], [keys]); ignored",
+        f"{path}, line 2: colour is not a setting netscope knows (interval, cpu_limit, columns, [alerts], [keys]); ignored",
         f"{path}, line 6: alerts.syn_flood is not an alert setting (known: {', '.join(THRESHOLD_NAMES)}); ignored",
-        f"{path}, line 8: theme is not a setting netscope knows (interval, columns, [alerts], [keys]); ignored",
+        f"{path}, line 8: theme is not a setting netscope knows (interval, cpu_limit, columns, [alerts], [keys]); ignored",
     ]
 
 
@@ -101,6 +103,16 @@ def test_wrong_types_and_ranges_keep_the_default(tmp_path: Path) -> None:
         f"{path}, line 8: alerts.per_remote_ip should be a whole number, not a boolean (true); the default 500 is "
         "kept",
     ]
+
+
+def test_a_cpu_limit_out_of_range_or_not_a_number_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    for value, problem in (("150", "should be from 0 to 100 (percent of one core), not 150"),
+                           ("nan", "should be from 0 to 100 (percent of one core), not nan"),
+                           ('"low"', "should be a percentage of one core, not a string ('low')")):
+        path = write(tmp_path, f"cpu_limit = {value}\n")
+        config = load_config(path)
+        assert config.cpu_limit is None
+        assert config.warnings == [f"{path}, line 1: cpu_limit {problem}; ignored"]
 
 
 def test_whole_tables_and_values_of_the_wrong_shape(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ class Status:
     warning: str = ""
     late_seconds: int = 0  # how old the data is once it is late (no refresh for a while); 0 while it is fresh
     low_bandwidth: bool = False
+    stretched_for: float = 0.0  # the CPU share (0.2) the interval was stretched to keep under; 0: not stretched
 
 
 def rounded_ms(ms: float) -> str:
@@ -69,7 +70,12 @@ class StatusBar(Widget):
             text.append(f"no refresh for {status.late_seconds}s: the data is that old",
                         self.get_component_rich_style("status-bar--warning", partial=True))
         else:
-            text.append(f"  every {status.interval:g}s, read in {rounded_ms(status.collect_ms)} ms")
+            text.append(f"  every {status.interval:g}s")
+            if status.stretched_for:
+                # Said plainly: a table refreshing every 5 s must not pass for one refreshing every second.
+                text.append(f" (slowed to stay under {status.stretched_for * 100:g}% CPU)",
+                            self.get_component_rich_style("status-bar--warning", partial=True))
+            text.append(f", read in {rounded_ms(status.collect_ms)} ms")
         if status.warning:
             text.append("  ")
             text.append(status.warning, self.get_component_rich_style("status-bar--warning", partial=True))

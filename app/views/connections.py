@@ -218,13 +218,19 @@ class ConnectionsView(Vertical):
         if self.low_bandwidth and time.monotonic() - self._painted_at >= LOW_BANDWIDTH_PAINT:
             self._paint_held()
         session = self.session
-        if self.is_replay or session.late_seconds(self.source.interval):
+        if self.is_replay or session.late_seconds(self.refresh_interval):
             self.show_counts()  # the replay position and state, or how late the data is
         if session.snapshot is not None:
             # Snapshot time plus what has elapsed since it arrived: the same clock for live and recorded data.
             self.table.expire_highlights(session.snapshot.taken_at + time.time() - session.received_at)
         if self._resolver is not None and self._resolver.take_updates():
             self.table.repaint_all()
+
+    @property
+    def refresh_interval(self) -> float:
+        """Seconds between refreshes now: the source's interval, or longer if its worker slowed itself down."""
+        pace = self.source.pace
+        return pace.interval if pace is not None else self.source.interval
 
     def show_counts(self) -> None:
         table, session = self.table, self.session
@@ -236,11 +242,12 @@ class ConnectionsView(Vertical):
             sort_label=table.sort_label,
             collect_ms=float(rounded_ms(self._read_time.update(snapshot.collect_seconds * 1000))) if snapshot
             else 0.0,
-            interval=self.source.interval,
+            interval=self.refresh_interval,
+            stretched_for=pace.cpu_share if (pace := self.source.pace) is not None and pace.stretched else 0.0,
             paused=session.paused,
             names=self._resolver is not None,
             warning=self._source_state() or session.standing_warning,
-            late_seconds=session.late_seconds(self.source.interval, self.is_replay),
+            late_seconds=session.late_seconds(self.refresh_interval, self.is_replay),
             low_bandwidth=self.low_bandwidth,
         ))
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.model import SnapshotDiff
+from netscope.collectors.pace import PaceState
 from netscope.collectors.recording.fileformat import (
     RecordingDamaged,
     _clock,
@@ -46,6 +47,10 @@ class RecordingTee(SourceDefaults):
     @interval.setter
     def interval(self, value: float) -> None:
         self.source.interval = value
+
+    @property
+    def pace(self) -> PaceState | None:
+        return self.source.pace
 
     @property
     def recording(self) -> bool:

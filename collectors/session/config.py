@@ -5,6 +5,8 @@ Where: `$NETSCOPE_CONFIG` if set, else `$XDG_CONFIG_HOME/netscope/config.toml`, 
 
     # refresh every 2 seconds (as --interval 2; the command line wins)
     interval = 2.0
+    # refreshing may cost this % of one core before the interval stretches (as --cpu-limit; 0: never)
+    cpu_limit = 20
     # extra connection table columns (the table's column chooser writes this key)
     columns = ["bytes_sent", "rtt"]
 
@@ -69,6 +71,7 @@ class Config:
     warnings: list[str] = field(default_factory=list)  # problems found reading the file, in plain words
     keys: dict[str, str] = field(default_factory=dict)  # [keys]: binding id -> keys, as posting's keymaps
     key_places: dict[str, str] = field(default_factory=dict)  # binding id -> "FILE, line N", for messages
+    cpu_limit: float | None = None  # percent of one core refreshing may cost (collectors/pace.py); None: default
 
 
 def load_config(path: Path | None = None, *, named: bool = False) -> Config:
@@ -126,6 +129,8 @@ class _Reader:
         for key, value in data.items():
             if key == "interval":
                 self.read_interval(value)
+            elif key == "cpu_limit":
+                self.read_cpu_limit(value)
             elif key == "columns":
                 self.read_columns(value)
             elif key in ("alerts", "keys"):
@@ -136,7 +141,7 @@ class _Reader:
                 else:
                     self.read_keys(value)
             else:
-                known = "interval, columns, [alerts], [keys]"
+                known = "interval, cpu_limit, columns, [alerts], [keys]"
                 self.warn("", key, f"is not a setting netscope knows ({known}); ignored")
 
     def read_interval(self, value: object) -> None:
@@ -146,6 +151,14 @@ class _Reader:
             self.warn("", "interval", f"{problem}; ignored")
         else:
             self.config.interval = float(value)
+
+    def read_cpu_limit(self, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.warn("", "cpu_limit", f"should be a percentage of one core, not {_kind(value)}; ignored")
+        elif not 0 <= value <= 100:  # also NaN
+            self.warn("", "cpu_limit", f"should be from 0 to 100 (percent of one core), not {value}; ignored")
+        else:
+            self.config.cpu_limit = float(value)
 
     def read_columns(self, value: object) -> None:
         if not isinstance(value, list):
