@@ -35,6 +35,9 @@ listen_drops = 10
 """
 
 
+KNOWN = "interval, cpu_limit, columns, [alerts], [keys]"
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")
@@ -67,9 +70,9 @@ def test_unknown_keys_are_ignored_with_a_warning_naming_the_line(tmp_path: Path)
     config = load_config(path)
     assert config.interval == 1.0 and config.thresholds.syn_recv == 150
     assert config.warnings == [
-        f"{path}, line 2: colour is not a setting netscope knows (interval, cpu_limit, columns, [alerts], [keys]); ignored",
+        f"{path}, line 2: colour is not a setting netscope knows ({KNOWN}); ignored",
         f"{path}, line 6: alerts.syn_flood is not an alert setting (known: {', '.join(THRESHOLD_NAMES)}); ignored",
-        f"{path}, line 8: theme is not a setting netscope knows (interval, cpu_limit, columns, [alerts], [keys]); ignored",
+        f"{path}, line 8: theme is not a setting netscope knows ({KNOWN}); ignored",
     ]
 
 
