@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import threading
@@ -21,6 +22,7 @@ from netscope.collectors.pace import DEFAULT_CPU_SHARE
 from netscope.collectors.session.alerts import Thresholds
 from netscope.collectors.session.config import Config, apply_threshold_overrides, load_config
 from netscope.collectors.session.filters import Filter, FilterError, parse_filter
+from netscope.collectors.session.metrics import DEFAULT_TOP, FAMILY_GROUPS, MAX_TOP, families_problem
 
 MIN_SPEED, MAX_SPEED = 1 / 16, 64.0  # --speed: the range the replay's - and + keys move in
 # --duration's ceiling: Event.wait() overflows on a huge timeout; a year is longer than any recording needs.
@@ -41,6 +43,20 @@ def _cpu_limit(value: str) -> float:
     if not 0 <= percent <= 100:  # also NaN
         raise argparse.ArgumentTypeError(f"a percentage of one core from 0 to 100 (0: never stretch), not {value}")
     return percent
+
+
+def _metrics_top(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_TOP:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_TOP}, not {value!r}")
+    return int(value)
+
+
+def _metrics_families(value: str) -> frozenset[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    problem = families_problem(names) if names else f"name at least one of {', '.join(FAMILY_GROUPS)}"
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return frozenset(names)
 
 
 def _interval(value: str) -> float:
@@ -166,12 +182,33 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ins.add_argument("--list-netns", action="store_true", help="list the network namespaces in use, and exit")
 
+    met = parser.add_argument_group("metrics for Prometheus (README, 'Metrics for Prometheus')")
+    met.add_argument(
+        "--metrics", nargs="?", const="", default=None, metavar="ADDRESS:PORT",
+        help="serve /metrics for Prometheus (OpenMetrics too) beside the UI, or alone with --no-ui; 9850, "
+             "127.0.0.1:9850, [::1]:9850, 0.0.0.0:9850 (every address: put it behind TLS and auth). Without a "
+             "value: the config's [metrics] address, else 127.0.0.1:9850",
+    )  # fmt: skip
+    met.add_argument(
+        "--metrics-top", type=_metrics_top, metavar="N",
+        help=f"ports, programs, networks and listeners with their own series (default {DEFAULT_TOP}); the rest "
+             "are summed into \"other\"",
+    )  # fmt: skip
+    met.add_argument(
+        "--metrics-families", type=_metrics_families, metavar="LIST",
+        help=f"the families to serve, comma-separated (default all): {','.join(FAMILY_GROUPS)}",
+    )  # fmt: skip
+
     rec = parser.add_argument_group("recording and replay")
     rec.add_argument(
         "--record", metavar="FILE",
         help="record every refresh to FILE (compact, crash-safe): in the UI, with --watch, or with --no-ui",
     )  # fmt: skip
-    rec.add_argument("--no-ui", action="store_true", help="with --record: record without the UI until stopped")
+    rec.add_argument(
+        "--no-ui", action="store_true",
+        help="with --record or --metrics: record or serve without the UI until stopped (SIGTERM, Ctrl-C, "
+             "--duration)",
+    )  # fmt: skip
     rec.add_argument(
         "--replay", metavar="FILE",
         help="read a recording instead of this machine: with --once/--json/--csv/--count or -i/-r/-s/-g (the "
@@ -202,14 +239,26 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--names changes the text table only; JSON and CSV always hold numbers")
     if args.names and args.numeric:
         parser.error("choose -n (numbers) or --names, not both")
-    if args.no_ui and not args.record:
-        parser.error("--no-ui is for recording: netscope --record FILE --no-ui")
+    if args.no_ui and not (args.record or args.metrics is not None):
+        parser.error("--no-ui records or serves metrics without the screen: netscope --record FILE --no-ui, or "
+                     "netscope --metrics 127.0.0.1:9850 --no-ui")
+    metrics_options = args.metrics_top is not None or args.metrics_families is not None
+    if metrics_options and args.metrics is None:
+        parser.error("--metrics-top and --metrics-families shape the endpoint: add --metrics [ADDRESS:PORT]")
+    if args.metrics is not None:
+        if args.replay:
+            parser.error("--metrics serves this machine as it is now, not a recording: leave out --replay")
+        if args.no_ui and args.record:
+            parser.error("--metrics --no-ui and --record --no-ui are two services: run two netscopes")
+        if _wants_printout(args) or view or args.watch or args.list_netns:
+            parser.error("--metrics serves until stopped, beside the screen or with --no-ui; it does not combine "
+                         "with printed output (--once, --json, -t, -i, --watch ...)")
     if args.record and args.replay:
         parser.error("choose --record (this machine, now) or --replay (a recording), not both")
     if args.record and not (args.watch or args.no_ui) and _wants_printout(args):
         parser.error("--record records over time: use it with --watch, with --no-ui, or in the full-screen UI")
     if args.duration and not (args.watch or args.no_ui):
-        parser.error("--duration stops --watch or --record ... --no-ui")
+        parser.error("--duration stops --watch, or --record/--metrics ... --no-ui")
     if (args.at is not None or args.info) and not args.replay:
         parser.error("--at and --info read a recording: add --replay FILE")
     if args.info and (_wants_printout(args) or args.watch or view):
@@ -247,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as error:
             print(f"netscope: --netns: {error.strerror or error}", file=sys.stderr)
             return 1
+    if args.metrics is not None and args.no_ui:
+        return _serve_metrics(args, config, netns)
     view = args.interfaces or args.route or args.statistics or args.groups
     printed = view or args.watch or args.no_ui or args.info or _wants_printout(args)
     if printed and netns:
@@ -307,7 +358,27 @@ def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Conf
         args.interval = config.interval or 1.0
     limit = args.cpu_limit if args.cpu_limit is not None else config.cpu_limit
     args.cpu_share = 0.0 if forced else (DEFAULT_CPU_SHARE if limit is None else limit / 100)
+    metrics = config.metrics
+    config.metrics = dataclasses.replace(
+        metrics,
+        address=args.metrics or metrics.address,
+        top=args.metrics_top if args.metrics_top is not None else metrics.top,
+        families=args.metrics_families if args.metrics_families is not None else metrics.families,
+    )
     return config
+
+
+def _serve_metrics(args: argparse.Namespace, config: Config, netns: str) -> int:
+    from netscope.app.metrics.endpoint import AddressError
+    from netscope.app.metrics.run import serve_headless
+
+    for warning in config.warnings:
+        print(f"netscope: {warning}", file=sys.stderr)
+    try:
+        return serve_headless(args, config.metrics, config.thresholds, netns)
+    except AddressError as error:
+        print(f"netscope: --metrics: {error}", file=sys.stderr)
+        return 2
 
 
 def _print(args: argparse.Namespace, flt: Filter) -> int:
@@ -385,6 +456,7 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
             print(f"netscope: cannot read {args.replay}: {error.strerror or error}", file=sys.stderr)
             return 1
         return _ran(NetscopeApp(source=replay, interval=replay.interval, filter_text=args.filter, **settings))
+    writer = None
     if args.record:
         from netscope.collectors.recording import RecordingWriter
 
@@ -394,15 +466,30 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
             why = error.strerror or error
             print(f"netscope: cannot create the recording {args.record}: {why}", file=sys.stderr)
             return 1
-        source = RecordingTee(ProcessCollector(
-            interval=args.interval, prestarted=worker, netns=netns, cpu_share=args.cpu_share), writer)
-        try:
-            return _ran(NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings))
-        finally:
-            writer.close()
     source = RecordingTee(ProcessCollector(
-            interval=args.interval, prestarted=worker, netns=netns, cpu_share=args.cpu_share))
-    return _ran(NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings))
+        interval=args.interval, prestarted=worker, netns=netns, cpu_share=args.cpu_share), writer)
+    endpoint = None
+    try:
+        if args.metrics is not None:
+            from netscope.app.metrics.endpoint import AddressError
+            from netscope.app.metrics.run import start_endpoint
+
+            try:
+                endpoint = start_endpoint(config.metrics, config.thresholds, lambda: source.pace, args.interval,
+                                          netns)
+            except AddressError as error:
+                if worker is not None:
+                    worker.kill()
+                print(f"netscope: --metrics: {error}", file=sys.stderr)
+                return 2
+            settings["notices"] = [*config.warnings, f"Serving metrics on {endpoint.url}"]
+            settings["metrics"] = endpoint.feed
+        return _ran(NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings))
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+        if writer is not None:
+            writer.close()
 
 
 def _ran(app: Any) -> int:

@@ -36,6 +36,7 @@ from netscope.collectors.recording import RecordingTee, RecordingWriter
 from netscope.collectors.session.alerts import Alert, Thresholds
 from netscope.collectors.session.filters import Filter, FilterError, parse_filter
 from netscope.collectors.session.live import LiveSession, Refresh
+from netscope.collectors.session.metrics_feed import MetricsFeed
 from netscope.collectors.sources import SnapshotSource
 from netscope.collectors.view_data import SystemViews, ViewSource
 from netscope.widgets.alert_bar import AlertBar
@@ -100,14 +101,17 @@ class NetscopeApp(CoalescedToasts):
         keys: dict[str, str] | None = None,
         key_places: dict[str, str] | None = None,
         low_bandwidth: bool = False,
+        metrics: MetricsFeed | None = None,
     ) -> None:
         """`columns`, `save_config` and `config_file`: the tcp_info columns to start with, and whether and where
         (None: the usual place) a change of them is remembered; `notices`: problems to tell once started;
-        `keys`: the config file's [keys] (binding id -> keys), `key_places` where each was written."""
+        `keys`: the config file's [keys] (binding id -> keys), `key_places` where each was written; `metrics`: the
+        Prometheus endpoint's feed, given every update the source sends (paused or not)."""
         super().__init__()
         # Live data passes through a RecordingTee so that R can start recording at any time.
         self.source: SnapshotSource = source or RecordingTee(ProcessCollector(interval=interval))
         self.session = LiveSession(filter_text, thresholds)  # a bad filter raises FilterError: the CLI checked
+        self.metrics = metrics
         self._initial_columns = list(columns or [])
         self._startup_notices = list(notices or [])
         self._keys, self._key_places = dict(keys or {}), dict(key_places or {})
@@ -187,6 +191,10 @@ class NetscopeApp(CoalescedToasts):
     @work(exclusive=True, group="collect")
     async def _consume_snapshots(self) -> None:
         async for update in self.source.stream():
+            if self.metrics is not None:
+                self.metrics.take(update)  # never blocks: the feed counts in its own thread
+                for problem in self.metrics.take_problems():
+                    self.tell(self.session.warn_once(problem, "warning"))
             self._show_refresh(self.session.take(update))
 
     def apply_diff(self, diff: SnapshotDiff) -> None:

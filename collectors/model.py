@@ -73,6 +73,10 @@ class Socket:
     # the identity a kill checks, so a PID recycled since the row was read is never signalled. 0.0: no owner, or
     # not known (a recording does not hold it: nothing is signalled from a replay), which is why == leaves it out.
     pid_start: float = field(default=0.0, compare=False)
+    # A TCP listener's backlog limit (listen()'s, capped by net.core.somaxconn), which `ss` shows as Send-Q;
+    # netstat shows 0 there, and so does `send_q`. 0: not a listener, or not known (/proc, a recording). Left out
+    # of ==: the /proc reader cannot know it, and both readers must give equal sockets.
+    backlog: int = field(default=0, compare=False)
     # Computed once: the identity is looked up several times per socket per refresh. Never reassign the
     # endpoint fields or the inode of a socket after it is made; make a new one (dataclasses.replace).
     key: SocketKey = field(init=False, repr=False, compare=False)

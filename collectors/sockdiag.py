@@ -350,11 +350,17 @@ class _Parser:
                     except KeyError:
                         remote_ip = _address(family, dst)
                     if state == TCP_LISTEN and is_tcp:
-                        send_q = 0  # the backlog limit here; /proc (and netstat) say 0: see the module docstring
-                    found = Socket(
-                        proto, local_ip, ports[sport], remote_ip, ports[dport], names[state], recv_q, send_q,
-                        inode, uid, users[uid] if inode else "", None, "", first_seen,
-                    )
+                        # Send-Q is the backlog limit here; /proc (and netstat) say 0 (see the module docstring),
+                        # so the limit is kept apart, for the metrics endpoint's netscope_listen_backlog.
+                        found = Socket(
+                            proto, local_ip, ports[sport], remote_ip, ports[dport], names[state], recv_q, 0,
+                            inode, uid, users[uid] if inode else "", None, "", first_seen, backlog=send_q,
+                        )
+                    else:
+                        found = Socket(
+                            proto, local_ip, ports[sport], remote_ip, ports[dport], names[state], recv_q, send_q,
+                            inode, uid, users[uid] if inode else "", None, "", first_seen,
+                        )
                     if reusing:
                         fresh.add(id(found))
                 if reusing:

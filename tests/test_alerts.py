@@ -386,7 +386,7 @@ def test_listen_overflow_from_counters() -> None:
     engine = AlertEngine(Thresholds(listen_drops=5))
     frames = Frames()
     waiting = [
-        Socket("tcp", "10.0.0.1", 8080, "0.0.0.0", 0, "LISTEN", 129, 128, 43, 0, "", 9, "api"),
+        Socket("tcp", "10.0.0.1", 8080, "0.0.0.0", 0, "LISTEN", 129, 0, 43, 0, "", 9, "api", backlog=128),
         Socket("tcp6", "::", 8443, "::", 0, "LISTEN", 12, 0, 44, 0, "", 10, "proxy"),
     ]
     engine.update(frames(*waiting))

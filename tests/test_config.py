@@ -35,7 +35,7 @@ listen_drops = 10
 """
 
 
-KNOWN = "interval, cpu_limit, columns, [alerts], [keys]"
+KNOWN = "interval, cpu_limit, columns, [alerts], [keys], [metrics]"
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -70,6 +70,9 @@ class Alert:
     detail: str  # what it saw and what to look at
     filter_text: str  # filter that shows the culprit sockets; "" if none
     since: float  # taken_at when first raised (kept while the alert stays active)
+    # What it is about, as a short stable name (the metrics endpoint's `subject` label): "machine" for a SYN flood
+    # and a listen overflow, "PID/program" for a leak, the address for a remote host.
+    subject: str = "machine"
 
 
 def _half(threshold: int) -> int:
@@ -292,6 +295,7 @@ class AlertEngine:
                     f"Filter: pid:{pid} state:close_wait",
                     f"pid:{pid} state:close_wait",
                     self._raised_since("close_wait_leak", str(pid), taken_at),
+                    f"{pid}/{program}",
                 )
             )
         return alerts
@@ -333,6 +337,7 @@ class AlertEngine:
                     detail,
                     f"rip:{ip}",
                     self._raised_since("remote_host", ip, taken_at),
+                    ip,
                 )
             )
         return alerts
@@ -372,14 +377,15 @@ class AlertEngine:
         dropped = max(moved.values())
         counters = ", ".join(f"{name} +{moved[name]}" for name in LISTEN_COUNTERS if name in moved)
         waiting = [sock for sock in self._counts.listeners.values() if sock.recv_q > 0]
-        # Recv-Q of a listener is its accept queue; Send-Q its backlog where the reader knows it (else 0). The
+        # Recv-Q of a listener is its accept queue; `backlog` its limit where the reader knows it (else 0). The
         # fullest first: by fill ratio where the backlog is known, else by length.
-        waiting.sort(key=lambda sock: (-(sock.recv_q / sock.send_q if sock.send_q else 0), -sock.recv_q, sock.key))
+        waiting.sort(key=lambda sock: (-(sock.recv_q / sock.backlog if sock.backlog else 0), -sock.recv_q,
+                                       sock.key))
         named = waiting[:TOP_SOURCES]
         if named:
             listeners = "; ".join(
                 f"{_endpoint(sock.local_ip, sock.local_port)} {_owner(sock)}: {sock.recv_q} waiting"
-                + (f" of a backlog of {sock.send_q}" if sock.send_q else "")
+                + (f" of a backlog of {sock.backlog}" if sock.backlog else "")
                 for sock in named
             )
             ports = ",".join(str(port) for port in dict.fromkeys(sock.local_port for sock in named))

@@ -18,6 +18,12 @@ Where: `$NETSCOPE_CONFIG` if set, else `$XDG_CONFIG_HOME/netscope/config.toml`, 
     per_remote_ip = 500        # sockets with one remote address
     listen_drops = 1           # TcpExt ListenOverflows/ListenDrops moving by this much between samples
 
+    [metrics]                  # the Prometheus endpoint (--metrics; the command line wins)
+    address = "127.0.0.1:9850" # where --metrics serves when given no address
+    top = 10                   # groups (ports, programs, networks, listeners) with their own series; rest "other"
+    interfaces = 64            # interfaces with their own series, the busiest
+    families = ["sockets", "listen", "ports", "processes", "remotes", "alerts", "interfaces", "netstat"]
+
     [keys]                     # remap keys by their id (? lists each key's id), as posting's keymaps do
     kill = "ctrl+k"
     filter = "slash,f"
@@ -44,6 +50,7 @@ from typing import Any
 from netscope.collectors.limits import interval_problem
 from netscope.collectors.regular_files import read_regular
 from netscope.collectors.session.alerts import Thresholds
+from netscope.collectors.session.metrics import MAX_TOP, MetricsSettings, families_problem
 
 MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes
 # Textual key names joined by "+" (modifiers) and "," (several keys): "ctrl+k", "f9", "k,x".
@@ -72,6 +79,7 @@ class Config:
     keys: dict[str, str] = field(default_factory=dict)  # [keys]: binding id -> keys, as posting's keymaps
     key_places: dict[str, str] = field(default_factory=dict)  # binding id -> "FILE, line N", for messages
     cpu_limit: float | None = None  # percent of one core refreshing may cost (collectors/pace.py); None: default
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)  # [metrics]: the Prometheus endpoint
 
 
 def load_config(path: Path | None = None, *, named: bool = False) -> Config:
@@ -133,15 +141,17 @@ class _Reader:
                 self.read_cpu_limit(value)
             elif key == "columns":
                 self.read_columns(value)
-            elif key in ("alerts", "keys"):
+            elif key in ("alerts", "keys", "metrics"):
                 if not isinstance(value, dict):
                     self.warn("", key, f"should be a table ([{key}]), not {_kind(value)}; ignored")
                 elif key == "alerts":
                     self.read_alerts(value)
+                elif key == "metrics":
+                    self.read_metrics(value)
                 else:
                     self.read_keys(value)
             else:
-                known = "interval, cpu_limit, columns, [alerts], [keys]"
+                known = "interval, cpu_limit, columns, [alerts], [keys], [metrics]"
                 self.warn("", key, f"is not a setting netscope knows ({known}); ignored")
 
     def read_interval(self, value: object) -> None:
@@ -196,6 +206,33 @@ class _Reader:
             else:
                 values[key] = int(value)
         self.config.thresholds = dataclasses.replace(self.config.thresholds, **values)
+
+
+    def read_metrics(self, table: dict[str, Any]) -> None:
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key == "address":
+                if not isinstance(value, str) or not value.strip():
+                    self.warn("metrics", key, f"should be a string \"ADDRESS:PORT\", not {_kind(value)}; ignored")
+                else:
+                    values[key] = value.strip()  # checked where it is used, with the command line's
+            elif key in ("top", "interfaces"):
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOP:
+                    self.warn("metrics", key, f"should be a whole number from 1 to {MAX_TOP}, not {_kind(value)}; "
+                              "ignored")
+                else:
+                    values[key] = value
+            elif key == "families":
+                problem = (f"should be a list of names, not {_kind(value)}" if not isinstance(value, list)
+                           or not all(isinstance(item, str) for item in value) else families_problem(value))
+                if problem:
+                    self.warn("metrics", key, f"{problem}; all are kept on")
+                else:
+                    values[key] = frozenset(value)
+            else:
+                self.warn("metrics", key, "is not a metrics setting (known: address, top, interfaces, families); "
+                          "ignored")
+        self.config.metrics = dataclasses.replace(self.config.metrics, **values)
 
 
 def _kind(value: object) -> str:

@@ -1,0 +1,1 @@
+"""The metrics endpoint (`--metrics`): Prometheus and OpenMetrics exposition, headless or beside the UI."""
