@@ -376,6 +376,7 @@ class NetscopeApp(CoalescedToasts):
                 self.notify(f"Cannot record to {path}: {error}", severity="error", markup=False)
                 return
             self.notify(f"Recording every refresh to {path}; R again stops it.", markup=False)
+            self._poll_views()  # views 2-5 from the start too, not an interval later
         self.connections.show_counts()
 
     def action_replay_step(self, frames: int) -> None:
