@@ -75,6 +75,17 @@ def check_limits(count: int) -> None:
         raise SystemExit(f"the ephemeral port range {low}-{high} is smaller than {PER_PROCESS} connections")
 
 
+def ss_seconds(rounds: int = 5) -> float:
+    """Wall time of one `ss -tan`, output to /dev/null: the median of `rounds`. The yardstick other benchmarks
+    measure netscope against in the same run."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        subprocess.run(["ss", "-tan"], stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 def start_load(count: int) -> list[subprocess.Popen[str]]:
     loads: list[subprocess.Popen[str]] = []
     try:

@@ -18,22 +18,12 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import time
 
-from compare import check_limits, start_load, stop_load
+from compare import check_limits, ss_seconds, start_load, stop_load
 from resources import Terminal, cpu_seconds, netscope_command, worker_of
 
 PACE = re.compile(r"every (\d+(?:\.\d+)?)s( \(slowed[^)]*\))?")
-
-
-def ss_seconds() -> float:
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
-        subprocess.run(["ss", "-tan"], stdout=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def measure(argv: list[str], sockets: int, settle: float, window: float) -> dict[str, object]:

@@ -420,3 +420,16 @@ async def test_beside_the_ui_the_endpoint_counts_what_the_screen_counts_and_goes
             assert app.session.paused  # the screen held still while the endpoint went on
     finally:
         endpoint.close()
+
+
+def test_the_readme_s_table_is_the_contract() -> None:
+    """Every family, with its type and labels, in README's table, and nothing else: the table is what dashboards
+    and alert rules are written from."""
+    from netscope.collectors.session.metrics import FAMILIES, NETSTAT_COUNTERS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = re.findall(r"^\| `(netscope_\w+)` \| (\w+) \| ([^|]+) \|", readme, re.MULTILINE)
+    documented = {(name, kind, tuple(re.findall(r"`(\w+)`", labels))) for name, kind, labels in rows}
+    contract = {(family.name + ("_info" if family.kind == "info" else ""), family.kind, family.labels)
+                for family in (*FAMILIES, *NETSTAT_COUNTERS.values())}
+    assert documented == contract

@@ -1,7 +1,7 @@
 """What netscope tells Prometheus: the metric families, counted from the same diffs the screen gets, and capped.
 
 `FAMILIES` is the contract with every dashboard and alert rule built on it: names, help and labels may be added
-to, never renamed (README, "Metrics for Prometheus", is generated from the same table by a test that compares).
+to, never renamed (README, "Metrics for Prometheus", lists them; a test compares its table with this one).
 
 Counting follows the diffs (`SocketTally.apply`), so a refresh costs time in proportion to what changed, not to the
 number of sockets; a frame (`build_frame`) then costs one step per group (port, program, network), not per socket.
