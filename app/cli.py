@@ -12,11 +12,13 @@ import dataclasses
 import os
 import sys
 import threading
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from netscope import __version__
+from netscope.app.netstat_flags import add_netstat_flags, normalize
 from netscope.collectors.limits import interval_problem
 from netscope.collectors.pace import DEFAULT_CPU_SHARE
 from netscope.collectors.session.alerts import Thresholds
@@ -31,7 +33,8 @@ MAX_DURATION = 366 * 86400.0
 # Flags that ask for printed output instead of the UI. The views (-i -r -s -g), --watch and --no-ui also do.
 _ONE_SHOT_FLAGS = (
     "once", "json", "csv", "count", "tcp", "udp", "listening", "all", "numeric", "programs", "ipv4", "ipv6",
-    "extend", "wide", "names", "no_header",
+    "extend", "wide", "names", "no_header", "continuous", "verbose", "numeric_hosts", "numeric_ports",
+    "numeric_users",
 )  # fmt: skip
 
 
@@ -91,8 +94,14 @@ def _speed(value: str) -> float:
     return speed
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:
+        """A usage error is one line that says what is wrong, not thirteen lines of usage above it."""
+        self.exit(2, f"netscope: error: {message}\n`netscope --help` lists every option.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="netscope",
         description=(
             "A full-screen, live netstat: every TCP and UDP socket, its state and its owner. With any of the "
@@ -106,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--interval", "-c", type=_interval, default=None, metavar="SECONDS",
+        "--interval", type=_interval, default=None, metavar="SECONDS",
         help="seconds between refreshes (default 1, or the config file's interval); also --watch's and "
              "--record's. Given here, it is kept even when refreshing costs more than --cpu-limit",
     )  # fmt: skip
@@ -123,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--low-bandwidth", action="store_true",
         help="for a slow SSH link: no sparklines, no transient colour, the table repainted every 3 s (key b)",
     )  # fmt: skip
-    parser.add_argument("--version", action="version", version=f"netscope {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"netscope {__version__}")
 
     out = parser.add_argument_group("printed output (no full-screen UI)")
     out.add_argument("--once", action="store_true", help="print the connection table once, as netstat -antup does")
@@ -147,22 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--names", action="store_true", help="show host and service names (reverse DNS, 2 s at most)"
     )
 
-    net = parser.add_argument_group("netstat's flags (they combine: -tlnp; any of them prints instead of the UI)")
-    net.add_argument("-t", "--tcp", action="store_true", help="TCP sockets")
-    net.add_argument("-u", "--udp", action="store_true", help="UDP sockets")
-    net.add_argument("-l", "--listening", action="store_true", help="only listening sockets")
-    net.add_argument("-a", "--all", action="store_true", help="all sockets (the default: listeners are included)")
-    net.add_argument("-n", "--numeric", action="store_true", help="numeric addresses and ports (the default)")
-    net.add_argument("-p", "--programs", action="store_true", help="PID/Program name (always shown)")
-    net.add_argument("-4", dest="ipv4", action="store_true", help="IPv4 only")
-    net.add_argument("-6", dest="ipv6", action="store_true", help="IPv6 only")
-    net.add_argument("-e", "--extend", action="store_true", help="add the User and Inode columns")
-    net.add_argument("-W", "--wide", action="store_true", help="never cut addresses (the default)")
-    views = net.add_mutually_exclusive_group()
-    views.add_argument("-i", "--interfaces", action="store_true", help="the interface table (netstat -i)")
-    views.add_argument("-r", "--route", action="store_true", help="the routing tables (netstat -rn)")
-    views.add_argument("-s", "--statistics", action="store_true", help="protocol statistics (netstat -s)")
-    views.add_argument("-g", "--groups", action="store_true", help="multicast group memberships (netstat -g)")
+    add_netstat_flags(parser, _interval)
 
     ins = parser.add_argument_group("alerts and settings")
     ins.add_argument(
@@ -233,6 +227,15 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             "-i, -r, -s and -g print this machine's table once (or a recording's, with --replay), as text or with "
             "--json; they do not combine with --csv, --count, --watch, --names or --record"
         )
+    if args.continuous:
+        if args.watch:
+            parser.error("--watch already repeats (one line of counts each interval): leave out -c")
+        if args.csv:
+            parser.error("-c repeats the table; CSV has no room for when: use --json (one array each interval) or "
+                         "--watch --csv (counts)")
+        if args.record or args.replay or args.metrics is not None or args.no_ui:
+            parser.error("-c repeats this machine's printed table; it does not combine with --record, --replay, "
+                         "--metrics or --no-ui")
     if args.count and args.watch:
         parser.error("--watch already prints counts: leave out --count")
     if args.names and (args.json or args.csv or args.count or args.watch):
@@ -257,8 +260,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("choose --record (this machine, now) or --replay (a recording), not both")
     if args.record and not (args.watch or args.no_ui) and _wants_printout(args):
         parser.error("--record records over time: use it with --watch, with --no-ui, or in the full-screen UI")
-    if args.duration and not (args.watch or args.no_ui):
-        parser.error("--duration stops --watch, or --record/--metrics ... --no-ui")
+    if args.duration and not (args.watch or args.no_ui or args.continuous):
+        parser.error("--duration stops --watch, -c, or --record/--metrics ... --no-ui")
     if (args.at is not None or args.info) and not args.replay:
         parser.error("--at and --info read a recording: add --replay FILE")
     if args.info and (_wants_printout(args) or args.watch or view):
@@ -272,6 +275,7 @@ def _wants_printout(args: argparse.Namespace) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    normalize(args)
     config = _settings(parser, args)
     _check(parser, args)
     try:
@@ -385,13 +389,15 @@ def _print(args: argparse.Namespace, flt: Filter) -> int:
     from netscope.app.printed.replay import run_replay
     from netscope.app.printed.run import Output, run_once, run_view
     from netscope.app.printed.selection import Failure, Selection, UsageError
-    from netscope.app.printed.watch import run_loop, run_record
+    from netscope.app.printed.watch import run_continuous, run_loop, run_record
 
     out = Output()
     selection = Selection.from_args(args, flt)
     try:
         if args.replay:
             return run_replay(args, out, selection)
+        if args.continuous:
+            return run_continuous(args, out, selection)
         if args.interfaces or args.route or args.statistics or args.groups:
             return run_view(args, out)
         if args.record:

@@ -71,7 +71,12 @@ class Names:
 
     WORKERS = 16
 
-    def __init__(self, addresses: Iterable[str], timeout: float = 2.0) -> None:
+    def __init__(self, addresses: Iterable[str], timeout: float = 2.0, hosts: bool = True,
+                 ports: bool = True) -> None:  # fmt: skip
+        """`hosts`, `ports`: False keeps those numeric (netstat's --numeric-hosts, --numeric-ports)."""
+        self.ports = ports
+        if not hosts:
+            addresses = ()
         # glibc's resolver has no per-call timeout; RES_OPTIONS bounds each query (a user's own setting wins).
         os.environ.setdefault("RES_OPTIONS", "timeout:1 attempts:1")
         self.hosts: dict[str, str] = {}
@@ -105,6 +110,8 @@ class Names:
         host = printable(self.hosts.get(ip, ip))
         if not port:
             port_text = "*"
+        elif not self.ports:
+            port_text = str(port)
         else:
             kind = "udp" if proto.startswith("udp") else "tcp"
             if (port, kind) not in self._services:
@@ -124,6 +131,7 @@ def connection_lines(
     header: bool = True,
     names: Names | None = None,
     when: str = "",
+    numeric_users: bool = False,
 ) -> list[str]:
     """The table `netstat -antup` prints (with -e: User and Inode before the owner), in netscope's sort order.
 
@@ -149,7 +157,8 @@ def connection_lines(
         )
     for sock, here, there in zip(sockets, local, remote, strict=True):
         state = "" if sock.state == "UNCONN" else state_label(sock)
-        extra = f"{printable(sock.user) or sock.uid:<10} {sock.inode:<10} " if extended else ""
+        user = sock.uid if numeric_users else printable(sock.user) or sock.uid
+        extra = f"{user:<10} {sock.inode:<10} " if extended else ""
         lines.append(
             f"{sock.proto:<5} {sock.recv_q:>6} {sock.send_q:>6} {here:<{lw}} {there:<{rw}} {state:<11} {extra}"
             f"{owner_text(sock)}"
@@ -225,20 +234,26 @@ def watch_header(fmt: str) -> str | None:
 
 
 def interface_lines(
-    snapshot: InterfaceSnapshot | None = None,
+    snapshot: InterfaceSnapshot | None = None, only: str | None = None
 ) -> tuple[list[str], list[dict[str, Any]], list[str]]:
-    """`netstat -i`: text lines, JSON records and warnings; of this machine, or of `snapshot` (a recording's)."""
+    """`netstat -i`: text lines, JSON records and warnings; of this machine, or of `snapshot` (a recording's).
+    `only`: that interface alone (netstat -I); a KeyError naming the ones there are if there is none."""
     if snapshot is None:
         from netscope.collectors.interfaces import InterfaceCollector
 
         snapshot = InterfaceCollector().collect()
+    interfaces = snapshot.interfaces
+    if only is not None:
+        interfaces = [iface for iface in interfaces if iface.name == only]
+        if not interfaces:
+            raise KeyError(", ".join(printable(iface.name) for iface in snapshot.interfaces))
     lines = [
         "Kernel Interface table",
         f"{'Iface':<16}{'MTU':>5} {'RX-OK':>8} {'RX-ERR':>6} {'RX-DRP':>6} {'RX-OVR':<6} {'TX-OK':>8} "
         f"{'TX-ERR':>6} {'TX-DRP':>6} {'TX-OVR':>6} Flg",
     ]
     records: list[dict[str, Any]] = []
-    for iface in snapshot.interfaces:
+    for iface in interfaces:
         c = iface.counters
         lines.append(
             f"{printable(iface.name):<16}{iface.mtu:>5} {c.rx_packets:>8} {c.rx_errors:>6} {c.rx_dropped:>6} "

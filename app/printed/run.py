@@ -70,11 +70,12 @@ def print_connections(args: argparse.Namespace, out: Output, snapshot: Snapshot,
     elif args.csv:
         out.lines(csv_lines(sockets, folded))
     else:
-        names = Names([ip for s in sockets for ip in (s.local_ip, s.remote_ip)]) if args.names else None
+        names = Names([ip for s in sockets for ip in (s.local_ip, s.remote_ip)], hosts=not args.numeric_hosts,
+                      ports=not args.numeric_ports) if args.names else None
         out.lines(
             connection_lines(
                 sockets, listening_only=selection.listening_only, extended=args.extend,
-                header=not args.no_header, names=names, when=when,
+                header=not args.no_header, names=names, when=when, numeric_users=args.numeric_users,
             )
         )  # fmt: skip
 
@@ -91,10 +92,13 @@ def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int
     """One snapshot of this machine's sockets, printed as asked."""
     from netscope.collectors.connections import ConnectionCollector
 
+    collector = ConnectionCollector()
     try:
-        snapshot = ConnectionCollector().collect()
+        snapshot = collector.collect()
     except OSError as error:
         raise Failure(f"cannot read the socket tables: {error}") from None
+    if args.verbose:
+        warn(read_summary(snapshot, collector.source))
     if not (args.json or args.csv or args.count):
         # Why some owners show "-", on stderr as netstat's "(Not all processes could be identified ...)". Data
         # for programs says it with a null pid.
@@ -106,6 +110,14 @@ def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int
                  "run it on the host, or with the host's PID namespace), or they exited just now")
     print_connections(args, out, snapshot, selection)
     return 0
+
+
+def read_summary(snapshot: Snapshot, source: str) -> str:
+    """-v: what was read, from where, and how long it took."""
+    where = "netlink sock_diag" if source == "netlink" else "/proc/net/{tcp,tcp6,udp,udp6}"
+    owners = {sock.pid for sock in snapshot.sockets.values() if sock.pid is not None}
+    return (f"read {len(snapshot.sockets)} TCP and UDP sockets from {where} and their owners ({len(owners)} "
+            f"processes) from /proc/*/fd in {snapshot.collect_seconds * 1000:.0f} ms")
 
 
 def unseen_owners(snapshot: Snapshot, selection: Selection) -> int:
@@ -128,7 +140,10 @@ def run_view(args: argparse.Namespace, out: Output, recorded: ViewData | None = 
         if part is None:
             raise Failure(f"{args.replay} holds no {what} recorded at or before that time")
     if args.interfaces:
-        lines, records, warnings = interface_lines(part)
+        try:
+            lines, records, warnings = interface_lines(part, args.interface)
+        except KeyError as error:
+            raise Failure(f"no interface named {args.interface!r}; there are: {error.args[0]}") from None
     elif args.route:
         lines, records, warnings = route_lines(v4, v6, part)
     elif args.statistics:

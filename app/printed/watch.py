@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:  # only for annotations: one-shot output starts without import
     from netscope.collectors.recording import RecordingWriter
 
 from netscope.app.printed.formats import watch_header, watch_line
-from netscope.app.printed.run import Output, warn
+from netscope.app.printed.run import Output, print_connections, run_view, view_flag, warn
 from netscope.app.printed.selection import Failure, Selection
 
 
@@ -90,42 +91,69 @@ def watched_read(read: Callable[[], _R], stop: threading.Event, stall: float) ->
 def run_loop(
     args: argparse.Namespace, out: Output, selection: Selection, on_diff: Callable[[SnapshotDiff], None] | None
 ) -> int:
-    """`--watch` and headless `--record`: a refresh every interval until a signal, `--duration`, or a closed pipe.
-
-    Ticks keep to the interval's grid (a slow refresh does not push every later one back); a refresh that
-    overruns skips the ticks it missed rather than bunching up.
-    """
+    """`--watch`, `-c` and headless `--record`: a refresh every interval (see ticks()) until a signal,
+    `--duration`, or a closed pipe."""
     from netscope.collectors.connections import ConnectionCollector
 
     fmt = "json" if args.json else "csv" if args.csv else "text"
     collector = ConnectionCollector(interval=args.interval)
-    started = time.monotonic()
-    deadline = started + args.duration if args.duration else None
-    tick = started
     with StopSignals() as stop:
         if args.watch and (header := watch_header(fmt)) is not None:
             out.line(header)
-        while not stop.event.is_set():
+        for _ in ticks(args.interval, args.duration, stop):
             try:
                 diff = watched_read(collector.next_diff, stop.event, stall_after(args.interval))
             except StopIteration:  # stopped while a read was stuck: nothing more to print
                 break
             except Exception as error:  # one failed refresh is reported; the next may work
                 warn(f"reading sockets failed: {error.__class__.__name__}: {error}")
-            else:
-                if on_diff is not None:
-                    on_diff(diff)
-                if args.watch:
-                    snapshot = diff.snapshot
-                    out.line(watch_line(snapshot.taken_at, selection.pick(snapshot.sockets.values()), fmt))
-            now = time.monotonic()
-            tick += args.interval
-            if tick < now:
-                tick += (now - tick) // args.interval * args.interval + args.interval
-            if deadline is not None and tick >= deadline:
-                break
-            stop.wait(tick - now)
+                continue
+            if on_diff is not None:
+                on_diff(diff)
+            if args.watch:
+                snapshot = diff.snapshot
+                out.line(watch_line(snapshot.taken_at, selection.pick(snapshot.sockets.values()), fmt))
     return 0
+
+
+def ticks(interval: float, duration: float | None, stop: StopSignals) -> Iterator[None]:
+    """One turn per tick, on the interval's grid (a slow turn does not push every later one back; one that
+    overruns skips the ticks it missed rather than bunching up), until a signal or `duration` seconds."""
+    started = time.monotonic()
+    deadline = started + duration if duration else None
+    tick = started
+    while not stop.event.is_set():
+        yield
+        now = time.monotonic()
+        tick += interval
+        if tick < now:
+            tick += (now - tick) // interval * interval + interval
+        if deadline is not None and tick >= deadline:
+            return
+        stop.wait(tick - now)
+
+
+def run_continuous(args: argparse.Namespace, out: Output, selection: Selection) -> int:
+    """`-c` and a trailing interval (`netscope -tn 2`): the table, or -i/-r/-s/-g, printed again every interval
+    as netstat -c does, until Ctrl-C, SIGTERM, `--duration` or a closed pipe. With --json, one array each time."""
+    if view_flag(args):
+        with StopSignals() as stop:
+            for _ in ticks(args.interval, args.duration, stop):
+                try:
+                    watched_read(functools.partial(run_view, args, out), stop.event, stall_after(args.interval))
+                except StopIteration:
+                    break
+        return 0
+    told: set[str] = set()
+
+    def show(diff: SnapshotDiff) -> None:
+        for message in diff.snapshot.warnings:  # said once, not every interval
+            if message not in told:
+                told.add(message)
+                warn(message)
+        print_connections(args, out, diff.snapshot, selection)
+
+    return run_loop(args, out, selection, show)
 
 
 def run_record(args: argparse.Namespace, out: Output, selection: Selection) -> int:
