@@ -34,7 +34,7 @@ MAX_DURATION = 366 * 86400.0
 _ONE_SHOT_FLAGS = (
     "once", "json", "csv", "count", "tcp", "udp", "listening", "all", "numeric", "programs", "ipv4", "ipv6",
     "extend", "wide", "names", "no_header", "continuous", "verbose", "numeric_hosts", "numeric_ports",
-    "numeric_users",
+    "numeric_users", "timers",
 )  # fmt: skip
 
 
@@ -236,6 +236,9 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if args.record or args.replay or args.metrics is not None or args.no_ui:
             parser.error("-c repeats this machine's printed table; it does not combine with --record, --replay, "
                          "--metrics or --no-ui")
+    if args.timers and (args.fold or args.count or args.watch or args.replay):
+        parser.error("-o adds the Timer column to the table, --json or --csv of this machine's sockets now; a "
+                     "folded row, a count, --watch and a recording have no timers")
     if args.count and args.watch:
         parser.error("--watch already prints counts: leave out --count")
     if args.names and (args.json or args.csv or args.count or args.watch):

@@ -80,6 +80,10 @@ def add_netstat_flags(parser: argparse.ArgumentParser, interval: Callable[[str],
         "-A", "--protocol", type=_families, metavar="FAMILIES",
         help="address families, comma-separated: inet (as -4), inet6 (as -6)",
     )  # fmt: skip
+    net.add_argument(
+        "-o", "--timers", action="store_true",
+        help="add netstat's Timer column: on/keepalive/timewait/probe (seconds left/retransmits/probes)",
+    )  # fmt: skip
     net.add_argument("-e", "--extend", action="store_true", help="add the User and Inode columns")
     net.add_argument("-W", "--wide", action="store_true", help="never cut addresses (the default)")
     net.add_argument(

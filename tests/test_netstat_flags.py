@@ -154,6 +154,8 @@ def test_flags_linux_gives_no_meaning_are_refused_with_why(flag: str, why: str) 
     (["-tn", "0"], "INTERVAL"),
     (["-tn", "soon"], "not a number of seconds"),
     (["--duration", "5"], "--duration stops --watch, -c"),
+    (["-o", "--count"], "-o adds the Timer column"),
+    (["-o", "--fold"], "-o adds the Timer column"),
 ])  # fmt: skip
 def test_repeats_that_cannot_mean_anything_are_usage_errors(args: list[str], says: str) -> None:
     result = netscope(*args)

@@ -12,12 +12,13 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from netscope.collectors.model import COUNTED_STATES, Socket
 from netscope.collectors.session.folding import socket_count
+from netscope.collectors.timers import NO_TIMER, Timer, TimerKey, timer_text
 from netscope.widgets.formatting import (
     format_endpoint,
     owner_text,
@@ -41,10 +42,21 @@ FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def socket_record(sock: Socket, folded: bool = False) -> dict[str, Any]:
+# With -o, after FIELDS: netstat's Timer column as data (kind off/on/keepalive/timewait/probe, seconds left).
+TIMER_FIELDS: tuple[str, ...] = ("timer", "timer_seconds", "retransmits", "probes")
+
+
+def timer_of(sock: Socket, timers: Mapping[TimerKey, Timer]) -> Timer:
+    """The socket's TCP timer (UDP has none: off, as netstat prints it)."""
+    key = (sock.proto, sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port, sock.inode)
+    return timers.get(key, NO_TIMER)
+
+
+def socket_record(sock: Socket, folded: bool = False, timer: Timer | None = None) -> dict[str, Any]:
     """A socket under the documented field names. Unknown owner: pid and program null; no owner at all
     (TIME_WAIT, inode 0): user null as well. `folded` (`--fold`): a last field, `sockets`, how many sockets the row
-    stands for (1 for a socket on its own; a folded row's port 0 on the clients' side means any)."""
+    stands for (1 for a socket on its own; a folded row's port 0 on the clients' side means any). `timer` (-o):
+    TIMER_FIELDS last."""
     record = {
         "proto": sock.proto,
         "recv_q": sock.recv_q,
@@ -62,6 +74,9 @@ def socket_record(sock: Socket, folded: bool = False) -> dict[str, Any]:
     }
     if folded:
         record["sockets"] = socket_count(sock)
+    if timer is not None:
+        record.update(zip(TIMER_FIELDS, (timer.kind, round(timer.seconds, 3), timer.retransmits, timer.probes),
+                          strict=True))  # fmt: skip
     return record
 
 
@@ -132,8 +147,10 @@ def connection_lines(
     names: Names | None = None,
     when: str = "",
     numeric_users: bool = False,
+    timers: Mapping[TimerKey, Timer] | None = None,
 ) -> list[str]:
-    """The table `netstat -antup` prints (with -e: User and Inode before the owner), in netscope's sort order.
+    """The table `netstat -antup` prints (with -e: User and Inode before the owner; with `timers`, -o: Timer
+    last), in netscope's sort order.
 
     Columns widen to the longest address rather than cutting it (netstat's -W). An unconnected UDP socket has an
     empty State, as in netstat.
@@ -153,15 +170,18 @@ def connection_lines(
         extra = f"{'User':<10} {'Inode':<10} " if extended else ""
         lines.append(
             f"Proto Recv-Q Send-Q {'Local Address':<{lw}} {'Foreign Address':<{rw}} {'State':<11} {extra}"
-            "PID/Program name"
+            + ("PID/Program name     Timer" if timers is not None else "PID/Program name")
         )
     for sock, here, there in zip(sockets, local, remote, strict=True):
         state = "" if sock.state == "UNCONN" else state_label(sock)
         user = sock.uid if numeric_users else printable(sock.user) or sock.uid
         extra = f"{user:<10} {sock.inode:<10} " if extended else ""
+        owner = owner_text(sock)
+        if timers is not None:  # netstat pads PID/Program name to 20 then the Timer
+            owner = f"{owner:<20} {timer_text(timer_of(sock, timers))}"
         lines.append(
             f"{sock.proto:<5} {sock.recv_q:>6} {sock.send_q:>6} {here:<{lw}} {there:<{rw}} {state:<11} {extra}"
-            f"{owner_text(sock)}"
+            f"{owner}"
         )
     return lines
 
@@ -179,13 +199,15 @@ def json_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
     yield "]"
 
 
-def csv_lines(sockets: Iterable[Socket], folded: bool = False) -> Iterator[str]:
+def csv_lines(
+    sockets: Iterable[Socket], folded: bool = False, timers: Mapping[TimerKey, Timer] | None = None
+) -> Iterator[str]:
     out = LineBuffer()
     writer = csv.writer(out, lineterminator="")
-    writer.writerow((*FIELDS, "sockets") if folded else FIELDS)
+    writer.writerow((*FIELDS, *(("sockets",) if folded else ()), *(TIMER_FIELDS if timers is not None else ())))
     yield out.take()
     for sock in sockets:
-        record = socket_record(sock, folded)
+        record = socket_record(sock, folded, None if timers is None else timer_of(sock, timers))
         # CSV is read in terminals and spreadsheets: escape control characters as the text table does, and never
         # let a name start a formula.
         writer.writerow(["" if v is None else spreadsheet_safe(printable(v)) if isinstance(v, str) else v

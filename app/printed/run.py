@@ -27,6 +27,7 @@ from netscope.app.printed.formats import (
     route_lines,
     socket_record,
     statistics_lines,
+    timer_of,
 )
 from netscope.app.printed.selection import Failure, Selection, sort_sockets
 
@@ -65,10 +66,16 @@ def print_connections(args: argparse.Namespace, out: Output, snapshot: Snapshot,
     if folded:
         sockets = fold(sockets, snapshot)
     sockets = sort_sockets(sockets)
+    timers = None
+    if args.timers:
+        from netscope.collectors.timers import read_timers
+
+        timers, _source = read_timers()
     if args.json:
-        out.lines(json_lines(socket_record(sock, folded) for sock in sockets))
+        out.lines(json_lines(socket_record(sock, folded, None if timers is None else timer_of(sock, timers))
+                             for sock in sockets))  # fmt: skip
     elif args.csv:
-        out.lines(csv_lines(sockets, folded))
+        out.lines(csv_lines(sockets, folded, timers))
     else:
         names = Names([ip for s in sockets for ip in (s.local_ip, s.remote_ip)], hosts=not args.numeric_hosts,
                       ports=not args.numeric_ports) if args.names else None
@@ -76,6 +83,7 @@ def print_connections(args: argparse.Namespace, out: Output, snapshot: Snapshot,
             connection_lines(
                 sockets, listening_only=selection.listening_only, extended=args.extend,
                 header=not args.no_header, names=names, when=when, numeric_users=args.numeric_users,
+                timers=timers,
             )
         )  # fmt: skip
 
