@@ -34,7 +34,7 @@ MAX_DURATION = 366 * 86400.0
 _ONE_SHOT_FLAGS = (
     "once", "json", "csv", "count", "tcp", "udp", "listening", "all", "numeric", "programs", "ipv4", "ipv6",
     "extend", "wide", "names", "no_header", "continuous", "verbose", "numeric_hosts", "numeric_ports",
-    "numeric_users", "timers",
+    "numeric_users", "timers", "unix",
 )  # fmt: skip
 
 
@@ -239,6 +239,16 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.timers and (args.fold or args.count or args.watch or args.replay):
         parser.error("-o adds the Timer column to the table, --json or --csv of this machine's sockets now; a "
                      "folded row, a count, --watch and a recording have no timers")
+    if args.unix:
+        inet = args.tcp or args.udp
+        if args.filter and not inet:
+            parser.error("the filter language is for TCP and UDP sockets; for unix sockets use -x --json with jq, "
+                         "e.g. netscope -x --json | jq '.[] | select(.path | startswith(\"/run\"))'")
+        if inet and (args.json or args.csv or args.count):
+            parser.error("JSON, CSV and --count hold one table: ask for -x and for -t/-u in two runs")
+        if args.watch or args.fold or args.record or args.replay or args.names:
+            parser.error("-x prints the unix sockets now (again with -c); it does not combine with --watch, "
+                         "--fold, --names, --record or --replay")
     if args.count and args.watch:
         parser.error("--watch already prints counts: leave out --count")
     if args.names and (args.json or args.csv or args.count or args.watch):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 # -A's families: what each turns on. netstat also knows ipx, ax25, netrom, ddp, x25, bluetooth...: none is read.
-FAMILIES = {"inet": "ipv4", "inet6": "ipv6"}
+FAMILIES = {"inet": "ipv4", "inet6": "ipv6", "unix": "unix"}
 # The flags of Linux's netstat (net-tools 2.10) that netscope does not carry out, and why, in one table.
 REFUSED: dict[tuple[str, ...], str] = {
     ("-N", "--symbolic"): "netstat's -N resolved hardware names; interfaces are always shown by name here",
@@ -74,11 +74,15 @@ def add_netstat_flags(parser: argparse.ArgumentParser, interval: Callable[[str],
     net.add_argument("--numeric-ports", action="store_true", help="with --names: ports stay numbers")
     net.add_argument("--numeric-users", action="store_true", help="with -e: the User column shows the UID")
     net.add_argument("-p", "--programs", action="store_true", help="PID/Program name (always shown)")
+    net.add_argument(
+        "-x", "--unix", action="store_true",
+        help="unix sockets: type, state, queues, inode, the peer's inode, owner and path (alone: only them)",
+    )  # fmt: skip
     net.add_argument("-4", dest="ipv4", action="store_true", help="IPv4 only")
     net.add_argument("-6", dest="ipv6", action="store_true", help="IPv6 only")
     net.add_argument(
         "-A", "--protocol", type=_families, metavar="FAMILIES",
-        help="address families, comma-separated: inet (as -4), inet6 (as -6)",
+        help="address families, comma-separated: inet (as -4), inet6 (as -6), unix (as -x)",
     )  # fmt: skip
     net.add_argument(
         "-o", "--timers", action="store_true",

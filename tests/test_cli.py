@@ -222,8 +222,9 @@ def test_bad_filter_is_a_usage_error() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--no-ui"], ["-i", "--csv"], ["--watch", "--count"], ["--at", "12:00"], ["-x"], ["--json", "--csv"],
-     ["--record", "x.nsrec", "--once"], ["--cpu-limit", "150"], ["--cpu-limit", "nan"], ["--cpu-limit", "lots"]],
+    [["--no-ui"], ["-i", "--csv"], ["--watch", "--count"], ["--at", "12:00"], ["-x", "--watch"],
+     ["--json", "--csv"], ["--record", "x.nsrec", "--once"], ["--cpu-limit", "150"], ["--cpu-limit", "nan"],
+     ["--cpu-limit", "lots"]],
 )  # fmt: skip
 def test_usage_errors_exit_2(args: list[str], tmp_path: Path) -> None:
     result = subprocess.run([*NETSCOPE, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # only for annotations: one-shot output starts without import
     from netscope.collectors.multicast import MulticastSnapshot
     from netscope.collectors.protostats import StatsSnapshot
     from netscope.collectors.routes import RouteSnapshot
+    from netscope.collectors.unix_sockets import UnixSocket
 
 
 
@@ -184,6 +185,51 @@ def connection_lines(
             f"{owner}"
         )
     return lines
+
+
+UNIX_FIELDS: tuple[str, ...] = (
+    "proto", "type", "state", "recv_q", "send_q", "inode", "peer_inode", "path", "pid", "program",
+)  # fmt: skip
+
+
+def unix_record(sock: UnixSocket) -> dict[str, Any]:
+    """A unix socket under UNIX_FIELDS: queues null when not known (/proc), peer_inode 0 for none."""
+    return {
+        "proto": "unix", "type": sock.type, "state": sock.state, "recv_q": sock.recv_q, "send_q": sock.send_q,
+        "inode": sock.inode, "peer_inode": sock.peer_inode, "path": sock.path, "pid": sock.pid,
+        "program": sock.program if sock.pid is not None else None,
+    }  # fmt: skip
+
+
+def unix_lines(sockets: list[UnixSocket], *, listening_only: bool = False, header: bool = True) -> list[str]:
+    """`netstat -x` with the queues and the peer's inode (ss -x's) where netstat has RefCnt, which no interface
+    but /proc gives. An unconnected socket's State is empty and a listener's Flags are `[ ACC ]`, as netstat's."""
+    lines: list[str] = []
+    if header:
+        kind = "only servers" if listening_only else "servers and established"
+        lines.append(f"Active UNIX domain sockets ({kind})")
+        lines.append("Proto Recv-Q Send-Q Flags       Type       State         I-Node   Peer     "
+                     "PID/Program name     Path")  # fmt: skip
+    for sock in sockets:
+        flags = "[ ACC ]" if sock.state == "LISTENING" else "[ ]"
+        state = "" if sock.state == "UNCONNECTED" else sock.state
+        recv_q = "-" if sock.recv_q is None else sock.recv_q
+        send_q = "-" if sock.send_q is None else sock.send_q
+        owner = "-" if sock.pid is None else f"{sock.pid}/{printable(sock.program) or '?'}"
+        lines.append(f"unix  {recv_q:>6} {send_q:>6} {flags:<11} {sock.type:<10} {state:<13} {sock.inode:<8} "
+                     f"{sock.peer_inode or '-':<8} {owner:<20} {printable(sock.path)}")  # fmt: skip
+    return lines
+
+
+def unix_csv_lines(sockets: Iterable[UnixSocket]) -> Iterator[str]:
+    out = LineBuffer()
+    writer = csv.writer(out, lineterminator="")
+    writer.writerow(UNIX_FIELDS)
+    yield out.take()
+    for sock in sockets:
+        writer.writerow(["" if v is None else spreadsheet_safe(printable(v)) if isinstance(v, str) else v
+                         for v in unix_record(sock).values()])  # fmt: skip
+        yield out.take()
 
 
 def json_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:

@@ -28,6 +28,9 @@ from netscope.app.printed.formats import (
     socket_record,
     statistics_lines,
     timer_of,
+    unix_csv_lines,
+    unix_lines,
+    unix_record,
 )
 from netscope.app.printed.selection import Failure, Selection, sort_sockets
 
@@ -88,6 +91,35 @@ def print_connections(args: argparse.Namespace, out: Output, snapshot: Snapshot,
         )  # fmt: skip
 
 
+def inet_wanted(args: argparse.Namespace) -> bool:
+    """Whether the TCP/UDP table is asked for: -x alone asks for the unix table only, as in netstat."""
+    return bool(args.tcp or args.udp or not args.unix)
+
+
+def print_unix(args: argparse.Namespace, out: Output, told: set[str] | None = None) -> None:
+    """-x: the unix sockets (-l: listening only), listeners first, then by path and inode."""
+    from netscope.collectors.unix_sockets import read_unix_sockets
+
+    table = read_unix_sockets()
+    told = told if told is not None else set()
+    for message in table.warnings:  # as for TCP/UDP: data says it with a null pid, text on stderr
+        if message not in told and not (args.json or args.csv or args.count):
+            told.add(message)
+            warn(message)
+    if args.verbose:
+        warn(f"read {len(table.sockets)} unix sockets from {table.source}")
+    sockets = [sock for sock in table.sockets if sock.state == "LISTENING" or not args.listening]
+    sockets.sort(key=lambda sock: (sock.state != "LISTENING", sock.path, sock.inode))
+    if args.count:
+        out.line(str(len(sockets)))
+    elif args.json:
+        out.lines(json_lines(unix_record(sock) for sock in sockets))
+    elif args.csv:
+        out.lines(unix_csv_lines(sockets))
+    else:
+        out.lines(unix_lines(sockets, listening_only=args.listening, header=not args.no_header))
+
+
 def fold(sockets: list[Socket], snapshot: Snapshot) -> list[Socket]:
     """`--fold`: look-alike ownerless sockets as one row each group, as the UI shows them (see folding.py)."""
     folder = Folder()
@@ -97,8 +129,12 @@ def fold(sockets: list[Socket], snapshot: Snapshot) -> list[Socket]:
 
 
 def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int:
-    """One snapshot of this machine's sockets, printed as asked."""
+    """One snapshot of this machine's sockets, printed as asked (with -x, the unix sockets after them)."""
     from netscope.collectors.connections import ConnectionCollector
+
+    if not inet_wanted(args):
+        print_unix(args, out)
+        return 0
 
     collector = ConnectionCollector()
     try:
@@ -117,6 +153,8 @@ def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int
                  "are outside its view, in another PID namespace (netscope runs in a container, or under unshare: "
                  "run it on the host, or with the host's PID namespace), or they exited just now")
     print_connections(args, out, snapshot, selection)
+    if args.unix:
+        print_unix(args, out, set(snapshot.warnings))
     return 0
 
 

@@ -19,7 +19,15 @@ if TYPE_CHECKING:  # only for annotations: one-shot output starts without import
     from netscope.collectors.recording import RecordingWriter
 
 from netscope.app.printed.formats import watch_header, watch_line
-from netscope.app.printed.run import Output, print_connections, run_view, view_flag, warn
+from netscope.app.printed.run import (
+    Output,
+    inet_wanted,
+    print_connections,
+    print_unix,
+    run_view,
+    view_flag,
+    warn,
+)
 from netscope.app.printed.selection import Failure, Selection
 
 
@@ -144,14 +152,25 @@ def run_continuous(args: argparse.Namespace, out: Output, selection: Selection) 
                 except StopIteration:
                     break
         return 0
-    told: set[str] = set()
+    told: set[str] = set()  # warnings are said once, not every interval
+    if not inet_wanted(args):  # -x alone
+        with StopSignals() as stop:
+            for _ in ticks(args.interval, args.duration, stop):
+                try:
+                    watched_read(functools.partial(print_unix, args, out, told), stop.event,
+                                 stall_after(args.interval))  # fmt: skip
+                except StopIteration:
+                    break
+        return 0
 
     def show(diff: SnapshotDiff) -> None:
-        for message in diff.snapshot.warnings:  # said once, not every interval
+        for message in diff.snapshot.warnings:
             if message not in told:
                 told.add(message)
                 warn(message)
         print_connections(args, out, diff.snapshot, selection)
+        if args.unix:
+            print_unix(args, out, told)
 
     return run_loop(args, out, selection, show)
 
