@@ -34,7 +34,7 @@ MAX_DURATION = 366 * 86400.0
 _ONE_SHOT_FLAGS = (
     "once", "json", "csv", "count", "tcp", "udp", "listening", "all", "numeric", "programs", "ipv4", "ipv6",
     "extend", "wide", "names", "no_header", "continuous", "verbose", "numeric_hosts", "numeric_ports",
-    "numeric_users", "timers", "unix",
+    "numeric_users", "timers", "unix", "raw",
 )  # fmt: skip
 
 
@@ -249,6 +249,9 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if args.watch or args.fold or args.record or args.replay or args.names:
             parser.error("-x prints the unix sockets now (again with -c); it does not combine with --watch, "
                          "--fold, --names, --record or --replay")
+    if args.raw and (args.watch or args.fold or args.record or args.replay):
+        parser.error("-w prints the raw sockets now (again with -c); it does not combine with --watch, --fold, "
+                     "--record or --replay")
     if args.count and args.watch:
         parser.error("--watch already prints counts: leave out --count")
     if args.names and (args.json or args.csv or args.count or args.watch):

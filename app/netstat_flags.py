@@ -22,7 +22,6 @@ REFUSED: dict[tuple[str, ...], str] = {
     ("--rfcomm",): "Bluetooth sockets are not read",
     ("-M", "--masquerade"): "the NAT/conntrack table is not read yet; `conntrack -L` (Debian package conntrack) "
                             "lists it",
-    ("-w", "--raw"): "raw sockets are not read yet; `ss -w -p` lists them",
 }  # fmt: skip
 
 
@@ -74,6 +73,10 @@ def add_netstat_flags(parser: argparse.ArgumentParser, interval: Callable[[str],
     net.add_argument("--numeric-ports", action="store_true", help="with --names: ports stay numbers")
     net.add_argument("--numeric-users", action="store_true", help="with -e: the User column shows the UID")
     net.add_argument("-p", "--programs", action="store_true", help="PID/Program name (always shown)")
+    net.add_argument(
+        "-w", "--raw", action="store_true",
+        help="raw sockets (raw, raw6): the IP protocol where a port would be, its name as the State, the owner",
+    )  # fmt: skip
     net.add_argument(
         "-x", "--unix", action="store_true",
         help="unix sockets: type, state, queues, inode, the peer's inode, owner and path (alone: only them)",

@@ -12,8 +12,9 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.gc_pause import gc_paused
@@ -45,6 +46,27 @@ def owners_warning(denied_pids: list[int]) -> str:
         f"Even as root, the open files of {len(denied_pids)} process(es) could not be read (PID {shown}: "
         "protected, or netscope lacks CAP_SYS_PTRACE in a container); their sockets show '-' as owner."
     )
+
+
+class Ownable(Protocol):
+    inode: int
+    pid: int | None
+    program: str
+    container: str
+
+
+def attach_owners(sockets: Iterable[Ownable]) -> list[str]:
+    """Owners for a table read once (unix and raw sockets, printed): one /proc/*/fd scan for just these inodes.
+    The warnings to tell when some processes' files could not be read."""
+    sockets = list(sockets)
+    scan = OwnerScanner().scan({sock.inode for sock in sockets if sock.inode})
+    infos = ProcessInfoCache().get_many(set(scan.inode_to_pid.values()))
+    for sock in sockets:
+        pid = scan.inode_to_pid.get(sock.inode) if sock.inode else None
+        info = infos.get(pid) if pid is not None else None
+        if info is not None:
+            sock.pid, sock.program, sock.container = info.pid, info.name, info.container
+    return [owners_warning(scan.denied_pids)] if scan.permission_denied else []
 
 
 def missing_owner_reason(sock: Socket) -> str:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from netscope.collectors import netlink
-from netscope.collectors.connections import owners_warning
-from netscope.collectors.processes import OwnerScanner, ProcessInfoCache
+from netscope.collectors.connections import attach_owners
 from netscope.collectors.sockdiag import SOCK_DIAG_BY_FAMILY
 
 UNIX_DIAG_REQ = struct.Struct("=BBxxIII8x")  # family, protocol, states, inode, show, cookie
@@ -75,20 +73,8 @@ def read_unix_sockets(owners: bool = True) -> UnixTable:
         warnings.append(f"unix sockets read from /proc/net/unix (netlink UNIX_DIAG failed: {error}): no queues "
                         "and no peers")  # fmt: skip
     if owners:
-        warnings.extend(fill_owners(sockets))
+        warnings.extend(attach_owners(sockets))
     return UnixTable(sockets, source, warnings)
-
-
-def fill_owners(sockets: Iterable[UnixSocket]) -> list[str]:
-    sockets = list(sockets)
-    scan = OwnerScanner().scan({sock.inode for sock in sockets})
-    infos = ProcessInfoCache().get_many(set(scan.inode_to_pid.values()))
-    for sock in sockets:
-        pid = scan.inode_to_pid.get(sock.inode)
-        info = infos.get(pid) if pid is not None else None
-        if info is not None:
-            sock.pid, sock.program, sock.container = info.pid, info.name, info.container
-    return [owners_warning(scan.denied_pids)] if scan.permission_denied else []
 
 
 def _read_netlink() -> list[UnixSocket]:

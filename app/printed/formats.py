@@ -17,6 +17,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from netscope.collectors.model import COUNTED_STATES, Socket
+from netscope.collectors.raw_sockets import protocol_name
 from netscope.collectors.session.folding import socket_count
 from netscope.collectors.timers import NO_TIMER, Timer, TimerKey, timer_text
 from netscope.widgets.formatting import (
@@ -73,6 +74,8 @@ def socket_record(sock: Socket, folded: bool = False, timer: Timer | None = None
         "uid": sock.uid,
         "inode": sock.inode,
     }
+    if sock.proto.startswith("raw"):  # -w: the IP protocol, whose number stands where a port would
+        record["protocol_name"] = protocol_name(sock.local_port)
     if folded:
         record["sockets"] = socket_count(sock)
     if timer is not None:
@@ -174,7 +177,10 @@ def connection_lines(
             + ("PID/Program name     Timer" if timers is not None else "PID/Program name")
         )
     for sock, here, there in zip(sockets, local, remote, strict=True):
-        state = "" if sock.state == "UNCONN" else state_label(sock)
+        if sock.proto.startswith("raw"):  # where netstat prints the kernel's state number (7): the protocol
+            state = protocol_name(sock.local_port)
+        else:
+            state = "" if sock.state == "UNCONN" else state_label(sock)
         user = sock.uid if numeric_users else printable(sock.user) or sock.uid
         extra = f"{user:<10} {sock.inode:<10} " if extended else ""
         owner = owner_text(sock)
@@ -250,10 +256,12 @@ def csv_lines(
 ) -> Iterator[str]:
     out = LineBuffer()
     writer = csv.writer(out, lineterminator="")
-    writer.writerow((*FIELDS, *(("sockets",) if folded else ()), *(TIMER_FIELDS if timers is not None else ())))
+    header = (*FIELDS, *(("sockets",) if folded else ()), *(TIMER_FIELDS if timers is not None else ()))
+    writer.writerow(header)
     yield out.take()
     for sock in sockets:
-        record = socket_record(sock, folded, None if timers is None else timer_of(sock, timers))
+        full = socket_record(sock, folded, None if timers is None else timer_of(sock, timers))
+        record = {name: full[name] for name in header}  # a raw socket's protocol_name is JSON's only
         # CSV is read in terminals and spreadsheets: escape control characters as the text table does, and never
         # let a name start a formula.
         writer.writerow(["" if v is None else spreadsheet_safe(printable(v)) if isinstance(v, str) else v

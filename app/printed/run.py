@@ -60,8 +60,10 @@ def warn(message: str) -> None:
 
 
 def print_connections(args: argparse.Namespace, out: Output, snapshot: Snapshot, selection: Selection,
-                      when: str = "") -> None:  # fmt: skip
+                      when: str = "", told: set[str] | None = None) -> None:  # fmt: skip
     sockets = selection.pick(snapshot.sockets.values())
+    if selection.raw:
+        sockets += selection.pick(raw_sockets(args, told if told is not None else set(snapshot.warnings)))
     if args.count:
         out.line(str(len(sockets)))
         return
@@ -89,6 +91,24 @@ def print_connections(args: argparse.Namespace, out: Output, snapshot: Snapshot,
                 timers=timers,
             )
         )  # fmt: skip
+
+
+def raw_sockets(args: argparse.Namespace, told: set[str]) -> list[Socket]:
+    """-w: the raw sockets with their owners and users; warnings not yet in `told` are said (in text only)."""
+    from netscope.collectors.connections import attach_owners
+    from netscope.collectors.processes import user_name
+    from netscope.collectors.raw_sockets import read_raw_sockets
+
+    sockets, source = read_raw_sockets()
+    for message in attach_owners(sockets):
+        if message not in told and not (args.json or args.csv or args.count):
+            told.add(message)
+            warn(message)
+    for sock in sockets:
+        sock.user = user_name(sock.uid) if sock.inode else ""
+    if args.verbose:
+        warn(f"read {len(sockets)} raw sockets from {source}")
+    return sockets
 
 
 def inet_wanted(args: argparse.Namespace) -> bool:

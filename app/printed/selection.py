@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # only for annotations: one-shot output starts without import
 
 
 
-_PROTO_ORDER = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3}
+_PROTO_ORDER = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3, "raw": 4, "raw6": 5}
 
 
 class UsageError(Exception):
@@ -32,10 +32,11 @@ class Failure(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """netstat's selection flags and the filter: -t/-u protocol, -4/-6 family, -l listening only."""
+    """netstat's selection flags and the filter: -t/-u/-w protocol, -4/-6 family, -l listening only."""
 
     tcp: bool = True
     udp: bool = True
+    raw: bool = False
     ipv4: bool = True
     ipv6: bool = True
     listening_only: bool = False
@@ -43,13 +44,14 @@ class Selection:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, flt: Filter) -> Selection:
-        # Neither flag of a pair means both, as in netstat.
-        tcp, udp = args.tcp or not args.udp, args.udp or not args.tcp
+        # No protocol flag: TCP and UDP (raw sockets only with -w); neither of -4/-6: both, as in netstat.
+        chosen = args.tcp or args.udp or args.raw
+        tcp, udp = args.tcp or not chosen, args.udp or not chosen
         v4, v6 = args.ipv4 or not args.ipv6, args.ipv6 or not args.ipv4
-        return cls(tcp, udp, v4, v6, args.listening, flt)
+        return cls(tcp, udp, args.raw, v4, v6, args.listening, flt)
 
     def matches(self, sock: Socket) -> bool:
-        if not (self.tcp if sock.is_tcp else self.udp):
+        if not (self.tcp if sock.is_tcp else self.raw if sock.proto.startswith("raw") else self.udp):
             return False
         if not (self.ipv6 if sock.family == 6 else self.ipv4):
             return False

@@ -168,7 +168,7 @@ def run_continuous(args: argparse.Namespace, out: Output, selection: Selection) 
             if message not in told:
                 told.add(message)
                 warn(message)
-        print_connections(args, out, diff.snapshot, selection)
+        print_connections(args, out, diff.snapshot, selection, told=told)
         if args.unix:
             print_unix(args, out, told)
 
