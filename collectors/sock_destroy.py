@@ -22,26 +22,14 @@ from __future__ import annotations
 import errno
 import functools
 import os
-import socket
-import struct
 from dataclasses import dataclass
 
 from netscope.collectors import netlink
 from netscope.collectors.model import Socket
+from netscope.collectors.socket_lookup import REPLY, ask, exact_request, find_connection
 
-SOCK_DIAG_BY_FAMILY = 20
 SOCK_DESTROY = 21  # linux/sock_diag.h
-INET_DIAG_NOCOOKIE = 0xFFFFFFFF  # both cookie words: "any socket at this 4-tuple"
 CAP_NET_ADMIN = 12
-ALL_TCP_STATES = ((1 << 13) - 1) & ~1  # TCP_ESTABLISHED .. TCP_NEW_SYN_RECV
-TCP_LISTEN = 10
-
-# struct inet_diag_req_v2 with its struct inet_diag_sockid: family, protocol, ext, pad, states; sport, dport
-# (big-endian), src, dst (16 bytes each, IPv4 in the first 4), if, cookie (2 x u32).
-_REQUEST = struct.Struct("=BBBxI2s2s16s16sIII")
-# The reply's struct inet_diag_msg up to the cookie: family, state, timer, retrans, sport, dport, src, dst, if,
-# cookie.
-_REPLY = struct.Struct("=BBBB2s2s16s16sIII")
 
 NEEDS_ROOT = "Closing one connection needs root (CAP_NET_ADMIN); run netscope as root."
 NEEDS_CAP = (
@@ -84,52 +72,14 @@ def _describe(sock: Socket) -> str:
     return f"{sock.proto} {local} -> {remote}"
 
 
-def _request(sock: Socket, cookie: tuple[int, int]) -> bytes:
-    family = socket.AF_INET6 if sock.family == 6 else socket.AF_INET
-    # An IPv4-mapped address of a tcp6 socket is asked for as IPv6 (the socket's family); the kernel finds it.
-    src = socket.inet_pton(family, sock.local_ip).ljust(16, b"\0")
-    dst = socket.inet_pton(family, sock.remote_ip).ljust(16, b"\0")
-    return _REQUEST.pack(
-        family, socket.IPPROTO_TCP, 0, ALL_TCP_STATES, sock.local_port.to_bytes(2, "big"),
-        sock.remote_port.to_bytes(2, "big"), src, dst, 0, *cookie,
-    )
-
-
-def _ask(nl: netlink.NetlinkSocket, msg_type: int, payload: bytes, what: str) -> list[netlink.Message]:
-    """One request with NLM_F_ACK; the reply's messages before the ACK. Raises NetlinkError with its errno."""
-    seq = nl.send(msg_type, netlink.NLM_F_ACK, payload)
-    found: list[netlink.Message] = []
-    while True:
-        for message in netlink.iter_messages(nl.receive()):
-            if message.seq != seq:
-                continue
-            if message.type == netlink.NLMSG_ERROR:
-                error = netlink.error_from(message, what)
-                if error is not None:
-                    raise error
-                return found
-            found.append(message)
-
-
 def _cookie_of(nl: netlink.NetlinkSocket, sock: Socket) -> tuple[int, int] | None:
     """The cookie of the socket at exactly this 4-tuple, or None if there is none (the kernel may answer with
     the listener on the local port instead: that is not it)."""
-    try:
-        replies = _ask(nl, SOCK_DIAG_BY_FAMILY, _request(sock, (INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)), "lookup")
-    except netlink.NetlinkError as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        raise
-    want = _request(sock, (0, 0))[8:44]  # sport, dport, src, dst as the kernel writes them
-    for message in replies:
-        if message.type != SOCK_DIAG_BY_FAMILY or message.end - message.start < _REPLY.size:
-            continue
-        _family, state, _timer, _retrans, sport, dport, src, dst, _if, low, high = _REPLY.unpack_from(
-            message.data, message.start
-        )
-        if state != TCP_LISTEN and sport + dport + src + dst == want:
-            return low, high
-    return None
+    message = find_connection(nl, sock)
+    if message is None:
+        return None
+    *_rest, low, high = REPLY.unpack_from(message.data, message.start)
+    return low, high
 
 
 def close_refusal(sock: Socket) -> str:
@@ -161,7 +111,7 @@ def destroy_socket(sock: Socket) -> DestroyResult:
             cookie = _cookie_of(nl, sock)
             if cookie is None:
                 return DestroyResult(False, ALREADY_GONE)
-            _ask(nl, SOCK_DESTROY, _request(sock, cookie), "closing a connection (SOCK_DESTROY)")
+            ask(nl, SOCK_DESTROY, exact_request(sock, cookie), "closing a connection (SOCK_DESTROY)")
         except netlink.NetlinkError as exc:
             return DestroyResult(False, _error_message(exc.errno or errno.EIO))
     if sock.inode == 0:
@@ -195,7 +145,7 @@ def _kernel_support() -> str:
     nobody = Socket("tcp", "0.0.0.0", 0, "0.0.0.0", 0, "CLOSE", 0, 0, 0, 0)
     try:
         with netlink.NetlinkSocket(netlink.NETLINK_SOCK_DIAG) as nl:
-            _ask(nl, SOCK_DESTROY, _request(nobody, (0, 0)), "probing SOCK_DESTROY")
+            ask(nl, SOCK_DESTROY, exact_request(nobody, (0, 0)), "probing SOCK_DESTROY")
     except netlink.NetlinkError as exc:
         if exc.errno in (errno.ENOENT, errno.ESTALE):
             return ""

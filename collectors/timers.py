@@ -15,6 +15,7 @@ import socket
 from typing import NamedTuple
 
 from netscope.collectors import netlink
+from netscope.collectors.model import Socket
 from netscope.collectors.procnet import hex_to_address
 from netscope.collectors.sockdiag import (
     ALL_STATES,
@@ -23,10 +24,12 @@ from netscope.collectors.sockdiag import (
     build_request,
     parse_inet_diag_msg,
 )
+from netscope.collectors.socket_lookup import find_connection
+from netscope.collectors.tcpinfo import TcpInfo, parse_tcp_info
 
 # The kernel's timer numbers (inet_diag_msg.idiag_timer, /proc/net/tcp's `tr`) to netstat's words.
 TIMER_KINDS = {0: "off", 1: "on", 2: "keepalive", 3: "timewait", 4: "probe"}
-INET_DIAG_INFO = 2
+INET_DIAG_INFO, INET_DIAG_SKMEMINFO = 2, 7
 _TCP_INFO_PROBES_AT = 3  # struct tcp_info: state, ca_state, retransmits, probes, ...
 
 # (proto, local ip, local port, remote ip, remote port, inode): how a timer finds its socket. The inode tells
@@ -48,6 +51,46 @@ def timer_text(timer: Timer | None) -> str:
     """netstat -o's Timer column, to the character: `keepalive (7179.88/0/0)`."""
     timer = timer or NO_TIMER
     return f"{timer.kind} ({timer.seconds:2.2f}/{timer.retransmits}/{timer.probes})"
+
+
+class SocketProbe(NamedTuple):
+    """What one lookup of one TCP socket says: its timer and (for a full socket) its tcp_info."""
+
+    timer: Timer
+    tcp_info: TcpInfo | None
+
+
+def probe_socket(sock: Socket) -> SocketProbe | None:
+    """The details of one connection, from a sock_diag lookup of that socket alone (about 0.1 ms, whatever the
+    number of sockets): None for UDP, a socket that is gone, or a kernel that will not say. Blocking: call it in
+    a thread."""
+    if not sock.is_tcp:
+        return None
+    try:
+        with netlink.NetlinkSocket(netlink.NETLINK_SOCK_DIAG) as nl:
+            ext = 1 << (INET_DIAG_INFO - 1) | 1 << (INET_DIAG_SKMEMINFO - 1)
+            message = find_connection(nl, sock, ext)
+    except (OSError, ValueError):  # netlink refused, or an address the kernel's lookup cannot take
+        return None
+    if message is None:
+        return None
+    msg = parse_inet_diag_msg(message.data, message.start)
+    retransmits, probes = _counters(message, msg.timer, msg.retrans)
+    timer = Timer(TIMER_KINDS.get(msg.timer, f"unkn-{msg.timer}"), msg.expires / 1000 if msg.timer else 0.0,
+                  retransmits, probes)  # fmt: skip
+    info = meminfo = None
+    for attr_type, start, end in netlink.iter_attrs(message.data, message.start + INET_DIAG_MSG.size, message.end):
+        if attr_type == INET_DIAG_INFO:
+            info = message.data[start:end]
+        elif attr_type == INET_DIAG_SKMEMINFO:
+            meminfo = message.data[start:end]
+    tcp_info = None
+    if info is not None:
+        try:
+            tcp_info = parse_tcp_info(info, meminfo)
+        except ValueError:  # shorter than any kernel's struct tcp_info: shown as none
+            tcp_info = None
+    return SocketProbe(timer, tcp_info)
 
 
 def read_timers() -> tuple[dict[TimerKey, Timer], str]:

@@ -140,3 +140,28 @@ def test_retransmissions_to_a_peer_that_stopped_answering(veth_pair: VethPair) -
     kernel = proc[("tcp", host, int(local_port), veth_pair.peer_address, port, inode)]
     assert kernel.kind == "on" and abs(kernel.retransmits - retransmits) <= 1
     assert " 1000 " in result.stdout  # Send-Q: the bytes not acknowledged
+
+
+async def test_details_show_the_timer_and_tcp_internals_without_choosing_a_column(
+    keepalive_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    from support import wait_for
+
+    from netscope.app.netscope_app import NetscopeApp
+    from netscope.app.screens.details import DetailsScreen
+
+    client, _ = keepalive_pair
+    local_port = client.getsockname()[1]
+    app = NetscopeApp(interval=0.2, filter_text=f"ip:{HOST} lport:{local_port}")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        screen = app.screen
+        assert isinstance(screen, DetailsScreen)
+        await wait_for(pilot, lambda: "keepalive (" in str(screen.tcp_info.render()))
+        text = str(screen.tcp_info.render())
+        assert re.search(r"Timer\s+keepalive \(\d+\.\d\d/0/0\)", text) and "rtt " in text and "cwnd " in text
+        assert "choose a tcp_info column" not in text
+        client.close()  # the connection goes to TIME_WAIT: the next second's lookup says so
+        await wait_for(pilot, lambda: "timewait (" in str(screen.tcp_info.render()))

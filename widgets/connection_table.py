@@ -142,8 +142,8 @@ class ConnectionTable(ScrollView, can_focus=True):
         Binding("home", "jump(0)", "First", show=False, tooltip=MOVE),
         Binding("end", "jump(-1)", "Last", show=False, tooltip=MOVE),
         Binding("enter", "activate", "Details", id="details",
-                tooltip="details: the owning process's command line, user, start time, cwd and all its sockets; "
-                        "on a folded row (×N), show its sockets one by one"),
+                tooltip="details: the owning process's command line, user, start time, cwd and all its sockets, "
+                        "and a TCP connection's timer and internals; on a folded row (×N), its sockets one by one"),
         Binding("f", "toggle_folding", "Fold", id="fold",
                 tooltip="fold / unfold ownerless look-alike sockets (TIME_WAIT, orphans, the SYN queue) into one "
                         "row per state, local endpoint and remote host, with a count"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from netscope.collectors.connections import missing_owner_reason
 from netscope.collectors.model import ProcessDetails, Socket, SocketKey
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
+from netscope.collectors.timers import SocketProbe, timer_text
 from netscope.widgets.connection_table import ConnectionTable
 from netscope.widgets.formatting import format_endpoint, format_rate, printable, sparkline, state_label
 from netscope.widgets.tcp_columns import format_bytes, format_micros
@@ -137,10 +139,13 @@ class DetailsScreen(ModalScreen[None]):
     def __init__(
         self, sock: Socket, details: ProcessDetails | None, process_sockets: list[Socket], now: float,
         tcp: Callable[[SocketKey], TcpDetails | None] | None = None, recorded: bool = False,
+        probe: Callable[[Socket], SocketProbe | None] | None = None,
     ) -> None:
-        """`tcp` gives the connection's current TCP internals (None: not collected); it is asked each second.
-        `recorded`: a replay's row, described as recorded (`details` is then not used)."""
+        """`tcp` gives the connection's current TCP internals (None: not collected); `probe` looks the one socket
+        up in the kernel (its timer, and tcp_info when `tcp` has none); both are asked each second, `probe` in a
+        thread. `recorded`: a replay's row, described as recorded (`details` is then not used)."""
         super().__init__()
+        self.probe = probe
         self.sock = sock
         self.details = details
         self.process_sockets = process_sockets
@@ -165,16 +170,24 @@ class DetailsScreen(ModalScreen[None]):
             keys += " · Tab: the sockets below" if shows_sockets else ""
             yield Static(keys, id="confirm-hint")
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         for table in self.query(ConnectionTable):
             table.load(self.process_sockets, self.now)
         self.query_one("#details-scroll", VerticalScroll).focus()
-        self.show_tcp()
         self.set_interval(1.0, self.show_tcp)
+        await self.show_tcp()
 
-    def show_tcp(self) -> None:
+    async def show_tcp(self) -> None:
         if self.recorded:
             self.tcp_info.update(Text("A recording holds no tcp_info.", "dim"))
             return
         tcp = self.tcp(self.sock.key) if self.tcp is not None else None
-        self.tcp_info.update(describe_tcp(self.sock, tcp))
+        probed = await asyncio.to_thread(self.probe, self.sock) if self.probe is not None else None
+        if probed is not None and (tcp is None or tcp[0] is None) and probed.tcp_info is not None:
+            tcp = (probed.tcp_info, None, [])  # no column chosen: this second's counters, without rates
+        text = Text()
+        if probed is not None:
+            text.append("Timer       ", "bold")
+            text.append(f"{timer_text(probed.timer)}  (netstat -o: seconds left/retransmits/probes)\n")
+        text.append_text(describe_tcp(self.sock, tcp))
+        self.tcp_info.update(text)

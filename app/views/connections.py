@@ -36,6 +36,7 @@ from netscope.collectors.session.steady import SteadyFigure, SteadyFigures
 from netscope.collectors.signals import look_before_kill, owner_details, refusal_reason, send_signal
 from netscope.collectors.sock_destroy import close_refusal, destroy_capability, destroy_socket
 from netscope.collectors.sources import SnapshotSource
+from netscope.collectors.timers import probe_socket
 from netscope.widgets.connection_table import ConnectionTable
 from netscope.widgets.filter_bar import FilterBar
 from netscope.widgets.state_counters import StateCounters
@@ -438,7 +439,7 @@ class ConnectionsView(Vertical):
             self.app.push_screen(DetailsScreen(sock, None, sockets, now, recorded=True))
             return
         details = None if sock.pid is None else await asyncio.to_thread(owner_details, sock)
-        self.app.push_screen(DetailsScreen(sock, details, sockets, now, tcp=self.tcp_details))
+        self.app.push_screen(DetailsScreen(sock, details, sockets, now, tcp=self.tcp_details, probe=probe_socket))
 
     async def action_kill(self, signal_name: str) -> None:
         notify = self.app.notify
