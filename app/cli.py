@@ -34,7 +34,7 @@ MAX_DURATION = 366 * 86400.0
 _ONE_SHOT_FLAGS = (
     "once", "json", "csv", "count", "tcp", "udp", "listening", "all", "numeric", "programs", "ipv4", "ipv6",
     "extend", "wide", "names", "no_header", "continuous", "verbose", "numeric_hosts", "numeric_ports",
-    "numeric_users", "timers", "unix", "raw",
+    "numeric_users", "timers", "unix", "raw", "masquerade",
 )  # fmt: skip
 
 
@@ -249,6 +249,11 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if args.watch or args.fold or args.record or args.replay or args.names:
             parser.error("-x prints the unix sockets now (again with -c); it does not combine with --watch, "
                          "--fold, --names, --record or --replay")
+    if args.masquerade:
+        others = args.tcp or args.udp or args.raw or args.unix or args.listening or args.timers or args.filter
+        if others or view or args.csv or args.watch or args.fold or args.record or args.replay or args.names:
+            parser.error("-M prints the connection tracking table alone (text, --json or --count; again with -c): "
+                         "leave out the socket flags, --filter, --csv, --watch, --record and --replay")
     if args.raw and (args.watch or args.fold or args.record or args.replay):
         parser.error("-w prints the raw sockets now (again with -c); it does not combine with --watch, --fold, "
                      "--record or --replay")
@@ -403,7 +408,7 @@ def _serve_metrics(args: argparse.Namespace, config: Config, netns: str) -> int:
 
 def _print(args: argparse.Namespace, flt: Filter) -> int:
     from netscope.app.printed.replay import run_replay
-    from netscope.app.printed.run import Output, run_once, run_view
+    from netscope.app.printed.run import Output, print_conntrack, run_once, run_view
     from netscope.app.printed.selection import Failure, Selection, UsageError
     from netscope.app.printed.watch import run_continuous, run_loop, run_record
 
@@ -414,6 +419,9 @@ def _print(args: argparse.Namespace, flt: Filter) -> int:
             return run_replay(args, out, selection)
         if args.continuous:
             return run_continuous(args, out, selection)
+        if args.masquerade:
+            print_conntrack(args, out)
+            return 0
         if args.interfaces or args.route or args.statistics or args.groups:
             return run_view(args, out)
         if args.record:

@@ -20,8 +20,6 @@ REFUSED: dict[tuple[str, ...], str] = {
     ("-U", "--udplite"): "UDP-Lite sockets are not read; /proc/net/udplite and /proc/net/udplite6 list them",
     ("-2", "--l2cap"): "Bluetooth sockets are not read",
     ("--rfcomm",): "Bluetooth sockets are not read",
-    ("-M", "--masquerade"): "the NAT/conntrack table is not read yet; `conntrack -L` (Debian package conntrack) "
-                            "lists it",
 }  # fmt: skip
 
 
@@ -73,6 +71,10 @@ def add_netstat_flags(parser: argparse.ArgumentParser, interval: Callable[[str],
     net.add_argument("--numeric-ports", action="store_true", help="with --names: ports stay numbers")
     net.add_argument("--numeric-users", action="store_true", help="with -e: the User column shows the UID")
     net.add_argument("-p", "--programs", action="store_true", help="PID/Program name (always shown)")
+    net.add_argument(
+        "-M", "--masquerade", action="store_true",
+        help="the connection tracking table (NAT included) as `conntrack -L` prints it: both tuples of each flow",
+    )  # fmt: skip
     net.add_argument(
         "-w", "--raw", action="store_true",
         help="raw sockets (raw, raw6): the IP protocol where a port would be, its name as the State, the owner",

@@ -7,12 +7,16 @@
   against `ss -tano` (ss's own timer column), `ss -tanop` and `netstat -tnoa`.
 * unix sockets (`netscope -x`): 5,000 socketpairs (10,000 unix sockets) held by a child; read_unix_sockets()
   without and with owners, and the whole `netscope -x`, against `ss -xap` and `netstat -xap`.
+* conntrack (`netscope -M`, as root): a network namespace of its own where an nft rule turns tracking on and
+  10,000 UDP datagrams from as many ports make 10,000 flows; read_conntrack() in that namespace and the whole
+  `netscope --netns NS -M`, against `conntrack -L` (Debian's conntrack package) there.
 Medians of `--rounds` runs; each command's output goes to /dev/null.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import statistics
@@ -98,6 +102,48 @@ def main() -> None:
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+    conntrack_table(args.entries, args.rounds, netscope)
+
+
+# Run inside the namespace: make `count` flows, then time read_conntrack() `rounds` times; prints the median.
+FLOWS = (
+    "import socket, statistics, sys, time\n"
+    "from netscope.collectors.conntrack import read_conntrack\n"
+    "count, rounds = int(sys.argv[1]), int(sys.argv[2])\n"
+    "for _ in range(count):\n"
+    "    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:\n"
+    "        s.sendto(b'x', ('127.0.0.1', 9))\n"
+    "assert len(read_conntrack()) >= count, len(read_conntrack())\n"
+    "times = []\n"
+    "for _ in range(rounds):\n"
+    "    started = time.perf_counter(); read_conntrack(); times.append(time.perf_counter() - started)\n"
+    "print(statistics.median(times))\n"
+)
+
+
+def conntrack_table(entries: int, rounds: int, netscope: list[str]) -> None:
+    nft, conntrack = shutil.which("nft"), shutil.which("conntrack")
+    if nft is None or conntrack is None:
+        print("\n(conntrack: needs Debian's nftables and conntrack packages; not measured)")
+        return
+    space = f"netscope-bench-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", space], check=True)
+    try:
+        inside = ["ip", "netns", "exec", space]
+        subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True)
+        rule = "table ip t { chain out { type filter hook output priority 0; ct state new accept; }; }"
+        subprocess.run([*inside, nft, rule], check=True)
+        subprocess.run([*inside, "sysctl", "-qw", f"net.netfilter.nf_conntrack_max={4 * entries}"], check=False)
+        read = subprocess.run([*inside, sys.executable, "-c", FLOWS, str(entries), str(rounds)], check=True,
+                              capture_output=True, text=True).stdout  # fmt: skip
+        base = median_seconds(run([*inside, conntrack, "-L"]), rounds)
+        print(f"\n| conntrack ({entries:,} flows) | wall time | × `conntrack -L` |\n| --- | ---: | ---: |")
+        print(row("`conntrack -L`", base, base))
+        print(row("read_conntrack() in process", float(read), base))
+        print(row("`netscope --netns NS -M`", median_seconds(run([*netscope, "--netns", space, "-M"]), rounds),
+                  base))  # fmt: skip
+    finally:
+        subprocess.run(["ip", "netns", "del", space], check=False)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -11,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 
 from netscope.collectors.connections import CollectionFailure
@@ -172,3 +175,20 @@ def spawn_on_pid(pid: int, command: list[str], attempts: int = 200) -> subproces
         child.kill()
         child.wait()
     raise AssertionError(f"could not start a process on PID {pid} after {attempts} attempts")
+
+
+def debian_tool(command: str, package: str) -> str:
+    """The path of `command`, installing Debian's `package` first where it is missing (CI runs as root on a clean
+    machine); skips the test where that cannot be done."""
+    found = shutil.which(command)
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip(f"needs Debian's {package} package (apt-get install {package}, as root)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=600, env=env, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package], check=True,
+                   timeout=900, env=env, capture_output=True)
+    found = shutil.which(command)
+    assert found, f"apt-get installed {package}, but there is no {command} command"
+    return found

@@ -4,7 +4,6 @@ missing), the Grafana dashboard's queries run against it, and the systemd unit's
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 from metrics_support import Headless, samples, value
-from support import Peer
+from support import Peer, debian_tool
 
 import netscope
 
@@ -40,18 +39,7 @@ def load(spawn_peer: Callable[..., Peer]) -> tuple[Peer, Peer]:
 
 @pytest.fixture(scope="module")
 def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("needs Debian's prometheus package (apt-get install prometheus, as root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=600, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"], check=True,
-                   timeout=900, env=env, capture_output=True)
-    found = shutil.which("prometheus")
-    assert found, "apt-get installed prometheus, but there is no prometheus command"
-    return found
+    return debian_tool("prometheus", "prometheus")
 
 
 def free_port() -> int:

@@ -136,7 +136,6 @@ def test_a_family_picks_ipv4_or_ipv6(listener: socket.socket) -> None:
     ("-Z", "SELinux"),
     ("--sctp", "ss --sctp"),
     ("-U", "UDP-Lite"),
-    ("-M", "conntrack -L"),
     ("--rfcomm", "Bluetooth"),
 ])  # fmt: skip
 def test_flags_linux_gives_no_meaning_are_refused_with_why(flag: str, why: str) -> None:

@@ -143,7 +143,8 @@ class ConnectionTable(ScrollView, can_focus=True):
         Binding("end", "jump(-1)", "Last", show=False, tooltip=MOVE),
         Binding("enter", "activate", "Details", id="details",
                 tooltip="details: the owning process's command line, user, start time, cwd and all its sockets, "
-                        "and a TCP connection's timer and internals; on a folded row (×N), its sockets one by one"),
+                        "and a TCP connection's timer and internals; on a folded row (×N), its sockets one by "
+                        "one"),
         Binding("f", "toggle_folding", "Fold", id="fold",
                 tooltip="fold / unfold ownerless look-alike sockets (TIME_WAIT, orphans, the SYN queue) into one "
                         "row per state, local endpoint and remote host, with a count"),

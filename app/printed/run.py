@@ -111,6 +111,26 @@ def raw_sockets(args: argparse.Namespace, told: set[str]) -> list[Socket]:
     return sockets
 
 
+def print_conntrack(args: argparse.Namespace, out: Output) -> None:
+    """-M: every tracked flow as `conntrack -L` prints it (its count on stderr, as conntrack does), or as data."""
+    from netscope.collectors.conntrack import ConntrackUnavailable, flow_line, flow_record, read_conntrack
+
+    try:
+        flows = read_conntrack()
+    except ConntrackUnavailable as error:
+        raise Failure(f"no connection tracking table: {error.strerror or error}") from None
+    except OSError as error:
+        raise Failure(f"cannot read the connection tracking table: {error}") from None
+    flows.sort(key=lambda flow: (flow.family, flow.protocol, flow.original.src, flow.original.sport or 0))
+    if args.count:
+        out.line(str(len(flows)))
+    elif args.json:
+        out.lines(json_lines(flow_record(flow) for flow in flows))
+    else:
+        out.lines(flow_line(flow) for flow in flows)
+        warn(f"{len(flows)} flow entries have been shown.")
+
+
 def inet_wanted(args: argparse.Namespace) -> bool:
     """Whether the TCP/UDP table is asked for: -x alone asks for the unix table only, as in netstat."""
     return bool(args.tcp or args.udp or not args.unix)

@@ -23,6 +23,7 @@ from netscope.app.printed.run import (
     Output,
     inet_wanted,
     print_connections,
+    print_conntrack,
     print_unix,
     run_view,
     view_flag,
@@ -144,11 +145,12 @@ def ticks(interval: float, duration: float | None, stop: StopSignals) -> Iterato
 def run_continuous(args: argparse.Namespace, out: Output, selection: Selection) -> int:
     """`-c` and a trailing interval (`netscope -tn 2`): the table, or -i/-r/-s/-g, printed again every interval
     as netstat -c does, until Ctrl-C, SIGTERM, `--duration` or a closed pipe. With --json, one array each time."""
-    if view_flag(args):
+    if view_flag(args) or args.masquerade:
+        table = functools.partial(print_conntrack if args.masquerade else run_view, args, out)
         with StopSignals() as stop:
             for _ in ticks(args.interval, args.duration, stop):
                 try:
-                    watched_read(functools.partial(run_view, args, out), stop.event, stall_after(args.interval))
+                    watched_read(table, stop.event, stall_after(args.interval))
                 except StopIteration:
                     break
         return 0

@@ -1,0 +1,234 @@
+"""The kernel's connection tracking table (`netstat -M`, `conntrack -L`): every tracked flow with its original and
+reply tuples, so a NATed connection shows both its inside and its outside addresses.
+
+Read with ctnetlink (NETLINK_NETFILTER, IPCTNL_MSG_CT_GET dump), parsed by hand like the other netlink readers.
+Conntrack is per network namespace; where it is not loaded there is no table, and the error says how to load it.
+Values in ctnetlink attributes are big-endian (network order), nested as the kernel's enums below say.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import socket
+import struct
+from dataclasses import dataclass, field
+
+from netscope.collectors import netlink
+
+NETLINK_NETFILTER = 12
+IPCTNL_MSG_CT_GET = (1 << 8) | 1  # NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET
+IPCTNL_MSG_CT_NEW = (1 << 8) | 0
+NFGENMSG = struct.Struct("=BBH")  # family, version, res_id
+# enum ctattr_type
+CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_STATUS, CTA_PROTOINFO, CTA_TIMEOUT, CTA_MARK = 1, 2, 3, 4, 7, 8
+CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_USE, CTA_ID, CTA_ZONE = 9, 10, 11, 12, 18
+CTA_TUPLE_IP, CTA_TUPLE_PROTO = 1, 2
+CTA_IP_V4_SRC, CTA_IP_V4_DST, CTA_IP_V6_SRC, CTA_IP_V6_DST = 1, 2, 3, 4
+CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT = 1, 2, 3
+CTA_PROTO_ICMP_ID, CTA_PROTO_ICMP_TYPE, CTA_PROTO_ICMP_CODE = 4, 5, 6
+CTA_PROTO_ICMPV6_ID, CTA_PROTO_ICMPV6_TYPE, CTA_PROTO_ICMPV6_CODE = 7, 8, 9
+# ICMP's type, code and id (and ICMPv6's) to their places in Tuple.icmp
+_ICMP_PLACES = {CTA_PROTO_ICMP_TYPE: 0, CTA_PROTO_ICMP_CODE: 1, CTA_PROTO_ICMP_ID: 2, CTA_PROTO_ICMPV6_TYPE: 0,
+                CTA_PROTO_ICMPV6_CODE: 1, CTA_PROTO_ICMPV6_ID: 2}
+CTA_COUNTERS_PACKETS, CTA_COUNTERS_BYTES = 1, 2
+CTA_PROTOINFO_TCP, CTA_PROTOINFO_TCP_STATE = 1, 1
+TCP_CONNTRACK_STATES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK",
+                        "TIME_WAIT", "CLOSE", "SYN_SENT2")  # fmt: skip
+IPS_SEEN_REPLY, IPS_ASSURED, IPS_SRC_NAT, IPS_DST_NAT = 1 << 1, 1 << 2, 1 << 4, 1 << 5
+PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 58: "icmpv6", 132: "sctp", 136: "udplite", 47: "gre"}
+
+NOT_LOADED = (
+    "the kernel's connection tracking is not in use in this network namespace (no nf_conntrack, or nothing has "
+    "asked for it): `modprobe nf_conntrack` loads it, and any firewall rule that tracks state (nft `ct state`, "
+    "iptables `-m conntrack`, NAT) turns it on"
+)
+
+
+@dataclass(slots=True)
+class Tuple:
+    src: str = ""
+    dst: str = ""
+    sport: int | None = None  # TCP/UDP/SCTP/DCCP ports; None for ICMP
+    dport: int | None = None
+    icmp: tuple[int, int, int] | None = None  # type, code, id
+    packets: int | None = None  # with nf_conntrack_acct on
+    bytes: int | None = None
+
+
+@dataclass(slots=True)
+class Flow:
+    family: int  # 4 or 6
+    protocol: int
+    original: Tuple = field(default_factory=Tuple)
+    reply: Tuple = field(default_factory=Tuple)
+    state: str = ""  # TCP's conntrack state; "" for the others
+    timeout: int = 0  # seconds left
+    status: int = 0  # IPS_* bits
+    mark: int = 0
+    zone: int = 0
+    use: int = 0
+    id: int = 0
+
+    @property
+    def protocol_name(self) -> str:
+        return PROTO_NAMES.get(self.protocol, str(self.protocol))
+
+    @property
+    def nat(self) -> str:
+        """snat, dnat, both or "": whether the reply comes back to other addresses than the original left from."""
+        return {IPS_SRC_NAT: "snat", IPS_DST_NAT: "dnat", IPS_SRC_NAT | IPS_DST_NAT: "snat+dnat"}.get(
+            self.status & (IPS_SRC_NAT | IPS_DST_NAT), "")
+
+
+class ConntrackUnavailable(OSError):
+    """No table to read: say why, and how to get one."""
+
+
+def read_conntrack() -> list[Flow]:
+    """Every tracked flow (IPv4 and IPv6) of this network namespace. Raises ConntrackUnavailable when there is
+    no table, with words that say why."""
+    try:
+        nl = netlink.NetlinkSocket(NETLINK_NETFILTER)
+    except OSError as error:
+        why = f"cannot open a NETLINK_NETFILTER socket ({error.strerror}): {NOT_LOADED}"
+        raise ConntrackUnavailable(error.errno or errno.EPROTONOSUPPORT, why) from None
+    flows: list[Flow] = []
+    try:
+        with nl:
+            for message in nl.dump(IPCTNL_MSG_CT_GET, NFGENMSG.pack(socket.AF_UNSPEC, 0, 0), "conntrack dump"):
+                if message.type == IPCTNL_MSG_CT_NEW and message.end - message.start >= NFGENMSG.size:
+                    flows.append(_flow(message.data, message.start, message.end))
+    except netlink.NetlinkError as error:
+        if error.errno in (errno.ENOENT, errno.EOPNOTSUPP, errno.EPROTONOSUPPORT):
+            raise ConntrackUnavailable(error.errno, f"{error}: {NOT_LOADED}") from None
+        raise
+    return flows
+
+
+def _flow(data: bytes, start: int, end: int) -> Flow:
+    family, _version, _res = NFGENMSG.unpack_from(data, start)
+    flow = Flow(6 if family == socket.AF_INET6 else 4, 0)
+    for kind, at, stop in netlink.iter_attrs(data, start + NFGENMSG.size, end):
+        value = data[at:stop]
+        if kind == CTA_TUPLE_ORIG:
+            flow.protocol = _tuple(data, at, stop, flow.original)
+        elif kind == CTA_TUPLE_REPLY:
+            _tuple(data, at, stop, flow.reply)
+        elif kind == CTA_COUNTERS_ORIG:
+            _counters(data, at, stop, flow.original)
+        elif kind == CTA_COUNTERS_REPLY:
+            _counters(data, at, stop, flow.reply)
+        elif kind == CTA_PROTOINFO:
+            for inner, i_at, i_stop in netlink.iter_attrs(data, at, stop):
+                if inner == CTA_PROTOINFO_TCP:
+                    for leaf, l_at, l_stop in netlink.iter_attrs(data, i_at, i_stop):
+                        if leaf == CTA_PROTOINFO_TCP_STATE and l_stop > l_at:
+                            number = data[l_at]
+                            flow.state = (TCP_CONNTRACK_STATES[number] if number < len(TCP_CONNTRACK_STATES)
+                                          else str(number))  # fmt: skip
+        elif len(value) == 4 and kind in (CTA_STATUS, CTA_TIMEOUT, CTA_MARK, CTA_USE, CTA_ID):
+            number = int.from_bytes(value, "big")
+            if kind == CTA_STATUS:
+                flow.status = number
+            elif kind == CTA_TIMEOUT:
+                flow.timeout = number
+            elif kind == CTA_MARK:
+                flow.mark = number
+            elif kind == CTA_USE:
+                flow.use = number
+            else:
+                flow.id = number
+        elif kind == CTA_ZONE and len(value) == 2:
+            flow.zone = int.from_bytes(value, "big")
+    return flow
+
+
+def _tuple(data: bytes, start: int, end: int, into: Tuple) -> int:
+    """Fill `into` from a CTA_TUPLE_* nest; the IP protocol number."""
+    protocol = 0
+    icmp = [0, 0, 0]
+    seen_icmp = False
+    for kind, at, stop in netlink.iter_attrs(data, start, end):
+        if kind == CTA_TUPLE_IP:
+            for leaf, l_at, l_stop in netlink.iter_attrs(data, at, stop):
+                raw = bytes(data[l_at:l_stop])
+                if leaf in (CTA_IP_V4_SRC, CTA_IP_V4_DST) and len(raw) == 4:
+                    text = socket.inet_ntop(socket.AF_INET, raw)
+                elif leaf in (CTA_IP_V6_SRC, CTA_IP_V6_DST) and len(raw) == 16:
+                    text = socket.inet_ntop(socket.AF_INET6, raw)
+                else:
+                    continue
+                if leaf in (CTA_IP_V4_SRC, CTA_IP_V6_SRC):
+                    into.src = text
+                else:
+                    into.dst = text
+        elif kind == CTA_TUPLE_PROTO:
+            for leaf, l_at, l_stop in netlink.iter_attrs(data, at, stop):
+                number = int.from_bytes(data[l_at:l_stop], "big")
+                if leaf == CTA_PROTO_NUM:
+                    protocol = number
+                elif leaf == CTA_PROTO_SRC_PORT:
+                    into.sport = number
+                elif leaf == CTA_PROTO_DST_PORT:
+                    into.dport = number
+                elif leaf in _ICMP_PLACES:
+                    icmp[_ICMP_PLACES[leaf]] = number
+                    seen_icmp = True
+    if seen_icmp:
+        into.icmp = (icmp[0], icmp[1], icmp[2])
+    return protocol
+
+
+def _counters(data: bytes, start: int, end: int, into: Tuple) -> None:
+    for kind, at, stop in netlink.iter_attrs(data, start, end):
+        if kind == CTA_COUNTERS_PACKETS:
+            into.packets = int.from_bytes(data[at:stop], "big")
+        elif kind == CTA_COUNTERS_BYTES:
+            into.bytes = int.from_bytes(data[at:stop], "big")
+
+
+STATUS_BITS = ("EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT", "DST_NAT", "SEQ_ADJUST",
+               "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT", "TEMPLATE", "UNTRACKED", "HELPER",
+               "OFFLOAD", "HW_OFFLOAD")  # fmt: skip
+
+
+def flow_record(flow: Flow) -> dict[str, object]:
+    """A flow as data: both tuples in full, the status bits by name."""
+    return {
+        "family": flow.family, "proto": flow.protocol_name, "protocol": flow.protocol, "state": flow.state or None,
+        "timeout": flow.timeout, "original": dataclasses.asdict(flow.original),
+        "reply": dataclasses.asdict(flow.reply), "nat": flow.nat or None,
+        "status": [name for bit, name in enumerate(STATUS_BITS) if flow.status >> bit & 1],
+        "mark": flow.mark, "zone": flow.zone, "use": flow.use, "id": flow.id,
+    }  # fmt: skip
+
+
+def flow_line(flow: Flow) -> str:
+    """One flow as `conntrack -L` prints it: `tcp      6 431999 ESTABLISHED src=… dst=… sport=… dport=… src=…
+    [ASSURED] mark=0 use=1`."""
+    parts = [f"{flow.protocol_name:<8} {flow.protocol} {flow.timeout}"]
+    if flow.state:
+        parts.append(flow.state)
+    parts.append(_tuple_text(flow.original))
+    if not flow.status & IPS_SEEN_REPLY:
+        parts.append("[UNREPLIED]")
+    parts.append(_tuple_text(flow.reply))
+    if flow.status & IPS_ASSURED:
+        parts.append("[ASSURED]")
+    parts.append(f"mark={flow.mark}")
+    if flow.zone:
+        parts.append(f"zone={flow.zone}")
+    parts.append(f"use={flow.use}")
+    return " ".join(parts)
+
+
+def _tuple_text(t: Tuple) -> str:
+    text = f"src={t.src} dst={t.dst}"
+    if t.sport is not None or t.dport is not None:
+        text += f" sport={t.sport or 0} dport={t.dport or 0}"
+    elif t.icmp is not None:
+        text += f" type={t.icmp[0]} code={t.icmp[1]} id={t.icmp[2]}"
+    if t.packets is not None:
+        text += f" packets={t.packets} bytes={t.bytes or 0}"
+    return text

@@ -1,0 +1,124 @@
+"""The connection tracking table (`netscope -M`): real flows through a router namespace that masquerades (nft,
+from Debian's nftables package, installed where missing) between a client namespace and a server namespace,
+checked field by field against the kernel's own /proc/net/nf_conntrack and `conntrack -L` where installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from support import debian_tool
+
+pytestmark = pytest.mark.root
+NETSCOPE = [sys.executable, "-m", "netscope"]
+
+
+@dataclass
+class Nat:
+    client: str  # namespaces
+    router: str
+    server: str
+    client_ip: str
+    router_outside_ip: str
+    server_ip: str
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def nat() -> Iterator[Nat]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make network namespaces")
+    nft = debian_tool("nft", "nftables")
+    tag = str(os.getpid() % 100000)
+    client, router, server = f"nsc{tag}", f"nsr{tag}", f"nss{tag}"
+    net = f"10.{180 + os.getpid() % 50}"
+    for name in (client, router, server):
+        ip("netns", "add", name)
+    try:
+        ip("link", "add", f"c{tag}", "type", "veth", "peer", "name", f"rc{tag}")
+        ip("link", "add", f"s{tag}", "type", "veth", "peer", "name", f"rs{tag}")
+        for link, space in ((f"c{tag}", client), (f"rc{tag}", router), (f"s{tag}", server), (f"rs{tag}", router)):
+            ip("link", "set", link, "netns", space)
+        for space, link, address in ((client, f"c{tag}", f"{net}.1.2/24"), (router, f"rc{tag}", f"{net}.1.1/24"),
+                                     (server, f"s{tag}", f"{net}.2.2/24"), (router, f"rs{tag}", f"{net}.2.1/24")):
+            ip("-n", space, "addr", "add", address, "dev", link)
+            ip("-n", space, "link", "set", link, "up")
+        ip("-n", client, "route", "add", "default", "via", f"{net}.1.1")
+        subprocess.run(["ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1",
+                        "net.netfilter.nf_conntrack_acct=1"], check=True, timeout=30)  # fmt: skip
+        rules = (f"table ip nat {{ chain post {{ type nat hook postrouting priority 100; oifname \"rs{tag}\" "
+                 "masquerade; }; }")  # fmt: skip
+        subprocess.run(["ip", "netns", "exec", router, nft, rules], check=True, timeout=30)
+        yield Nat(client, router, server, f"{net}.1.2", f"{net}.2.1", f"{net}.2.2")
+    finally:
+        for name in (client, router, server):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+
+
+SERVER = "import socket, sys, time\ns = socket.socket(); s.bind((sys.argv[1], 8080)); s.listen()\n" \
+         "print('ready', flush=True)\nc, _ = s.accept(); c.recv(10); c.send(b'pong'); time.sleep(30)\n"
+CLIENT = "import socket, sys, time\nc = socket.create_connection((sys.argv[1], 8080)); c.send(b'ping')\n" \
+         "c.recv(10); print(c.getsockname()[1], flush=True); time.sleep(30)\n"
+
+
+def test_m_shows_both_tuples_of_a_masqueraded_connection(nat: Nat) -> None:
+    server = subprocess.Popen(["ip", "netns", "exec", nat.server, sys.executable, "-c", SERVER, nat.server_ip],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    client = None
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        client = subprocess.Popen(["ip", "netns", "exec", nat.client, sys.executable, "-c", CLIENT,
+                                   nat.server_ip], stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert client.stdout is not None
+        client_port = int(client.stdout.readline())
+        time.sleep(0.2)
+        text = subprocess.run([*NETSCOPE, "--netns", nat.router, "-M"], capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+        data = subprocess.run([*NETSCOPE, "--netns", nat.router, "-M", "--json"], capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+        kernel = subprocess.run(["ip", "netns", "exec", nat.router, "cat", "/proc/net/nf_conntrack"],
+                                capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+        theirs = ""
+        if shutil.which("conntrack"):
+            theirs = subprocess.run(["ip", "netns", "exec", nat.router, "conntrack", "-L"], capture_output=True,
+                                    text=True, timeout=30).stdout  # fmt: skip
+    finally:
+        for process in (server, client):
+            if process is not None:
+                process.kill()
+                process.wait(timeout=10)
+    assert text.returncode == 0, text.stderr
+    [line] = [line for line in text.stdout.splitlines() if f"sport={client_port} " in line]
+    inside = f"src={nat.client_ip} dst={nat.server_ip} sport={client_port} dport=8080"
+    outside = f"src={nat.server_ip} dst={nat.router_outside_ip} sport=8080 dport={client_port}"
+    assert re.match(r"tcp +6 \d+ ESTABLISHED ", line) and inside in line and outside in line
+    assert "[ASSURED]" in line and "[UNREPLIED]" not in line and "flow entries have been shown" in text.stderr
+    [flow] = [f for f in json.loads(data.stdout) if f["original"]["sport"] == client_port]
+    assert flow["nat"] == "snat" and "SRC_NAT" in flow["status"] and flow["state"] == "ESTABLISHED"
+    assert (flow["reply"]["dst"], flow["reply"]["dport"]) == (nat.router_outside_ip, client_port)
+    assert flow["original"]["packets"] >= 3 and flow["original"]["bytes"] > 0  # accounting on: counted
+    # The kernel's own line for the same flow: every field netscope prints is there, equal.
+    [kernel_line] = [k for k in kernel.splitlines() if f"sport={client_port} " in k]
+    for field in line.split():
+        if not field.startswith(("use=", "[")) and not field.isdigit():
+            assert field in kernel_line.split(), field
+    if theirs:  # conntrack -L, what its users read: the same line but for the timeout's passing seconds
+        [their_line] = [t for t in theirs.splitlines() if f"sport={client_port} " in t]
+        strip = re.compile(r"^(\w+ +\d+) \d+ ")
+        assert strip.sub(r"\1 T ", their_line.strip()) == strip.sub(r"\1 T ", line.strip())
+
+
+def test_m_says_what_to_do_where_there_is_nothing_to_read() -> None:
+    result = subprocess.run([*NETSCOPE, "-M", "-t"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "-M prints the connection tracking table alone" in result.stderr
