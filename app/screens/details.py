@@ -34,8 +34,7 @@ def describe_socket(sock: Socket) -> Text:
 
 def describe_recorded_owner(sock: Socket) -> Text:
     """A replay's row: its owner as recorded. The live process that has this PID now may be another program."""
-    text = describe_socket(sock)
-    text.append("\n\n")
+    text = Text()
     if sock.pid is None:
         text.append(f"No process was recorded for this socket: {missing_owner_reason(sock)}.")
         return text
@@ -54,8 +53,7 @@ def describe_recorded_owner(sock: Socket) -> Text:
 
 def describe_process(details: ProcessDetails | None, sock: Socket) -> Text:
     """Everything here came from the system, so it is appended as plain text, never parsed as markup."""
-    text = describe_socket(sock)
-    text.append("\n\n")
+    text = Text()
     if details is None:
         text.append(f"No process is shown for this socket: {missing_owner_reason(sock)}.")
         return text
@@ -161,8 +159,10 @@ class DetailsScreen(ModalScreen[None]):
         with Vertical(id="details-dialog"):
             # Focused first, so the keys scroll a long command line; Tab goes on to the process's sockets.
             with VerticalScroll(id="details-scroll"):
-                yield Static(info, id="details-info")
+                # The connection, then its timer and TCP internals (short, live), then the owner (long).
+                yield Static(describe_socket(self.sock), id="details-socket")
                 yield self.tcp_info
+                yield Static(info, id="details-info")
             if shows_sockets:
                 yield Static(f"All {len(self.process_sockets)} sockets of this process:", id="details-hint")
                 yield ConnectionTable(id="details-sockets")
@@ -188,6 +188,6 @@ class DetailsScreen(ModalScreen[None]):
         text = Text()
         if probed is not None:
             text.append("Timer       ", "bold")
-            text.append(f"{timer_text(probed.timer)}  (netstat -o: seconds left/retransmits/probes)\n")
+            text.append(f"{timer_text(probed.timer)}  s left/retransmits/probes\n")
         text.append_text(describe_tcp(self.sock, tcp))
         self.tcp_info.update(text)
