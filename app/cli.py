@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from netscope import __version__
-from netscope.app.netstat_flags import add_netstat_flags, normalize
+from netscope.app.netstat_flags import add_netstat_flags, check_netstat_flags, normalize
 from netscope.collectors.limits import interval_problem
 from netscope.collectors.pace import DEFAULT_CPU_SHARE
 from netscope.collectors.session.alerts import Thresholds
@@ -227,36 +227,7 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             "-i, -r, -s and -g print this machine's table once (or a recording's, with --replay), as text or with "
             "--json; they do not combine with --csv, --count, --watch, --names or --record"
         )
-    if args.continuous:
-        if args.watch:
-            parser.error("--watch already repeats (one line of counts each interval): leave out -c")
-        if args.csv:
-            parser.error("-c repeats the table; CSV has no room for when: use --json (one array each interval) or "
-                         "--watch --csv (counts)")
-        if args.record or args.replay or args.metrics is not None or args.no_ui:
-            parser.error("-c repeats this machine's printed table; it does not combine with --record, --replay, "
-                         "--metrics or --no-ui")
-    if args.timers and (args.fold or args.count or args.watch or args.replay):
-        parser.error("-o adds the Timer column to the table, --json or --csv of this machine's sockets now; a "
-                     "folded row, a count, --watch and a recording have no timers")
-    if args.unix:
-        inet = args.tcp or args.udp
-        if args.filter and not inet:
-            parser.error("the filter language is for TCP and UDP sockets; for unix sockets use -x --json with jq, "
-                         "e.g. netscope -x --json | jq '.[] | select(.path | startswith(\"/run\"))'")
-        if inet and (args.json or args.csv or args.count):
-            parser.error("JSON, CSV and --count hold one table: ask for -x and for -t/-u in two runs")
-        if args.watch or args.fold or args.record or args.replay or args.names:
-            parser.error("-x prints the unix sockets now (again with -c); it does not combine with --watch, "
-                         "--fold, --names, --record or --replay")
-    if args.masquerade:
-        others = args.tcp or args.udp or args.raw or args.unix or args.listening or args.timers or args.filter
-        if others or view or args.csv or args.watch or args.fold or args.record or args.replay or args.names:
-            parser.error("-M prints the connection tracking table alone (text, --json or --count; again with -c): "
-                         "leave out the socket flags, --filter, --csv, --watch, --record and --replay")
-    if args.raw and (args.watch or args.fold or args.record or args.replay):
-        parser.error("-w prints the raw sockets now (again with -c); it does not combine with --watch, --fold, "
-                     "--record or --replay")
+    check_netstat_flags(args, parser.error)
     if args.count and args.watch:
         parser.error("--watch already prints counts: leave out --count")
     if args.names and (args.json or args.csv or args.count or args.watch):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 # -A's families: what each turns on. netstat also knows ipx, ax25, netrom, ddp, x25, bluetooth...: none is read.
 FAMILIES = {"inet": "ipv4", "inet6": "ipv6", "unix": "unix"}
@@ -135,3 +135,39 @@ def normalize(args: argparse.Namespace) -> None:
                        "give one")
         args.interval = args.repeat_every
         args.continuous = True
+
+
+def check_netstat_flags(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> None:
+    """Combinations of -c, -o, -x, -M and -w that cannot mean anything: `error` (a usage error, exit 2) says
+    what to write instead."""
+    view = args.interfaces or args.route or args.statistics or args.groups
+    if args.continuous:
+        if args.watch:
+            error("--watch already repeats (one line of counts each interval): leave out -c")
+        if args.csv:
+            error("-c repeats the table; CSV has no room for when: use --json (one array each interval) or "
+                  "--watch --csv (counts)")
+        if args.record or args.replay or args.metrics is not None or args.no_ui:
+            error("-c repeats this machine's printed table; it does not combine with --record, --replay, "
+                  "--metrics or --no-ui")
+    if args.timers and (args.fold or args.count or args.watch or args.replay):
+        error("-o adds the Timer column to the table, --json or --csv of this machine's sockets now; a "
+              "folded row, a count, --watch and a recording have no timers")
+    if args.unix:
+        inet = args.tcp or args.udp
+        if args.filter and not inet:
+            error("the filter language is for TCP and UDP sockets; for unix sockets use -x --json with jq, "
+                  "e.g. netscope -x --json | jq '.[] | select(.path | startswith(\"/run\"))'")
+        if inet and (args.json or args.csv or args.count):
+            error("JSON, CSV and --count hold one table: ask for -x and for -t/-u in two runs")
+        if args.watch or args.fold or args.record or args.replay or args.names:
+            error("-x prints the unix sockets now (again with -c); it does not combine with --watch, "
+                  "--fold, --names, --record or --replay")
+    if args.masquerade:
+        others = args.tcp or args.udp or args.raw or args.unix or args.listening or args.timers or args.filter
+        if others or view or args.csv or args.watch or args.fold or args.record or args.replay or args.names:
+            error("-M prints the connection tracking table alone (text, --json or --count; again with -c): "
+                  "leave out the socket flags, --filter, --csv, --watch, --record and --replay")
+    if args.raw and (args.watch or args.fold or args.record or args.replay):
+        error("-w prints the raw sockets now (again with -c); it does not combine with --watch, --fold, "
+              "--record or --replay")
