@@ -12,9 +12,11 @@ import dataclasses
 import errno
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from netscope.collectors import netlink
+from netscope.collectors.model import Socket
 
 NETLINK_NETFILTER = 12
 IPCTNL_MSG_CT_GET = (1 << 8) | 1  # NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET
@@ -69,6 +71,10 @@ class Flow:
     zone: int = 0
     use: int = 0
     id: int = 0
+    # Where this host is an end of the flow (link_local_sockets): the socket that opened it, and the one that
+    # answered it, each with its owner.
+    client: Socket | None = None
+    server: Socket | None = None
 
     @property
     def protocol_name(self) -> str:
@@ -79,6 +85,27 @@ class Flow:
         """snat, dnat, both or "": whether the reply comes back to other addresses than the original left from."""
         return {IPS_SRC_NAT: "snat", IPS_DST_NAT: "dnat", IPS_SRC_NAT | IPS_DST_NAT: "snat+dnat"}.get(
             self.status & (IPS_SRC_NAT | IPS_DST_NAT), "")
+
+
+def _plain(ip: str) -> str:
+    return ip.removeprefix("::ffff:") if ip.startswith("::ffff:") and "." in ip else ip
+
+
+def link_local_sockets(flows: list[Flow], sockets: Iterable[Socket]) -> None:
+    """Set each TCP/UDP flow's `client` (the local socket whose connection the original tuple is) and `server`
+    (the local socket the reply tuple comes from, after any DNAT). A dual-stack socket's IPv4-mapped address
+    matches the IPv4 flow."""
+    by_tuple: dict[tuple[str, str, int, str, int], Socket] = {}
+    for sock in sockets:
+        kind = "tcp" if sock.is_tcp else "udp"
+        by_tuple[(kind, _plain(sock.local_ip), sock.local_port, _plain(sock.remote_ip), sock.remote_port)] = sock
+    for flow in flows:
+        proto = {6: "tcp", 17: "udp"}.get(flow.protocol)
+        if proto is None:
+            continue
+        o, r = flow.original, flow.reply
+        flow.client = by_tuple.get((proto, o.src, o.sport or 0, o.dst, o.dport or 0))
+        flow.server = by_tuple.get((proto, r.src, r.sport or 0, r.dst, r.dport or 0))
 
 
 class ConntrackUnavailable(OSError):
@@ -201,7 +228,15 @@ def flow_record(flow: Flow) -> dict[str, object]:
         "reply": dataclasses.asdict(flow.reply), "nat": flow.nat or None,
         "status": [name for bit, name in enumerate(STATUS_BITS) if flow.status >> bit & 1],
         "mark": flow.mark, "zone": flow.zone, "use": flow.use, "id": flow.id,
+        "client": _owner(flow.client), "server": _owner(flow.server),
     }  # fmt: skip
+
+
+def _owner(sock: Socket | None) -> dict[str, object] | None:
+    """A local end of a flow as data: its socket's inode and its owner (pid and program null when unknown)."""
+    if sock is None:
+        return None
+    return {"inode": sock.inode, "pid": sock.pid, "program": sock.program if sock.pid is not None else None}
 
 
 def flow_line(flow: Flow) -> str:

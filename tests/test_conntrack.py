@@ -122,3 +122,61 @@ def test_m_shows_both_tuples_of_a_masqueraded_connection(nat: Nat) -> None:
 def test_m_says_what_to_do_where_there_is_nothing_to_read() -> None:
     result = subprocess.run([*NETSCOPE, "-M", "-t"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "-M prints the connection tracking table alone" in result.stderr
+
+
+OWNED = (
+    "import ctypes, socket, sys, time\n"
+    "ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)\n"
+    "if sys.argv[1] == 'ns-ct-server':\n"
+    "    s = socket.socket(); s.bind(('127.0.0.1', 8080)); s.listen(); print('ready', flush=True)\n"
+    "    c, _ = s.accept()\n"
+    "else:\n"
+    "    c = socket.create_connection(('127.0.0.1', 8080)); print(c.getsockname()[1], flush=True)\n"
+    "time.sleep(30)\n"
+)
+
+
+@pytest.fixture
+def tracked_namespace() -> Iterator[str]:
+    """A namespace of our own where an nft rule turns connection tracking on for what its processes send."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make network namespaces")
+    nft = debian_tool("nft", "nftables")
+    name = f"nst{os.getpid() % 100000}"
+    ip("netns", "add", name)
+    try:
+        ip("-n", name, "link", "set", "lo", "up")
+        rule = "table ip t { chain out { type filter hook output priority 0; ct state new accept; }; }"
+        subprocess.run(["ip", "netns", "exec", name, nft, rule], check=True, timeout=30)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+
+
+def test_a_flow_between_local_sockets_names_its_client_and_server(tracked_namespace: str) -> None:
+    inside = ["ip", "netns", "exec", tracked_namespace, sys.executable, "-c", OWNED]
+    server = subprocess.Popen([*inside, "ns-ct-server"], stdout=subprocess.PIPE, text=True)
+    client = None
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        client = subprocess.Popen([*inside, "ns-ct-client"], stdout=subprocess.PIPE, text=True)
+        assert client.stdout is not None
+        port = int(client.stdout.readline())
+        data = subprocess.run([*NETSCOPE, "--netns", tracked_namespace, "-M", "--json"], capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+        text = subprocess.run([*NETSCOPE, "--netns", tracked_namespace, "-M"], capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+        # The owners are the processes ip netns exec ran: the python children, whose PIDs we find by name.
+        pids = {name: int(subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()[0])
+                for name in ("ns-ct-server", "ns-ct-client")}  # fmt: skip
+    finally:
+        for process in (server, client):
+            if process is not None:
+                process.kill()
+                process.wait(timeout=10)
+    [flow] = [f for f in json.loads(data.stdout) if f["original"]["sport"] == port]
+    assert (flow["client"]["pid"], flow["client"]["program"]) == (pids["ns-ct-client"], "ns-ct-client")
+    assert (flow["server"]["pid"], flow["server"]["program"]) == (pids["ns-ct-server"], "ns-ct-server")
+    [line] = [line for line in text.stdout.splitlines() if f"sport={port} " in line]
+    ends = f" client={pids['ns-ct-client']}/ns-ct-client server={pids['ns-ct-server']}/ns-ct-server"
+    assert re.search(r" use=\d+" + re.escape(ends) + "$", line), line

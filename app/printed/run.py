@@ -33,6 +33,7 @@ from netscope.app.printed.formats import (
     unix_record,
 )
 from netscope.app.printed.selection import Failure, Selection, sort_sockets
+from netscope.widgets.formatting import owner_text
 
 
 class Output:
@@ -113,7 +114,14 @@ def raw_sockets(args: argparse.Namespace, told: set[str]) -> list[Socket]:
 
 def print_conntrack(args: argparse.Namespace, out: Output) -> None:
     """-M: every tracked flow as `conntrack -L` prints it (its count on stderr, as conntrack does), or as data."""
-    from netscope.collectors.conntrack import ConntrackUnavailable, flow_line, flow_record, read_conntrack
+    from netscope.collectors.connections import ConnectionCollector
+    from netscope.collectors.conntrack import (
+        ConntrackUnavailable,
+        flow_line,
+        flow_record,
+        link_local_sockets,
+        read_conntrack,
+    )
 
     try:
         flows = read_conntrack()
@@ -124,11 +132,20 @@ def print_conntrack(args: argparse.Namespace, out: Output) -> None:
     flows.sort(key=lambda flow: (flow.family, flow.protocol, flow.original.src, flow.original.sport or 0))
     if args.count:
         out.line(str(len(flows)))
-    elif args.json:
+        return
+    if any(flow.protocol in (6, 17) for flow in flows):  # this host's own flows: which sockets, which programs
+        try:
+            link_local_sockets(flows, ConnectionCollector().collect().sockets.values())
+        except OSError as error:
+            warn(f"the flows are not linked to local sockets: reading them failed ({error})")
+    if args.json:
         out.lines(json_lines(flow_record(flow) for flow in flows))
-    else:
-        out.lines(flow_line(flow) for flow in flows)
-        warn(f"{len(flows)} flow entries have been shown.")
+        return
+    for flow in flows:  # conntrack -L's line, then where this host is an end: client=PID/program server=...
+        ends = [f"{side}={owner_text(sock)}" for side, sock in (("client", flow.client), ("server", flow.server))
+                if sock is not None]  # fmt: skip
+        out.line(" ".join([flow_line(flow), *ends]))
+    warn(f"{len(flows)} flow entries have been shown.")
 
 
 def inet_wanted(args: argparse.Namespace) -> bool:
