@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from support import debian_tool
+from support import debian_tool, run_as_nobody
 
 pytestmark = pytest.mark.root
 NETSCOPE = [sys.executable, "-m", "netscope"]
@@ -119,7 +119,15 @@ def test_m_shows_both_tuples_of_a_masqueraded_connection(nat: Nat) -> None:
         assert strip.sub(r"\1 T ", their_line.strip()) == strip.sub(r"\1 T ", line.strip())
 
 
-def test_m_says_what_to_do_where_there_is_nothing_to_read() -> None:
+def test_m_without_the_privilege_says_what_it_needs(nobody_python: tuple[list[str], dict[str, str]]) -> None:
+    command, env = nobody_python
+    code = "import sys; from netscope.app.cli import main; sys.exit(main(['-M', '--no-config']))"
+    result = run_as_nobody(command, env, code)
+    assert result.returncode == 1, result.stderr
+    assert "needs CAP_NET_ADMIN: run netscope -M as root" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_m_refuses_the_socket_flags_with_why() -> None:
     result = subprocess.run([*NETSCOPE, "-M", "-t"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "-M prints the connection tracking table alone" in result.stderr
 

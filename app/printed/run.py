@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 from collections.abc import Iterable
@@ -128,6 +129,9 @@ def print_conntrack(args: argparse.Namespace, out: Output) -> None:
     except ConntrackUnavailable as error:
         raise Failure(f"no connection tracking table: {error.strerror or error}") from None
     except OSError as error:
+        if error.errno in (errno.EPERM, errno.EACCES):
+            raise Failure("reading the connection tracking table needs CAP_NET_ADMIN: run netscope -M as root "
+                          "(sudo netscope -M)") from None
         raise Failure(f"cannot read the connection tracking table: {error}") from None
     flows.sort(key=lambda flow: (flow.family, flow.protocol, flow.original.src, flow.original.sport or 0))
     if args.count:
