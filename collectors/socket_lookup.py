@@ -14,8 +14,8 @@ import struct
 
 from netscope.collectors import netlink
 from netscope.collectors.model import Socket
+from netscope.collectors.sockdiag import SOCK_DIAG_BY_FAMILY
 
-SOCK_DIAG_BY_FAMILY = 20
 INET_DIAG_NOCOOKIE = 0xFFFFFFFF  # both cookie words: "any socket at this 4-tuple"
 ALL_TCP_STATES = ((1 << 13) - 1) & ~1  # TCP_ESTABLISHED .. TCP_NEW_SYN_RECV
 TCP_LISTEN = 10

@@ -19,8 +19,12 @@ from netscope.collectors.model import Socket
 from netscope.collectors.procnet import hex_to_address
 from netscope.collectors.sockdiag import (
     ALL_STATES,
+    INET_DIAG_INFO,
     INET_DIAG_MSG,
+    INET_DIAG_SKMEMINFO,
     SOCK_DIAG_BY_FAMILY,
+    TCP_INFO_EXT,
+    InetDiagMsg,
     build_request,
     parse_inet_diag_msg,
 )
@@ -29,7 +33,6 @@ from netscope.collectors.tcpinfo import TcpInfo, parse_tcp_info
 
 # The kernel's timer numbers (inet_diag_msg.idiag_timer, /proc/net/tcp's `tr`) to netstat's words.
 TIMER_KINDS = {0: "off", 1: "on", 2: "keepalive", 3: "timewait", 4: "probe"}
-INET_DIAG_INFO, INET_DIAG_SKMEMINFO = 2, 7
 _TCP_INFO_PROBES_AT = 3  # struct tcp_info: state, ca_state, retransmits, probes, ...
 
 # (proto, local ip, local port, remote ip, remote port, inode): how a timer finds its socket. The inode tells
@@ -68,16 +71,12 @@ def probe_socket(sock: Socket) -> SocketProbe | None:
         return None
     try:
         with netlink.NetlinkSocket(netlink.NETLINK_SOCK_DIAG) as nl:
-            ext = 1 << (INET_DIAG_INFO - 1) | 1 << (INET_DIAG_SKMEMINFO - 1)
-            message = find_connection(nl, sock, ext)
+            message = find_connection(nl, sock, TCP_INFO_EXT)
     except (OSError, ValueError):  # netlink refused, or an address the kernel's lookup cannot take
         return None
     if message is None:
         return None
-    msg = parse_inet_diag_msg(message.data, message.start)
-    retransmits, probes = _counters(message, msg.timer, msg.retrans)
-    timer = Timer(TIMER_KINDS.get(msg.timer, f"unkn-{msg.timer}"), msg.expires / 1000 if msg.timer else 0.0,
-                  retransmits, probes)  # fmt: skip
+    timer = _timer(message, parse_inet_diag_msg(message.data, message.start))
     info = meminfo = None
     for attr_type, start, end in netlink.iter_attrs(message.data, message.start + INET_DIAG_MSG.size, message.end):
         if attr_type == INET_DIAG_INFO:
@@ -103,7 +102,7 @@ def read_timers() -> tuple[dict[TimerKey, Timer], str]:
 
 def _read_netlink() -> dict[TimerKey, Timer]:
     timers: dict[TimerKey, Timer] = {}
-    ext = 1 << (INET_DIAG_INFO - 1)
+    ext = 1 << (INET_DIAG_INFO - 1)  # tcp_info's counters; no meminfo needed here
     with netlink.NetlinkSocket(netlink.NETLINK_SOCK_DIAG) as sock:
         for family, proto in ((socket.AF_INET, "tcp"), (socket.AF_INET6, "tcp6")):
             request = build_request(family, socket.IPPROTO_TCP, ALL_STATES, ext)
@@ -114,20 +113,20 @@ def _read_netlink() -> dict[TimerKey, Timer]:
                 size = 4 if family == socket.AF_INET else 16
                 local = socket.inet_ntop(family, msg.src[:size])
                 remote = socket.inet_ntop(family, msg.dst[:size])
-                retransmits, probes = _counters(message, msg.timer, msg.retrans)
-                seconds = msg.expires / 1000 if msg.timer else 0.0
-                key = (proto, local, msg.sport, remote, msg.dport, msg.inode)
-                timers[key] = Timer(TIMER_KINDS.get(msg.timer, f"unkn-{msg.timer}"), seconds, retransmits, probes)
+                timers[(proto, local, msg.sport, remote, msg.dport, msg.inode)] = _timer(message, msg)
     return timers
 
 
-def _counters(message: netlink.Message, timer: int, retrans: int) -> tuple[int, int]:
-    """(retransmits, probes) as /proc/net/tcp has them. A full socket's tcp_info holds both; without one (a
-    request or TIME_WAIT socket) the message's own `retrans` is the request's SYN-ACK retransmits."""
+def _timer(message: netlink.Message, msg: InetDiagMsg) -> Timer:
+    """The timer of one sock_diag message, with (retransmits, probes) as /proc/net/tcp has them. A full socket's
+    tcp_info holds both; without one (a request or TIME_WAIT socket) the message's own `retrans` is the request's
+    SYN-ACK retransmits."""
+    retransmits, probes = (msg.retrans, 0) if msg.timer == 1 else (0, 0)
     for attr_type, start, end in netlink.iter_attrs(message.data, message.start + INET_DIAG_MSG.size, message.end):
         if attr_type == INET_DIAG_INFO and end - start > _TCP_INFO_PROBES_AT:
-            return message.data[start + 2], message.data[start + _TCP_INFO_PROBES_AT]
-    return (retrans, 0) if timer == 1 else (0, 0)
+            retransmits, probes = message.data[start + 2], message.data[start + _TCP_INFO_PROBES_AT]
+    seconds = msg.expires / 1000 if msg.timer else 0.0
+    return Timer(TIMER_KINDS.get(msg.timer, f"unkn-{msg.timer}"), seconds, retransmits, probes)
 
 
 def read_proc_timers(proc_root: str = "/proc") -> dict[TimerKey, Timer]:

@@ -233,8 +233,7 @@ def unix_csv_lines(sockets: Iterable[UnixSocket]) -> Iterator[str]:
     writer.writerow(UNIX_FIELDS)
     yield out.take()
     for sock in sockets:
-        writer.writerow(["" if v is None else spreadsheet_safe(printable(v)) if isinstance(v, str) else v
-                         for v in unix_record(sock).values()])  # fmt: skip
+        writer.writerow(csv_cells(unix_record(sock).values()))
         yield out.take()
 
 
@@ -262,11 +261,14 @@ def csv_lines(
     for sock in sockets:
         full = socket_record(sock, folded, None if timers is None else timer_of(sock, timers))
         record = {name: full[name] for name in header}  # a raw socket's protocol_name is JSON's only
-        # CSV is read in terminals and spreadsheets: escape control characters as the text table does, and never
-        # let a name start a formula.
-        writer.writerow(["" if v is None else spreadsheet_safe(printable(v)) if isinstance(v, str) else v
-                         for v in record.values()])
+        writer.writerow(csv_cells(record.values()))
         yield out.take()
+
+
+def csv_cells(values: Iterable[object]) -> list[object]:
+    """CSV is read in terminals and spreadsheets: control characters escaped as the text table does them, no
+    name ever starting a formula, None as an empty cell."""
+    return ["" if v is None else spreadsheet_safe(printable(v)) if isinstance(v, str) else v for v in values]
 
 
 class LineBuffer:

@@ -145,22 +145,15 @@ def ticks(interval: float, duration: float | None, stop: StopSignals) -> Iterato
 def run_continuous(args: argparse.Namespace, out: Output, selection: Selection) -> int:
     """`-c` and a trailing interval (`netscope -tn 2`): the table, or -i/-r/-s/-g, printed again every interval
     as netstat -c does, until Ctrl-C, SIGTERM, `--duration` or a closed pipe. With --json, one array each time."""
-    if view_flag(args) or args.masquerade:
-        table = functools.partial(print_conntrack if args.masquerade else run_view, args, out)
+    told: set[str] = set()  # warnings are said once, not every interval
+    if view_flag(args) or args.masquerade or not inet_wanted(args):  # a table read whole each time (-x alone too)
+        table = (functools.partial(run_view, args, out) if view_flag(args)
+                 else functools.partial(print_conntrack, args, out) if args.masquerade
+                 else functools.partial(print_unix, args, out, told))  # fmt: skip
         with StopSignals() as stop:
             for _ in ticks(args.interval, args.duration, stop):
                 try:
                     watched_read(table, stop.event, stall_after(args.interval))
-                except StopIteration:
-                    break
-        return 0
-    told: set[str] = set()  # warnings are said once, not every interval
-    if not inet_wanted(args):  # -x alone
-        with StopSignals() as stop:
-            for _ in ticks(args.interval, args.duration, stop):
-                try:
-                    watched_read(functools.partial(print_unix, args, out, told), stop.event,
-                                 stall_after(args.interval))  # fmt: skip
                 except StopIteration:
                     break
         return 0
