@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import os
 import sys
 import threading
@@ -485,7 +486,10 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
                 return 2
             settings["notices"] = [*config.warnings, f"Serving metrics on {endpoint.url}"]
             settings["metrics"] = endpoint.feed
-        return _ran(NetscopeApp(source=source, interval=args.interval, filter_text=args.filter, **settings))
+        unix_source = functools.partial(ProcessCollector, interval=args.interval, netns=netns,
+                                        cpu_share=args.cpu_share, unix=True)
+        return _ran(NetscopeApp(source=source, interval=args.interval, filter_text=args.filter,
+                                unix_source=unix_source, **settings))
     finally:
         if endpoint is not None:
             endpoint.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from textual import work
@@ -102,13 +103,18 @@ class NetscopeApp(CoalescedToasts):
         key_places: dict[str, str] | None = None,
         low_bandwidth: bool = False,
         metrics: MetricsFeed | None = None,
+        unix_source: Callable[[], SnapshotSource] | None = None,
     ) -> None:
         """`columns`, `save_config` and `config_file`: the tcp_info columns to start with, and whether and where
         (None: the usual place) a change of them is remembered; `notices`: problems to tell once started;
         `keys`: the config file's [keys] (binding id -> keys), `key_places` where each was written; `metrics`: the
-        Prometheus endpoint's feed, given every update the source sends (paused or not)."""
+        Prometheus endpoint's feed, given every update the source sends (paused or not); `unix_source` makes the
+        source of the unix sockets `u` shows (by default, with no `source`, a worker like the default source's;
+        else none unless given)."""
         super().__init__()
         # Live data passes through a RecordingTee so that R can start recording at any time.
+        if source is None and unix_source is None:
+            unix_source = functools.partial(ProcessCollector, interval=interval, unix=True)
         self.source: SnapshotSource = source or RecordingTee(ProcessCollector(interval=interval))
         self.session = LiveSession(filter_text, thresholds)  # a bad filter raises FilterError: the CLI checked
         self.metrics = metrics
@@ -122,7 +128,8 @@ class NetscopeApp(CoalescedToasts):
         # Held directly: `query_one` searches the active screen, which is a modal while details are open.
         self.connections = ConnectionsView(self.session, self.source, flash_seconds=flash_seconds, netns=netns,
                                            save_config=save_config, config_file=config_file,
-                                           low_bandwidth=low_bandwidth, id="connections-view")
+                                           low_bandwidth=low_bandwidth, unix_source=unix_source,
+                                           id="connections-view")
         self.interfaces_view = InterfacesView(id="interfaces-view")
         self.routes_view = RoutesView(id="routes-view")
         self.statistics_view = StatisticsView(id="statistics-view")
@@ -232,6 +239,9 @@ class NetscopeApp(CoalescedToasts):
     def on_connections_view_tcp_need_changed(self, event: ConnectionsView.TcpNeedChanged) -> None:
         self._sync_tcp_info()
 
+    def on_connections_view_tell(self, event: ConnectionsView.Tell) -> None:
+        self.tell(event.messages)
+
     def on_connections_view_filter_changed(self, event: ConnectionsView.FilterChanged) -> None:
         self._show_insights()
 
@@ -334,6 +344,8 @@ class NetscopeApp(CoalescedToasts):
             self.notify("Space pauses the connection table (view 1); this view keeps its live history and rates, "
                         "so it is not paused. Press 1, then space.", timeout=4)
             return
+        elif self.connections.showing_unix:
+            self.connections.toggle_unix_pause()
         else:
             reload = self.session.toggle_pause()
             if reload is not None:

@@ -155,9 +155,6 @@ def check_netstat_flags(args: argparse.Namespace, error: Callable[[str], NoRetur
               "folded row, a count, --watch and a recording have no timers")
     if args.unix:
         inet = args.tcp or args.udp
-        if args.filter and not inet:
-            error("the filter language is for TCP and UDP sockets; for unix sockets use -x --json with jq, "
-                  "e.g. netscope -x --json | jq '.[] | select(.path | startswith(\"/run\"))'")
         if inet and (args.json or args.csv or args.count):
             error("JSON, CSV and --count hold one table: ask for -x and for -t/-u in two runs")
         if args.watch or args.fold or args.record or args.replay or args.names:

@@ -12,62 +12,25 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
 
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.gc_pause import gc_paused
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.netlink import NetlinkError
+from netscope.collectors.owners import owners_warning
 from netscope.collectors.processes import OwnerScanner, ProcessInfoCache, user_name
 from netscope.collectors.procnet import read_all_sockets
 from netscope.collectors.sockdiag import SockDiagReader, SockDiagUnavailable
 from netscope.collectors.sources import SourceDefaults
+from netscope.collectors.unix_sockets import as_sockets, read_unix_sockets
 
 # Where sockets are read from: "auto" is netlink when it works, else /proc/net.
 READERS = ("auto", "netlink", "proc")
 # A netlink dump that fails this many refreshes in a row (each then read from /proc) is given up for good.
 NETLINK_FAILURES_BEFORE_GIVING_UP = 3
 NO_OWNER: tuple[int | None, str, str, float] = (None, "", "", 0.0)
-
-NOT_ROOT_WARNING = (
-    "Not running as root: the owners (PID/Program) of other users' sockets show as '-'. "
-    "Run netscope as root (sudo netscope) to see every owner."
-)
-
-
-def owners_warning(denied_pids: list[int]) -> str:
-    """What to tell the user when some processes' sockets could not be attributed."""
-    if os.geteuid() != 0:
-        return NOT_ROOT_WARNING
-    shown = ", ".join(str(pid) for pid in denied_pids[:5]) + (" ..." if len(denied_pids) > 5 else "")
-    return (
-        f"Even as root, the open files of {len(denied_pids)} process(es) could not be read (PID {shown}: "
-        "protected, or netscope lacks CAP_SYS_PTRACE in a container); their sockets show '-' as owner."
-    )
-
-
-class Ownable(Protocol):
-    inode: int
-    pid: int | None
-    program: str
-    container: str
-
-
-def attach_owners(sockets: Iterable[Ownable]) -> list[str]:
-    """Owners for a table read once (unix and raw sockets, printed): one /proc/*/fd scan for just these inodes.
-    The warnings to tell when some processes' files could not be read."""
-    sockets = list(sockets)
-    scan = OwnerScanner().scan({sock.inode for sock in sockets if sock.inode})
-    infos = ProcessInfoCache().get_many(set(scan.inode_to_pid.values()))
-    for sock in sockets:
-        pid = scan.inode_to_pid.get(sock.inode) if sock.inode else None
-        info = infos.get(pid) if pid is not None else None
-        if info is not None:
-            sock.pid, sock.program, sock.container = info.pid, info.name, info.container
-    return [owners_warning(scan.denied_pids)] if scan.permission_denied else []
-
 
 def missing_owner_reason(sock: Socket) -> str:
     """Why a socket shows no PID/Program, in words a user can act on."""
@@ -126,11 +89,14 @@ class ConnectionCollector(SourceDefaults):
         reader: str = "auto",
         incremental_owners: bool = True,
         tcp_info: bool = False,
+        unix: bool = False,
     ) -> None:
-        """`reader`: "netlink" (sock_diag, raising SockDiagUnavailable if the kernel does not offer it), "proc"
-        (/proc/net), or "auto": netlink if it works now, else /proc/net with a warning saying so. A `proc_root`
-        other than /proc asks for that /proc's files, so "auto" reads them. `incremental_owners=False` reads every
-        /proc/*/fd link each refresh, as netscope did before (for comparison in benchmarks).
+        """`unix`: read unix sockets instead of TCP/UDP (unix_sockets.as_sockets: the Connections view's
+        protocol choice), with owners from the same incremental scan. `reader`: "netlink" (sock_diag, raising
+        SockDiagUnavailable if the kernel does not offer it), "proc" (/proc/net), or "auto": netlink if it works
+        now, else /proc/net with a warning saying so. A `proc_root` other than /proc asks for that /proc's files,
+        so "auto" reads them. `incremental_owners=False` reads every /proc/*/fd link each refresh, as netscope did
+        before (for comparison in benchmarks).
 
         `tcp_info` (also settable later, between refreshes) fills `Snapshot.tcp_info` from the netlink reader;
         /proc/net has no such thing, so with the /proc reader it stays empty: "-" on screen, never a wrong number.
@@ -140,6 +106,7 @@ class ConnectionCollector(SourceDefaults):
             raise ValueError(f"unknown reader {reader!r}; expected one of {', '.join(READERS)}")
         self.interval = interval
         self.tcp_info = tcp_info
+        self.unix = unix
         self.proc_root = proc_root
         self.reader = reader
         self.incremental_owners = incremental_owners
@@ -149,7 +116,7 @@ class ConnectionCollector(SourceDefaults):
         self._netlink: SockDiagReader | None = None
         self._netlink_failures = 0
         self._fallback_warning = ""  # set when "auto" had to settle for /proc: told with every snapshot
-        if reader == "netlink" or (reader == "auto" and proc_root.rstrip("/") == "/proc"):
+        if not unix and (reader == "netlink" or (reader == "auto" and proc_root.rstrip("/") == "/proc")):
             self._start_netlink()
 
     def set_tcp_info(self, enabled: bool) -> None:
@@ -180,6 +147,9 @@ class ConnectionCollector(SourceDefaults):
 
     def _read_sockets(self, taken_at: float, tcp_info: bool) -> tuple[list[Socket], list[str], bool]:
         """(sockets, warnings, whether first_seen and user are filled in already)."""
+        if self.unix:
+            table = read_unix_sockets(owners=False)
+            return as_sockets(table.sockets, taken_at), table.warnings, True
         if self._netlink is not None:
             try:
                 sockets = self._netlink.read(

@@ -43,6 +43,14 @@ ALL_STATE_NAMES: tuple[str, ...] = (*TCP_STATES.values(), "UNCONN")
 
 PROTOCOLS: tuple[str, ...] = ("tcp", "tcp6", "udp", "udp6")
 
+# The counter bar of unix sockets (the Connections view after `u`): their states in the TCP words ss uses.
+UNIX_COUNTED_STATES: tuple[str, ...] = ("ESTABLISHED", "LISTEN", "SYN_SENT", "UNCONN")
+
+
+def is_unix(proto: str) -> bool:
+    """u_str, u_dgr, u_seq: a unix socket shown as a row (collectors/unix_sockets.as_sockets)."""
+    return proto.startswith("u_")
+
 # A socket's identity across snapshots: proto, local ip, local port, remote ip, remote port, and the inode for
 # sockets with no peer (several LISTEN or UDP sockets may share an address with SO_REUSEPORT). Connected sockets
 # leave the inode out so that ESTABLISHED -> TIME_WAIT (inode becomes 0) is a change, not a remove and an add.
@@ -107,6 +115,8 @@ class Socket:
     @property
     def counter_name(self) -> str:
         """The counter bar bucket this socket falls in."""
+        if is_unix(self.proto):
+            return self.state
         if not self.is_tcp:
             return "UDP"
         if self.state == "NEW_SYN_RECV":

@@ -33,13 +33,14 @@ FIRST_FRAME_FACTOR = 6
 
 
 def worker_command(interval: float, tcp_info: bool, netns: str = "", cpu_share: float = DEFAULT_CPU_SHARE,
-                   ) -> list[str]:
+                   unix: bool = False) -> list[str]:
     """`netns`: a network namespace file (see namespaces.namespace_path) the worker enters first; "" for ours.
-    `cpu_share`: the share of one core refreshing may cost before the worker waits longer (0: never)."""
+    `cpu_share`: the share of one core refreshing may cost before the worker waits longer (0: never). `unix`:
+    unix sockets instead of TCP/UDP."""
     return [
         sys.executable, "-m", "netscope.collectors.worker", "--interval", repr(interval),
         "--cpu-share", repr(cpu_share), "--parent", str(os.getpid()), *(["--tcp-info"] if tcp_info else []),
-        *(["--netns", netns] if netns else []),
+        *(["--netns", netns] if netns else []), *(["--unix"] if unix else []),
     ]
 
 
@@ -69,17 +70,20 @@ class ProcessCollector(SourceDefaults):
         netns: str = "",
         stall_seconds: float | None = None,
         cpu_share: float = DEFAULT_CPU_SHARE,
+        unix: bool = False,
     ) -> None:
-        """`prestarted`: a worker already started with `start_worker` (the CLI starts it before importing
-        Textual, so that the two start-ups overlap); it is used first, and any restart is started as usual.
-        `netns`: a network namespace file every worker started here enters (give `prestarted` the same).
-        `stall_seconds`: how long a silent worker is waited for before it is restarted (default: STALL_SECONDS or
-        5 intervals, whichever is longer). `cpu_share`: see worker_command; give `prestarted` the same."""
+        """`unix`: the worker reads unix sockets instead of TCP/UDP. `prestarted`: a worker already started with
+        `start_worker` (the CLI starts it before importing Textual, so that the two start-ups overlap); it is used
+        first, and any restart is started as usual. `netns`: a network namespace file every worker started here
+        enters (give `prestarted` the same). `stall_seconds`: how long a silent worker is waited for before it is
+        restarted (default: STALL_SECONDS or 5 intervals, whichever is longer). `cpu_share`: see worker_command;
+        give `prestarted` the same."""
         self.interval = interval
         self.cpu_share = cpu_share
         self._pace: PaceState | None = None  # the worker's, from its latest frame
         self.stall_seconds = stall_seconds if stall_seconds is not None else max(STALL_SECONDS, 5 * interval)
         self.netns = netns
+        self.unix = unix
         self.restarts = 0
         self.tcp_info = tcp_info
         self._process: Any = None  # an asyncio Process, or an _AdoptedWorker with the same interface
@@ -118,7 +122,7 @@ class ProcessCollector(SourceDefaults):
         else:
             started_with = self.tcp_info
             self._process = process = await asyncio.create_subprocess_exec(
-                *worker_command(self.interval, started_with, self.netns, self.cpu_share),
+                *worker_command(self.interval, started_with, self.netns, self.cpu_share, self.unix),
                 stdin=asyncio.subprocess.PIPE,  # for set_tcp_info's commands
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

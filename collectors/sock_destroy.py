@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 
 from netscope.collectors import netlink
-from netscope.collectors.model import Socket
+from netscope.collectors.model import Socket, is_unix
 from netscope.collectors.socket_lookup import REPLY, ask, exact_request, find_connection
 
 SOCK_DESTROY = 21  # linux/sock_diag.h
@@ -84,6 +84,9 @@ def _cookie_of(nl: netlink.NetlinkSocket, sock: Socket) -> tuple[int, int] | Non
 
 def close_refusal(sock: Socket) -> str:
     """Why this socket is not one to close on its own ("" if it is): asked before the user is asked to confirm."""
+    if is_unix(sock.proto):
+        return ("Closing one unix socket is not possible: the kernel's SOCK_DESTROY closes TCP connections only. "
+                "Kill its owner (k) instead.")
     if not sock.is_tcp:
         return "Closing a single UDP socket is not supported: UDP has no connection to close."
     if sock.state == "LISTEN" or sock.remote_port == 0:

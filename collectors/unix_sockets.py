@@ -13,13 +13,15 @@ import struct
 from dataclasses import dataclass
 
 from netscope.collectors import netlink
-from netscope.collectors.connections import attach_owners
+from netscope.collectors.model import Socket
+from netscope.collectors.owners import attach_owners
+from netscope.collectors.processes import user_name
 from netscope.collectors.sockdiag import SOCK_DIAG_BY_FAMILY
 
 UNIX_DIAG_REQ = struct.Struct("=BBxxIII8x")  # family, protocol, states, inode, show, cookie
 UNIX_DIAG_MSG = struct.Struct("=BBBxI8x")  # family, type, state, inode, cookie
-UDIAG_SHOW_NAME, UDIAG_SHOW_PEER, UDIAG_SHOW_RQLEN = 0x01, 0x04, 0x10
-UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_RQLEN = 0, 2, 4
+UDIAG_SHOW_NAME, UDIAG_SHOW_PEER, UDIAG_SHOW_RQLEN, UDIAG_SHOW_UID = 0x01, 0x04, 0x10, 0x40
+UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_RQLEN, UNIX_DIAG_UID = 0, 2, 4, 7
 _U32, _RQLEN = struct.Struct("=I"), struct.Struct("=II")
 
 TYPES: dict[int, str] = {int(socket.SOCK_STREAM): "STREAM", int(socket.SOCK_DGRAM): "DGRAM",
@@ -44,6 +46,7 @@ class UnixSocket:
     pid: int | None = None
     program: str = ""
     container: str = ""
+    uid: int | None = None  # the creator's uid (netlink on Linux 5.3 and later); None: not known
 
 
 @dataclass(slots=True)
@@ -79,7 +82,7 @@ def read_unix_sockets(owners: bool = True) -> UnixTable:
 
 def _read_netlink() -> list[UnixSocket]:
     out: list[UnixSocket] = []
-    show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN
+    show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_UID
     request = UNIX_DIAG_REQ.pack(socket.AF_UNIX, 0, 0xFFFFFFFF, 0, show)
     with netlink.NetlinkSocket(netlink.NETLINK_SOCK_DIAG) as sock:
         for message in sock.dump(SOCK_DIAG_BY_FAMILY, request, "dump of unix sockets"):
@@ -95,6 +98,8 @@ def _read_netlink() -> list[UnixSocket]:
                     found.peer_inode = _U32.unpack_from(data, at)[0]
                 elif attr == UNIX_DIAG_RQLEN and stop - at >= 8:
                     found.recv_q, found.send_q = _RQLEN.unpack_from(data, at)
+                elif attr == UNIX_DIAG_UID and stop - at >= 4:
+                    found.uid = _U32.unpack_from(data, at)[0]
             out.append(found)
     return out
 
@@ -121,3 +126,37 @@ def read_proc_unix(proc_root: str = "/proc") -> list[UnixSocket]:
         path = fields[7].rstrip(b"\r") if len(fields) > 7 else b""
         out.append(UnixSocket(TYPES.get(kind, str(kind)), words, inode, decode_path(path)))
     return out
+
+
+# The Connections view shows unix sockets as rows of its one table, in `ss`'s words: u_str, u_dgr, u_seq, and the
+# TCP state names the filter language knows (a connected socket is ESTABLISHED, as ss says ESTAB).
+UNIX_PROTOS: dict[str, str] = {"STREAM": "u_str", "DGRAM": "u_dgr", "SEQPACKET": "u_seq"}
+UNIX_STATE_NAMES: dict[str, str] = {"CONNECTED": "ESTABLISHED", "CONNECTING": "SYN_SENT", "UNCONNECTED": "UNCONN",
+                                    "LISTENING": "LISTEN", "DISCONNECTING": "CLOSING"}
+
+
+def as_sockets(sockets: list[UnixSocket], taken_at: float) -> list[Socket]:
+    """Unix sockets as table rows, placed where `ss -x` prints them: the local address is the path (`""`
+    unnamed) and the local port the inode; the remote address is the peer's path (found in the same read, so the
+    client end of a /run/*.sock connection names the service it talks to) and the remote port the peer's inode.
+    A listener's queue is its pending connections and `backlog` its limit; Send-Q is 0 there, as for TCP."""
+    paths = {sock.inode: sock.path for sock in sockets}
+    users: dict[int, str] = {}
+    rows: list[Socket] = []
+    for sock in sockets:
+        listening = sock.state == "LISTENING"
+        uid = sock.uid if sock.uid is not None else -1
+        user = users.get(uid)
+        if user is None:
+            user = users[uid] = user_name(uid) if uid >= 0 else ""
+        row = Socket(
+            UNIX_PROTOS.get(sock.type, f"u_{sock.type.lower()}"), sock.path, sock.inode,
+            paths.get(sock.peer_inode, "") if sock.peer_inode else "", sock.peer_inode,
+            UNIX_STATE_NAMES.get(sock.state, sock.state), sock.recv_q or 0, 0 if listening else sock.send_q or 0,
+            sock.inode, uid, user=user, pid=sock.pid, program=sock.program, first_seen=taken_at,
+            container=sock.container,
+        )
+        if listening:
+            row.backlog = sock.send_q or 0
+        rows.append(row)
+    return rows

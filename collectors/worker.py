@@ -1,7 +1,8 @@
 """The collector worker: `python -m netscope.collectors.worker --interval S [--cpu-share F] [--tcp-info]
-[--netns PATH]` polls sockets and writes WireDiffs to stdout, so that reading 100,000 sockets never competes with
-the UI for the GIL. It paces itself (collectors/pace.py): when a refresh costs more than `--cpu-share` of one core
-(0: never) it waits longer, and each frame says the pace in effect.
+[--unix] [--netns PATH]` polls sockets (TCP/UDP, or with --unix unix sockets) and writes WireDiffs to stdout, so
+that reading 100,000 sockets never competes with the UI for the GIL. It paces itself (collectors/pace.py): when a
+refresh costs more than `--cpu-share` of one core (0: never) it waits longer, and each frame says the pace in
+effect.
 
 With `--netns` it first enters that network namespace, in its main thread, before any socket is opened: setns
 moves only the calling thread, and the main thread is the one that collects (and /proc/self/net follows it). If
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="stretch the interval to keep refreshing under this share of one core (0: never)")
     parser.add_argument("--parent", type=int, default=os.getppid())
     parser.add_argument("--tcp-info", action="store_true", help="collect TCP internals (tcp_info) per connection")
+    parser.add_argument("--unix", action="store_true", help="collect unix sockets instead of TCP/UDP")
     parser.add_argument("--netns", default="", help="network namespace file to enter first (see namespaces.py)")
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(BrokenPipeError):
                 write_frame(out, WireDiff(time.time(), False, [], [], [], error=message))
             return 2
-    collector = ConnectionCollector(interval=args.interval, tcp_info=args.tcp_info)
+    collector = ConnectionCollector(interval=args.interval, tcp_info=args.tcp_info, unix=args.unix)
     threading.Thread(target=follow_commands, args=(collector, sys.stdin.buffer), daemon=True).start()
     sent_tcp_info: dict[SocketKey, TcpInfo] = {}  # what the parent's assembler holds now
     pace = Pace(args.interval, args.cpu_share)

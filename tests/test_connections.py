@@ -16,8 +16,9 @@ from collections.abc import Callable
 import pytest
 from support import Peer, run_as_nobody
 
-from netscope.collectors.connections import NOT_ROOT_WARNING, ConnectionCollector
+from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
+from netscope.collectors.owners import NOT_ROOT_WARNING
 
 
 def at_server(sock: Socket, port: int, host: str = "127.0.0.1") -> bool:

@@ -3,8 +3,10 @@ netlink UNIX_DIAG and checked against the kernel's own inodes (fstat), /proc/net
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,8 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import wait_for
+from textual.widgets import Static
 
-from netscope.collectors.unix_sockets import read_proc_unix, read_unix_sockets
+from netscope.app.netscope_app import NetscopeApp
+from netscope.app.screens.confirm_kill import ConfirmKillScreen
+from netscope.app.screens.details import DetailsScreen
+from netscope.collectors.connections import ConnectionCollector
+from netscope.collectors.session.filters import parse_filter
+from netscope.collectors.unix_sockets import UnixSocket, as_sockets, read_proc_unix, read_unix_sockets
+from netscope.widgets.state_counters import StateCounters
 
 NETSCOPE = [sys.executable, "-m", "netscope"]
 
@@ -98,6 +108,15 @@ def test_the_text_table_shows_hostile_paths_literally_on_one_line(
     assert by_inode(records)[inodes["hostile"]]["path"] == f"{directory}/evil\n\x1b[31mred\\xff.sock"
 
 
+def test_x_takes_the_filter_language(owner: Owner) -> None:
+    process, inodes, _directory, _ = owner
+    result = subprocess.run([*NETSCOPE, "-x", "--json", "--filter", f"pid:{process.pid} path:app.sock"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert {record["inode"] for record in json.loads(result.stdout)} == {
+        inodes["listener"], inodes["client"], inodes["server_end"]}
+
+
 def test_proc_net_unix_agrees_where_it_can(owner: tuple[subprocess.Popen[str], dict[str, int], Path, str]) -> None:
     _, inodes, _, _ = owner
     netlink = {sock.inode: sock for sock in read_unix_sockets(owners=False).sockets}
@@ -124,10 +143,112 @@ def test_ss_links_the_same_peers(owner: tuple[subprocess.Popen[str], dict[str, i
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (["-x", "--filter", "proc:x"], "the filter language is for TCP and UDP"),
     (["-tx", "--json"], "hold one table"),
     (["-x", "--watch"], "does not combine with --watch"),
 ])  # fmt: skip
 def test_x_refuses_what_it_cannot_do_with_why(args: list[str], says: str) -> None:
     result = subprocess.run([*NETSCOPE, *args], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and says in result.stderr
+
+
+# --- the Connections view's protocol choice: unix sockets as rows of the one table -----------------------------
+
+Owner = tuple[subprocess.Popen[str], dict[str, int], Path, str]
+
+
+def test_the_live_collector_reads_unix_rows_with_peers_and_owners(owner: Owner) -> None:
+    process, inodes, directory, abstract = owner
+    rows = {sock.inode: sock for sock in ConnectionCollector(unix=True).collect().sockets.values()}
+    app_sock = f"{directory}/app.sock"
+    listener, client, server_end = rows[inodes["listener"]], rows[inodes["client"]], rows[inodes["server_end"]]
+    assert (listener.proto, listener.state, listener.local_ip) == ("u_str", "LISTEN", app_sock)
+    assert (listener.recv_q, listener.send_q, listener.backlog) == (1, 0, 7)
+    # Where ss puts them: the inode as the local port, the peer's inode as the remote one, and the peer's path.
+    assert (client.local_ip, client.local_port, client.remote_ip, client.remote_port) == (
+        "", inodes["client"], app_sock, inodes["server_end"])
+    assert (server_end.local_ip, server_end.remote_port, server_end.recv_q) == (app_sock, inodes["client"], 100)
+    assert client.state == server_end.state == "ESTABLISHED"
+    dgram, left = rows[inodes["dgram"]], rows[inodes["left"]]
+    assert (dgram.proto, dgram.state, dgram.local_ip) == ("u_dgr", "UNCONN", f"@{abstract}")
+    assert (left.proto, left.remote_port) == ("u_seq", inodes["right"])
+    for name, inode in inodes.items():
+        sock = rows[inode]
+        assert (sock.pid, sock.program, sock.user) == (process.pid, "ns-unix-owner", "root"), name
+        assert sock.pid_start > 0  # the identity a kill checks
+    assert rows[inodes["hostile"]].local_ip == f"{directory}/evil\n\x1b[31mred\\xff.sock"
+
+
+def test_the_filter_language_says_unix(owner: Owner) -> None:
+    _, inodes, _directory, abstract = owner
+    rows = list(ConnectionCollector(unix=True).collect().sockets.values())
+
+    def shown(text: str) -> set[str]:
+        matches = parse_filter(text).matches
+        names = {inode: name for name, inode in inodes.items()}
+        return {names[sock.inode] for sock in rows if sock.inode in names and matches(sock)}
+
+    # A path matches the socket bound to it and the clients whose peer it is.
+    assert shown("path:app.sock") == {"listener", "client", "server_end"}
+    assert shown(f"path:@{abstract}") == {"dgram"}
+    assert shown("u_seq") == shown("proto:u_seq") == {"left", "right"}
+    assert shown("unix listen") == {"listener", "hostile", "dgram"}  # -l: listeners and unconnected datagrams
+    [small] = as_sockets([UnixSocket("STREAM", "CONNECTED", 80, peer_inode=443)], 0.0)
+    assert not any(parse_filter(text).matches(small) for text in (":80", ":443", "lport:80", ":1-1000"))
+    assert parse_filter("unix").matches(small)  # an inode is no port
+    assert shown("tcp") == set() and shown("ip:0.0.0.0/0") == set()
+    assert len(shown("proto:unix")) == len(inodes)
+
+
+async def test_u_shows_unix_sockets_their_peer_and_its_owner_and_goes_back(owner: Owner) -> None:
+    process, inodes, directory, _ = owner
+    app = NetscopeApp(interval=0.2, filter_text=f"pid:{process.pid}")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count >= 1)
+        assert app.table.row_count == 0  # TCP/UDP: the owner has none
+        await pilot.press("u")
+        await wait_for(pilot, lambda: app.table.row_count == len(inodes))
+        connections = app.connections
+        assert connections.showing_unix and "UNIX sockets" in connections.status_bar.status.warning
+        assert app.session.refresh_count >= 1  # the TCP/UDP session goes on meanwhile (alerts, Top)
+        texts = [app.table.row_text(index) for index in range(app.table.row_count)]
+        assert all("\x1b" not in text and "\n" not in text for text in texts)
+        counters = app.query_one(StateCounters)
+        # client, server_end, pending (connected, not yet accepted), left, right; listener and hostile
+        assert (counters.filtered["LISTEN"], counters.filtered["ESTABLISHED"]) == (2, 5)
+        app.table.move_cursor(next(i for i, row in enumerate(app.table.rows) if row.inode == inodes["client"]))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        details = app.screen
+        assert isinstance(details, DetailsScreen)
+        await wait_for(pilot, lambda: "Peer owner" in str(details.tcp_info.render()))
+        peer_text = str(details.tcp_info.render())
+        assert f"inode {inodes['server_end']}  {directory}/app.sock" in peer_text
+        assert f"{process.pid}/ns-unix-owner" in peer_text
+        await pilot.press("escape")
+        # A path is the system's text: shown escaped, in full, in the details (the row crops a long one).
+        app.table.move_cursor(next(i for i, row in enumerate(app.table.rows) if row.inode == inodes["hostile"]))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        shown = str(app.screen.query_one("#details-socket", Static).render())
+        assert f"{directory}/evil\\x0a\\x1b[31mred\\xff.sock {inodes['hostile']}" in shown and "\x1b" not in shown
+        await pilot.press("escape")
+        app.table.move_cursor(next(i for i, row in enumerate(app.table.rows) if row.inode == inodes["client"]))
+        await pilot.press("o")  # on a client's end: its server's path
+        assert app.filter.text == f"pid:{process.pid} path:{directory}/app.sock"
+        await wait_for(pilot, lambda: app.table.row_count == 3)
+        await pilot.press("u")
+        await wait_for(pilot, lambda: not connections.showing_unix and app.table.row_count == 0)
+        assert connections.session is app.session
+
+
+async def test_k_on_a_unix_row_kills_its_owner(owner: Owner) -> None:
+    process, _inodes, _, _ = owner
+    app = NetscopeApp(interval=0.2, filter_text=f"pid:{process.pid} u_seq")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("u")
+        await wait_for(pilot, lambda: app.table.row_count == 2)
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmKillScreen))
+        await pilot.press("y")
+        await asyncio.to_thread(process.wait, 10)
+        assert process.returncode == -signal.SIGTERM

@@ -27,7 +27,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey, is_unix
 from netscope.collectors.session.folding import FoldedSockets, Folder, RowChanges, socket_count
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
@@ -737,8 +737,11 @@ class ConnectionTable(ScrollView, can_focus=True):
     @staticmethod
     def _address_width(addresses: set[tuple[str, str]]) -> int:
         longest = 0
-        for ip, _ in addresses:
-            longest = max(longest, len(ip) + (2 if ":" in ip else 0))
+        for ip, proto in addresses:
+            if is_unix(proto):  # a path and an inode of up to 10 digits
+                longest = max(longest, len(ip or "*") + 5)
+            else:
+                longest = max(longest, len(ip) + (2 if ":" in ip else 0))
         return min(ADDRESS_MAX_WIDTH, longest + 6)  # ":" and up to 5 port digits
 
     def on_resize(self, event: events.Resize) -> None:

@@ -10,12 +10,16 @@ from functools import lru_cache
 
 from rich.cells import cell_len, set_cell_size
 
-from netscope.collectors.model import Socket
+from netscope.collectors.model import Socket, is_unix
 from netscope.collectors.session.folding import FoldedSockets
 
 
 def format_endpoint(ip: str, port: int, proto: str = "tcp") -> str:
-    """`127.0.0.1:80`, `[::1]:80`; a zero port is `*`, as netstat prints an unconnected peer."""
+    """`127.0.0.1:80`, `[::1]:80`; a zero port is `*`, as netstat prints an unconnected peer. A unix socket is
+    its path and inode as `ss -x` prints them (`/run/x.sock 12345`, `* 0` for no peer); the path is the
+    system's text: show it through printable()."""
+    if is_unix(proto):
+        return f"{ip or '*'} {port}"
     port_text = str(port) if port else "*"
     if ":" in ip:
         return f"[{ip}]:{port_text}"

@@ -32,14 +32,17 @@ class StateCounters(Widget):
         self.total: Counter[str] = Counter()
         self.filter_active = False
         self.syn_recv_alert = False
+        self.states = COUNTED_STATES  # the buckets shown, in order (unix sockets have their own)
         self._signature: tuple[object, ...] = ()
 
     def show_counts(
-        self, filtered: Counter[str], total: Counter[str], filter_active: bool, syn_recv_alert: bool
+        self, filtered: Counter[str], total: Counter[str], filter_active: bool, syn_recv_alert: bool,
+        states: tuple[str, ...] = COUNTED_STATES,
     ) -> None:
         # The app updates its counters in place: compare what would be drawn, not the objects.
+        self.states = states
         signature = (
-            tuple(filtered[state] for state in COUNTED_STATES), tuple(total[state] for state in COUNTED_STATES),
+            states, tuple(filtered[state] for state in states), tuple(total[state] for state in states),
             sum(filtered.values()), sum(total.values()), filter_active, syn_recv_alert,
         )
         self.filtered, self.total = filtered, total
@@ -73,7 +76,7 @@ class StateCounters(Widget):
         shown_all = sum(self.filtered.values())
         text.append("ALL:", label_style)
         text.append(f"{shown_all}/{total_all}" if self.filter_active else str(total_all), count_style)
-        for state in COUNTED_STATES:
+        for state in self.states:
             shown, total = self.filtered[state], self.total[state]
             alert = state == "SYN_RECV" and self.syn_recv_alert
             if not (every_state or total or alert):

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from netscope.collectors.model import Snapshot, Socket
+from netscope.collectors.session.filters import parse_filter
 from netscope.collectors.session.folding import Folder
 
 if TYPE_CHECKING:  # only for annotations: one-shot output starts without importing every collector
@@ -97,7 +98,7 @@ def print_connections(args: argparse.Namespace, out: Output, snapshot: Snapshot,
 
 def raw_sockets(args: argparse.Namespace, told: set[str]) -> list[Socket]:
     """-w: the raw sockets with their owners and users; warnings not yet in `told` are said (in text only)."""
-    from netscope.collectors.connections import attach_owners
+    from netscope.collectors.owners import attach_owners
     from netscope.collectors.processes import user_name
     from netscope.collectors.raw_sockets import read_raw_sockets
 
@@ -159,7 +160,7 @@ def inet_wanted(args: argparse.Namespace) -> bool:
 
 def print_unix(args: argparse.Namespace, out: Output, told: set[str] | None = None) -> None:
     """-x: the unix sockets (-l: listening only), listeners first, then by path and inode."""
-    from netscope.collectors.unix_sockets import read_unix_sockets
+    from netscope.collectors.unix_sockets import as_sockets, read_unix_sockets
 
     table = read_unix_sockets()
     told = told if told is not None else set()
@@ -170,6 +171,10 @@ def print_unix(args: argparse.Namespace, out: Output, told: set[str] | None = No
     if args.verbose:
         warn(f"read {len(table.sockets)} unix sockets from {table.source}")
     sockets = [sock for sock in table.sockets if sock.state == "LISTENING" or not args.listening]
+    if args.filter:  # the filter language reads them as the UI's rows (`path:`, `proc:`, `listen` ...)
+        matches = parse_filter(args.filter).matches
+        wanted = {row.inode for row in as_sockets(sockets, 0.0) if matches(row)}
+        sockets = [sock for sock in sockets if sock.inode in wanted]
     sockets.sort(key=lambda sock: (sock.state != "LISTENING", sock.path, sock.inode))
     if args.count:
         out.line(str(len(sockets)))

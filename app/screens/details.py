@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from netscope.collectors.connections import missing_owner_reason
-from netscope.collectors.model import ProcessDetails, Socket, SocketKey
+from netscope.collectors.model import ProcessDetails, Socket, SocketKey, is_unix
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
 from netscope.collectors.timers import SocketProbe, timer_text
@@ -26,8 +26,10 @@ from netscope.widgets.tcp_columns import format_bytes, format_micros
 
 def describe_socket(sock: Socket) -> Text:
     text = Text()
-    text.append(f"{sock.proto}  {format_endpoint(sock.local_ip, sock.local_port)}", "bold")
-    text.append(f" → {format_endpoint(sock.remote_ip, sock.remote_port)}", "bold")
+    local = printable(format_endpoint(sock.local_ip, sock.local_port, sock.proto))
+    remote = printable(format_endpoint(sock.remote_ip, sock.remote_port, sock.proto))
+    text.append(f"{sock.proto}  {local}", "bold")
+    text.append(f" → {remote}", "bold")
     text.append(f"  {state_label(sock)}  Recv-Q {sock.recv_q}  Send-Q {sock.send_q}  inode {sock.inode}")
     return text
 
@@ -76,6 +78,29 @@ def describe_process(details: ProcessDetails | None, sock: Socket) -> Text:
     for label, value in rows:
         text.append(f"{label:<12}", "bold")
         text.append(f"{value}\n")
+    return text
+
+
+def describe_peer(sock: Socket, peer: Socket | None) -> Text:
+    """A unix socket's other end and who holds it: both ends of a socketpair or of a /run/*.sock connection."""
+    text = Text()
+    text.append("Peer        ", "bold")
+    if not sock.remote_port:
+        text.append("none: " + ("a listening socket; its connections are the rows whose peer is this one"
+                                if sock.state == "LISTEN" else "not connected"))
+        return text
+    if peer is None:
+        text.append(f"inode {sock.remote_port}, not in the table (it closed just now, or is not in this network "
+                    "namespace)")
+        return text
+    text.append(f"inode {peer.inode}  {printable(peer.local_ip) or '(unnamed)'}  {state_label(peer)}\n")
+    text.append("Peer owner  ", "bold")
+    if peer.pid is None:
+        text.append(f"- ({missing_owner_reason(peer)})")
+    else:
+        text.append(f"{peer.pid}/{printable(peer.program) or '?'}  user {printable(peer.user) or '-'}")
+        if peer.container:
+            text.append(f"  container {printable(peer.container)}")
     return text
 
 
@@ -138,11 +163,14 @@ class DetailsScreen(ModalScreen[None]):
         self, sock: Socket, details: ProcessDetails | None, process_sockets: list[Socket], now: float,
         tcp: Callable[[SocketKey], TcpDetails | None] | None = None, recorded: bool = False,
         probe: Callable[[Socket], SocketProbe | None] | None = None,
+        peer: Callable[[Socket], Socket | None] | None = None,
     ) -> None:
         """`tcp` gives the connection's current TCP internals (None: not collected); `probe` looks the one socket
         up in the kernel (its timer, and tcp_info when `tcp` has none); both are asked each second, `probe` in a
-        thread. `recorded`: a replay's row, described as recorded (`details` is then not used)."""
+        thread. `recorded`: a replay's row, described as recorded (`details` is then not used). `peer` finds a unix
+        socket's other end among the sockets read last (asked each second, as the peer may come and go)."""
         super().__init__()
+        self.peer = peer
         self.probe = probe
         self.sock = sock
         self.details = details
@@ -180,6 +208,9 @@ class DetailsScreen(ModalScreen[None]):
     async def show_tcp(self) -> None:
         if self.recorded:
             self.tcp_info.update(Text("A recording holds no tcp_info.", "dim"))
+            return
+        if is_unix(self.sock.proto):
+            self.tcp_info.update(describe_peer(self.sock, self.peer(self.sock) if self.peer is not None else None))
             return
         tcp = self.tcp(self.sock.key) if self.tcp is not None else None
         probed = await asyncio.to_thread(self.probe, self.sock) if self.probe is not None else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -19,7 +20,7 @@ from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen, TcpDetails
 from netscope.collectors.connections import missing_owner_reason
 from netscope.collectors.interfaces import Interface
-from netscope.collectors.model import SnapshotDiff, Socket, SocketKey
+from netscope.collectors.model import COUNTED_STATES, UNIX_COUNTED_STATES, SnapshotDiff, Socket, SocketKey, is_unix
 from netscope.collectors.resolver import NameResolver
 from netscope.collectors.session.config import save_columns
 from netscope.collectors.session.filters import (
@@ -39,6 +40,7 @@ from netscope.collectors.sources import SnapshotSource
 from netscope.collectors.timers import probe_socket
 from netscope.widgets.connection_table import ConnectionTable
 from netscope.widgets.filter_bar import FilterBar
+from netscope.widgets.formatting import format_endpoint
 from netscope.widgets.state_counters import StateCounters
 from netscope.widgets.status_bar import Status, StatusBar, rounded_ms
 from netscope.widgets.tcp_columns import METRIC_COLUMNS
@@ -65,7 +67,8 @@ class ConnectionsView(Vertical):
                 tooltip=SORT_TIP),
         Binding("r", "reverse_sort", "Reverse", show=False, id="reverse_sort", tooltip="reverse the sort order"),
         Binding("o", "filter_selected('port')", "This port", id="filter_port",
-                tooltip="narrow the filter to the selected row's local port (`:80`; replaces a port term)"),
+                tooltip="narrow the filter to the selected row's local port (`:80`; replaces a port term); on a "
+                        "unix socket, its path"),
         Binding("t", "filter_selected('state')", "This state", id="filter_state",
                 tooltip="narrow the filter to the selected row's state (replaces a state term): o then t on a :80 "
                         "ESTABLISHED row is `:80 established`"),
@@ -85,6 +88,9 @@ class ConnectionsView(Vertical):
         Binding("b", "toggle_low_bandwidth", "Low bandwidth", show=False, id="low_bandwidth",
                 tooltip="low-bandwidth mode for a slow link: no sparklines, no transient colour, the screen "
                         f"repainted every {LOW_BANDWIDTH_PAINT:g} s (the data stays live; keys answer at once)"),
+        Binding("u", "toggle_unix", "Unix", show=False, id="unix_sockets",
+                tooltip="unix sockets in the table instead of TCP/UDP (type, path, inode, peer, owner; like "
+                        "netstat -x), u again for TCP/UDP; read only while shown"),
         Binding("c", "choose_columns", "Columns", show=False, id="columns",
                 tooltip="choose extra columns: the owner's container, and from tcp_info bytes, rates, rtt, cwnd "
                         "..."),
@@ -96,11 +102,20 @@ class ConnectionsView(Vertical):
     class TcpNeedChanged(Message):
         """The tcp_info columns changed: the app tells the source whether to collect tcp_info."""
 
+    class Tell(Message):
+        """Warnings from the unix sockets' reads, for the app to tell as it tells the session's."""
+
+        def __init__(self, messages: list[tuple[str, str]]) -> None:
+            super().__init__()
+            self.messages = messages
+
     def __init__(self, session: LiveSession, source: SnapshotSource, *, flash_seconds: float = 3.0,
                  netns: str = "", save_config: bool = True, config_file: Path | None = None,
-                 low_bandwidth: bool = False, id: str | None = None) -> None:
+                 low_bandwidth: bool = False, unix_source: Callable[[], SnapshotSource] | None = None,
+                 id: str | None = None) -> None:
         """`netns`: the namespace looked into as the user named it ("" for ours); `save_config`, `config_file`:
-        whether and where a change of columns is remembered; `low_bandwidth`: start in that mode (`b`)."""
+        whether and where a change of columns is remembered; `low_bandwidth`: start in that mode (`b`);
+        `unix_source` makes the source of unix sockets that `u` shows (None: not offered)."""
         super().__init__(id=id)
         self.flash_seconds = flash_seconds
         self.low_bandwidth = low_bandwidth
@@ -113,8 +128,12 @@ class ConnectionsView(Vertical):
         self._read_time = SteadyFigure(tolerance=0.5, least=5.0)  # ms: news when it moves by half either way
         # B/s: over SSH, lo carries the session's own 1-3 KB/s, which must not repaint the panel every second.
         self._rates = SteadyFigures(tolerance=0.5, least=4000)
-        self.session = session
+        # The session the table shows: the app's (TCP/UDP), or while `u` shows unix sockets their own, fed by a
+        # source of their own. The app's keeps taking refreshes meanwhile: alerts, Top and metrics go on.
+        self.main_session = self.session = session
         self.source = source
+        self.unix_source = unix_source
+        self._unix: SnapshotSource | None = None
         self.netns = netns
         self._save_config = save_config
         self._config_file = config_file
@@ -146,6 +165,11 @@ class ConnectionsView(Vertical):
     # --- what the app routes here
 
     def apply(self, refresh: Refresh) -> None:
+        """A refresh of the app's session; not drawn while unix sockets are shown."""
+        if self.session is self.main_session:
+            self._draw(refresh)
+
+    def _draw(self, refresh: Refresh) -> None:
         diff = refresh.diff
         if diff is not None and self.low_bandwidth and self.session.refresh_count > 1:
             self._held.append(diff)  # drawn with the next paint (tick)
@@ -235,8 +259,9 @@ class ConnectionsView(Vertical):
 
     def show_counts(self) -> None:
         table, session = self.table, self.session
+        states = UNIX_COUNTED_STATES if self.showing_unix else COUNTED_STATES
         self.counters.show_counts(table.filtered_counts, session.totals, not session.filter.is_empty,
-                                  session.syn_recv.alert)
+                                  session.syn_recv.alert, states)
         snapshot = session.snapshot
         self.status_bar.show_status(Status(
             filter_terms=tuple(filter_terms(session.filter.text)),
@@ -258,6 +283,8 @@ class ConnectionsView(Vertical):
         if replay is not None:
             return f"REPLAY {replay.describe()}"
         parts = [f"netns {self.netns}"] if self.netns else []
+        if self.showing_unix:
+            parts.append("UNIX sockets (u: TCP/UDP)")
         if recorder is not None and recorder.recording and recorder.writer is not None:
             parts.append(f"● REC {Path(recorder.writer.path).name}")
         return "  ".join(parts)
@@ -293,7 +320,9 @@ class ConnectionsView(Vertical):
             self.apply_filter(parse_filter(""))
 
     def apply_filter(self, new_filter: Filter) -> None:
-        self.session.set_filter(new_filter)
+        self.main_session.set_filter(new_filter)
+        if self.session is not self.main_session:
+            self.session.set_filter(new_filter)
         self.table.set_filter(None if new_filter.is_empty else new_filter.matches)
         self.show_counts()
         self.show_groups()
@@ -303,7 +332,14 @@ class ConnectionsView(Vertical):
         sock = self.table.selected_socket
         if sock is None:
             return
-        if what == "port":
+        if what == "port" and is_unix(sock.proto):
+            path = sock.local_ip or sock.remote_ip  # a client's end has no name: its server's path says it
+            if not path:
+                self.app.notify("Neither this unix socket nor its peer has a path: p narrows to its process.",
+                                severity="warning")
+                return
+            term = f"path:{path}"
+        elif what == "port":
             term = f":{sock.local_port}"
         elif what == "state":
             state = "SYN_RECV" if sock.state == "NEW_SYN_RECV" else sock.state
@@ -314,7 +350,10 @@ class ConnectionsView(Vertical):
             return
         else:
             term = f"pid:{sock.pid}"
-        self.apply_filter(parse_filter(narrowed(self.session.filter.text, term)))
+        try:
+            self.apply_filter(parse_filter(narrowed(self.session.filter.text, term)))
+        except FilterError as error:  # a path the filter language cannot say (a comma, a quote)
+            self.app.notify(f"Cannot filter to that: {error}", severity="error", markup=False)
 
     def action_drop_last_term(self) -> None:
         if not self.session.filter.is_empty:
@@ -336,6 +375,8 @@ class ConnectionsView(Vertical):
             resolver = self._resolver = NameResolver()
 
             def named(ip: str, port: int, proto: str) -> str:
+                if is_unix(proto):  # a path: nothing to look up
+                    return format_endpoint(ip, port, proto)
                 host = resolver.host(ip) or (f"[{ip}]" if ":" in ip else ip)
                 service = (resolver.service(port, proto) if port else "*") or str(port)
                 return f"{host}:{service}"
@@ -350,6 +391,61 @@ class ConnectionsView(Vertical):
     def on_unmount(self) -> None:
         if self._resolver is not None:
             self._resolver.shutdown()
+
+    # --- unix sockets
+
+    @property
+    def showing_unix(self) -> bool:
+        return self._unix is not None
+
+    def action_toggle_unix(self) -> None:
+        notify = self.app.notify
+        if self._unix is not None:
+            self.workers.cancel_group(self, "unix")  # its source is closed as the worker ends
+            self._unix = None
+            self._show_session(self.main_session)
+            return
+        if self.is_replay:
+            notify("A recording holds TCP and UDP sockets only: unix sockets are shown live (netscope without "
+                   "--replay).", severity="warning")
+            return
+        if self.unix_source is None:
+            notify("Unix sockets are not read here.", severity="warning")
+            return
+        source = self._unix = self.unix_source()
+        session = LiveSession(self.main_session.filter.text)
+        self._show_session(session)
+        self.run_worker(self._follow_unix(source, session), group="unix", exclusive=True)
+
+    def _show_session(self, session: LiveSession) -> None:
+        """Show this session's sockets from now on (what it has, or "Reading sockets…" until it has some)."""
+        self.session = session
+        self._held.clear()  # the other session's refreshes
+        snapshot = session.snapshot
+        if snapshot is not None:
+            self.table.apply_diff(SnapshotDiff(snapshot, list(snapshot.sockets.values()), [], [], first=True))
+        else:
+            self.table.load([], 0.0)
+        self.show_counts()
+
+    def toggle_unix_pause(self) -> None:
+        reload = self.session.toggle_pause()
+        if reload is not None:
+            self._draw(self.session.take(reload))
+        self.show_counts()
+
+    async def _follow_unix(self, source: SnapshotSource, session: LiveSession) -> None:
+        try:
+            async for update in source.stream():
+                refresh = session.take(update)
+                tell = [told for message, severity in refresh.tell
+                        for told in self.main_session.warn_once(message, severity)]
+                if tell:
+                    self.post_message(self.Tell(tell))
+                if self.session is session:
+                    self._draw(refresh)
+        finally:
+            await source.aclose()
 
     # --- tcp_info columns
 
@@ -439,7 +535,19 @@ class ConnectionsView(Vertical):
             self.app.push_screen(DetailsScreen(sock, None, sockets, now, recorded=True))
             return
         details = None if sock.pid is None else await asyncio.to_thread(owner_details, sock)
-        self.app.push_screen(DetailsScreen(sock, details, sockets, now, tcp=self.tcp_details, probe=probe_socket))
+        self.app.push_screen(DetailsScreen(sock, details, sockets, now, tcp=self.tcp_details, probe=probe_socket,
+                                           peer=self.peer_of))
+
+    def peer_of(self, sock: Socket) -> Socket | None:
+        """A unix socket's other end, in the last read (its inode is where ss puts the peer's port)."""
+        snapshot = self.session.snapshot
+        if snapshot is None or not is_unix(sock.proto) or not sock.remote_port:
+            return None
+        peer_key = (sock.proto, sock.remote_ip, sock.remote_port, sock.local_ip, sock.inode, 0)
+        found = snapshot.sockets.get(peer_key)
+        if found is not None:
+            return found
+        return next((other for other in snapshot.sockets.values() if other.inode == sock.remote_port), None)
 
     async def action_kill(self, signal_name: str) -> None:
         notify = self.app.notify

@@ -17,7 +17,10 @@ shows everything. Inside one term a comma means "any of", and a `!` in front of 
     listen, -l         listening sockets, as `netstat -l` lists them: TCP LISTEN and unconnected UDP. (A bare word
                        that resolves to LISTEN, such as `lis`, means the same; `state:listen` is TCP LISTEN only.)
     tcp, udp, ...      a protocol, bare or as `proto:`: `tcp` is tcp and tcp6, `udp` is udp and udp6, `tcp4`/`udp4`
-                       are IPv4 only, `tcp6`/`udp6` IPv6 only; `proto:4` / `proto:6` select by address family
+                       are IPv4 only, `tcp6`/`udp6` IPv6 only; `proto:4` / `proto:6` select by address family;
+                       `unix` is every unix socket (`u_str`, `u_dgr`, `u_seq` one type), shown once `u` chose them
+    path:/run/x.sock   a unix socket whose path, or whose peer's path, contains this (case counts). Port terms
+                       never match a unix socket: its "ports" are inodes
     pid:1234           the owning process id
     proc:nginx         the program name contains this, ignoring case (alias `program:`)
     user:www-data      the owner's user name (exact), or a numeric uid (`user:0`)
@@ -45,7 +48,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from netscope.collectors.model import ALL_STATE_NAMES, Socket
+from netscope.collectors.model import ALL_STATE_NAMES, Socket, is_unix
+from netscope.collectors.unix_sockets import UNIX_PROTOS
 
 Predicate = Callable[[Socket], bool]
 # A compiled term and a rough cost, so that cheap terms run first and short-circuit the expensive ones.
@@ -218,7 +222,7 @@ def _compile_bare(word: str, raw: str) -> Compiled:
         return _state_pred(states), _CHEAP
     raise FilterError(
         f"unknown word {_quoted(word, raw)} — expected a state ({_STATE_LIST_LOWER}), a port (80, 8000-8100), "
-        f"a protocol (tcp, udp, tcp4, udp4, tcp6, udp6), listen or -l, an IP address or network, "
+        f"a protocol (tcp, udp, tcp4, udp4, tcp6, udp6, unix), listen or -l, an IP address or network, "
         f"or key:value with a key among {_KEY_LIST}",
         raw,
     )
@@ -307,21 +311,22 @@ def _port_term(value: str, raw: str, end: str) -> Compiled:
 
 
 def _port_pred(ports: frozenset[int], ranges: tuple[tuple[int, int], ...], end: str) -> Predicate:
+    # A unix socket's "ports" are inodes (as ss places them): never a port. Tested last, on the few that match.
     if ranges:
 
         def wanted(port: int) -> bool:
             return port in ports or any(low <= port <= high for low, high in ranges)
 
         if end == _LOCAL:
-            return lambda sock: wanted(sock.local_port)
+            return lambda sock: wanted(sock.local_port) and not is_unix(sock.proto)
         if end == _REMOTE:
-            return lambda sock: wanted(sock.remote_port)
-        return lambda sock: wanted(sock.local_port) or wanted(sock.remote_port)
+            return lambda sock: wanted(sock.remote_port) and not is_unix(sock.proto)
+        return lambda sock: (wanted(sock.local_port) or wanted(sock.remote_port)) and not is_unix(sock.proto)
     if end == _LOCAL:
-        return lambda sock: sock.local_port in ports
+        return lambda sock: sock.local_port in ports and not is_unix(sock.proto)
     if end == _REMOTE:
-        return lambda sock: sock.remote_port in ports
-    return lambda sock: sock.local_port in ports or sock.remote_port in ports
+        return lambda sock: sock.remote_port in ports and not is_unix(sock.proto)
+    return lambda sock: (sock.local_port in ports or sock.remote_port in ports) and not is_unix(sock.proto)
 
 
 # --- states ----------------------------------------------------------------------------------------------------
@@ -395,6 +400,9 @@ _PROTOS: dict[str, tuple[str, ...]] = {
     "udp6": ("udp6",),
     "4": ("tcp", "udp"),
     "6": ("tcp6", "udp6"),
+    # Unix sockets, shown in the Connections view when `u` chooses them: ss's names for the three types.
+    "unix": tuple(UNIX_PROTOS.values()),
+    **{name: (name,) for name in UNIX_PROTOS.values()},
 }
 
 
@@ -404,8 +412,8 @@ def _proto_term(value: str, raw: str) -> Compiled:
         found = _PROTOS.get(item.lower())
         if found is None:
             raise FilterError(
-                f"unknown protocol {_quoted(item, raw)} — protocols are tcp, udp, tcp4, udp4, tcp6, udp6, 4 "
-                "and 6; separate several with commas",
+                f"unknown protocol {_quoted(item, raw)} — protocols are tcp, udp, tcp4, udp4, tcp6, udp6, 4, "
+                "6, unix, u_str, u_dgr and u_seq; separate several with commas",
                 raw,
             )
         protos.update(found)
@@ -458,6 +466,15 @@ def _contains_any(needles: tuple[str, ...]) -> Callable[[str], bool]:
 def _proc_term(value: str, raw: str) -> Compiled:
     contains = _contains_any(tuple(item.lower() for item in _alternatives(value, raw, "proc:nginx")))
     return (lambda sock: contains(sock.program)), _SUBSTRING
+
+
+def _path_term(value: str, raw: str) -> Compiled:
+    needles = tuple(_alternatives(value, raw, "path:/run/docker.sock"))
+
+    def pred(sock: Socket) -> bool:
+        return is_unix(sock.proto) and any(n in sock.local_ip or n in sock.remote_ip for n in needles)
+
+    return pred, _SUBSTRING
 
 
 # --- addresses -------------------------------------------------------------------------------------------------
@@ -605,8 +622,12 @@ GRAMMAR: tuple[Term, ...] = (
          "the owner's container or service contains this (any case); `host`: owned by a process of the host "
          "itself",
          {"container": _container_term}, kind="container"),
-    Term("`proto:tcp`, `udp`, `tcp6`, `udp6`, `proto:4`, `proto:6`",
-         "protocol / address family (`tcp` includes tcp6)", {"proto": _proto_term}, kind="proto"),
+    Term("`proto:tcp`, `udp`, `tcp6`, `udp6`, `proto:4`, `proto:6`, `unix`",
+         "protocol / address family (`tcp` includes tcp6; `unix` is u_str, u_dgr and u_seq, shown after `u`)",
+         {"proto": _proto_term}, kind="proto"),
+    Term("`path:/run/docker.sock`, `path:@`",
+         "a unix socket's path or its peer's contains this (exact case; `@` starts an abstract name)",
+         {"path": _path_term}, kind="path"),
     Term("`ip:10.0.0.5`, `ip:10.0.0.0/8`, `lip:`, `rip:`",
          "either end's address or network (IPv4 also matches `::ffff:` mapped addresses)",
          {"ip": _ip_term(_BOTH), "lip": _ip_term(_LOCAL), "rip": _ip_term(_REMOTE)}, kind="ip"),
