@@ -27,10 +27,12 @@ from netscope.app.toasts import CoalescedToasts
 from netscope.app.views.connections import ConnectionsView
 from netscope.app.views.interfaces import InterfacesView
 from netscope.app.views.multicast import MulticastView
+from netscope.app.views.nat import NatView
 from netscope.app.views.routes import RoutesView
 from netscope.app.views.statistics import StatisticsView
 from netscope.app.views.top import TopView
 from netscope.app.views_reader import ViewsReader
+from netscope.collectors.conntrack import link_local_sockets
 from netscope.collectors.model import SnapshotDiff
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.recording import RecordingTee, RecordingWriter
@@ -45,9 +47,13 @@ from netscope.widgets.connection_table import ConnectionTable
 from netscope.widgets.status_bar import StatusBar
 
 STYLES = Path(netscope.styles.__file__).parent / "netscope.tcss"
-VIEWS = ("connections", "interfaces", "routes", "statistics", "multicast", "top")  # keys 1 to 6
+VIEWS = ("connections", "interfaces", "routes", "statistics", "multicast", "top", "nat")  # keys 1 to 7
 LIVE_VIEW_TABS = ("tab-interfaces", "tab-routes", "tab-statistics", "tab-multicast")
 REPLAY_ACTIONS = frozenset({"replay_step", "replay_jump", "replay_speed"})
+
+
+def view_title(view: str) -> str:
+    return "NAT" if view == "nat" else view.capitalize()
 
 
 class NetscopeApp(CoalescedToasts):
@@ -58,9 +64,10 @@ class NetscopeApp(CoalescedToasts):
     # screen (`?`) is built from the active bindings. A view's own keys are on the view (ConnectionsView, TopView).
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit", tooltip="quit"),
-        *(Binding(str(number), f"show_view('{view}')", view.capitalize(), show=False, id=f"view_{view}",
+        *(Binding(str(number), f"show_view('{view}')", view_title(view), show=False, id=f"view_{view}",
                   tooltip="views: Connections, Interfaces (netstat -i), Routes (-r), Statistics (-s), Multicast "
-                  "(-g), Top (who is connected: by remote host, network, local port, process; the last hour)")
+                  "(-g), Top (who is connected: by remote host, network, local port, process; the last hour), NAT "
+                  "(-M: the kernel's tracked flows, both tuples)")
           for number, view in enumerate(VIEWS, 1)),
         Binding("a", "show_alert", "Alert", show=False, id="show_alert",
                 tooltip="show the sockets behind the first alert (a flood's sources, a leaking process)"),
@@ -135,6 +142,7 @@ class NetscopeApp(CoalescedToasts):
         self.statistics_view = StatisticsView(id="statistics-view")
         self.multicast_view = MulticastView(id="multicast-view")
         self.top_view = TopView(self.session.groups, self.session.history, id="top-view")
+        self.nat_view = NatView(id="nat-view")
         self.alert_bar = AlertBar(id="alerts")
 
     # The connections view's parts and the session's state, under the names tests and tools use.
@@ -164,13 +172,13 @@ class NetscopeApp(CoalescedToasts):
         yield self.alert_bar
         with TabbedContent(id="views", initial="tab-connections"):
             for number, (view, widget) in enumerate(zip(VIEWS, self._view_widgets(), strict=True), 1):
-                with TabPane(f"{number} {view.capitalize()}", id=f"tab-{view}"):
+                with TabPane(f"{number} {view_title(view)}", id=f"tab-{view}"):
                     yield widget
         yield Footer()
 
     def _view_widgets(self) -> tuple[Widget, ...]:
         return (self.connections, self.interfaces_view, self.routes_view, self.statistics_view,
-                self.multicast_view, self.top_view)
+                self.multicast_view, self.top_view, self.nat_view)
 
     def on_mount(self) -> None:
         for problem in apply_keymap(self, self._keys, self._key_places):
@@ -183,6 +191,7 @@ class NetscopeApp(CoalescedToasts):
         self.set_interval(0.5, self.connections.tick)
         self._consume_snapshots()
         if self.is_replay:
+            self.query_one(TabbedContent).hide_tab("tab-nat")  # a recording holds no conntrack table
             if not self.views_recorded:
                 # The machine's live interfaces and routes would mislead beside a recording's sockets.
                 tabs = self.query_one(TabbedContent)
@@ -274,6 +283,12 @@ class NetscopeApp(CoalescedToasts):
                 self.statistics_view.show(result.statistics)
         if result.multicast is not None and active == "multicast":
             self.multicast_view.show(result.multicast)
+        if result.conntrack is not None and active == "nat":
+            snapshot = self.session.snapshot
+            if snapshot is not None and not self.is_replay:  # which local socket and program each flow is
+                sockets = list(snapshot.sockets.values())
+                await asyncio.to_thread(link_local_sockets, result.conntrack.flows, sockets)
+            self.nat_view.show(result.conntrack)
 
     # --- views
 
@@ -294,7 +309,7 @@ class NetscopeApp(CoalescedToasts):
         focus = {
             "connections": self.table, "interfaces": self.interfaces_view.table, "routes": self.routes_view.table,
             "statistics": self.statistics_view.table, "multicast": self.multicast_view.table,
-            "top": self.top_view.active_table,
+            "top": self.top_view.active_table, "nat": self.nat_view.table,
         }.get(self.active_view)
         if focus is not None:
             focus.focus()
@@ -305,8 +320,10 @@ class NetscopeApp(CoalescedToasts):
             return self.is_replay
         if action == "toggle_recording":
             return self.source.recorder is not None
-        if action == "show_view" and self.is_replay and not self.views_recorded:
-            return parameters in (("connections",), ("top",))
+        if action == "show_view" and self.is_replay:
+            if parameters == ("nat",):
+                return False
+            return self.views_recorded or parameters in (("connections",), ("top",))
         return True
 
     def on_top_view_group_chosen(self, event: TopView.GroupChosen) -> None:
@@ -360,7 +377,7 @@ class NetscopeApp(CoalescedToasts):
         else:
             tables = {"interfaces": self.interfaces_view.table, "routes": self.routes_view.table,
                       "statistics": self.statistics_view.table, "multicast": self.multicast_view.table,
-                      "top": self.top_view.active_table}
+                      "top": self.top_view.active_table, "nat": self.nat_view.table}
             labels, cells = tables[view].export_rows()
             job = functools.partial(write_table_export, path, labels, cells, fmt)
         try:
@@ -370,6 +387,8 @@ class NetscopeApp(CoalescedToasts):
                         markup=False)
             return
         scope = f" (filter: {self.session.filter.text or 'none'})" if view in ("connections", "top") else ""
+        if view == "nat":
+            scope = f" (filter: {self.nat_view.model.filter.text or 'none'})"
         self.notify(f"Wrote {count} rows of {view}{scope} to {path}", markup=False)
 
     def action_toggle_recording(self) -> None:

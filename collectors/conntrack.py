@@ -112,6 +112,15 @@ class ConntrackUnavailable(OSError):
     """No table to read: say why, and how to get one."""
 
 
+def conntrack_problem(error: OSError, command: str = "netscope -M") -> str:
+    """Why read_conntrack() failed, in words that say what to do (`command`: what the user runs)."""
+    if isinstance(error, ConntrackUnavailable):
+        return f"no connection tracking table: {error.strerror or error}"
+    if error.errno in (errno.EPERM, errno.EACCES):
+        return f"reading the connection tracking table needs CAP_NET_ADMIN: run {command} as root (sudo {command})"
+    return f"cannot read the connection tracking table: {error}"
+
+
 def read_conntrack() -> list[Flow]:
     """Every tracked flow (IPv4 and IPv6) of this network namespace. Raises ConntrackUnavailable when there is
     no table, with words that say why."""

@@ -1,6 +1,9 @@
 """Regenerate the README's screenshots from the real app on this machine's real sockets.
 
-    .venv/bin/python screenshots/make_screenshots.py
+    .venv/bin/python screenshots/make_screenshots.py [NETNS]
+
+NETNS (optional, root): a network namespace whose connection tracking table the NAT view (nat.svg) shows, e.g. a
+router namespace that masquerades (tests/test_conntrack.py builds one); without it, this machine's own table.
 
 It starts a loopback server (a real process, named so the screenshot reads well), runs netscope headless at
 160x45, starts clients once the first table is up (so they show as new rows, highlighted), and saves SVGs of the
@@ -22,7 +25,9 @@ from support import Peer, start_peer, stop_peer, wait_for  # noqa: E402
 
 from netscope.app.netscope_app import NetscopeApp  # noqa: E402
 from netscope.app.screens.details import DetailsScreen  # noqa: E402
+from netscope.collectors.namespaces import namespace_path  # noqa: E402
 from netscope.collectors.session.filters import parse_filter  # noqa: E402
+from netscope.collectors.view_data import SystemViews  # noqa: E402
 
 SIZE = (160, 45)
 
@@ -90,6 +95,22 @@ async def shoot(server: Peer, peers: list[Peer]) -> None:
         await pilot.press("enter")
         await pilot.pause(3.5)
         app.save_screenshot("tcp-columns.svg", str(HERE))
+        app.connections.show_metric_columns([])
+        app.connections.apply_filter(parse_filter(""))
+        await pilot.press("u")
+        await wait_for(pilot, lambda: app.table.row_count > 0)
+        await pilot.pause(1.5)
+        app.save_screenshot("unix.svg", str(HERE))
+
+
+async def shoot_nat(netns: str) -> None:
+    views = SystemViews(netns=namespace_path(netns)) if netns else None
+    app = NetscopeApp(interval=1.0, save_config=False, views=views)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("7")
+        await wait_for(pilot, lambda: app.nat_view.snapshot is not None)
+        await pilot.pause(1.5)
+        app.save_screenshot("nat.svg", str(HERE))
 
 
 def main() -> None:
@@ -100,6 +121,7 @@ def main() -> None:
         server = start_peer("server", "--name", "web-backend")
         peers.append(server)
         asyncio.run(shoot(server, peers))
+        asyncio.run(shoot_nat(sys.argv[1] if len(sys.argv) > 1 else ""))
     finally:
         download.kill()
         download.wait()

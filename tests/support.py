@@ -53,6 +53,13 @@ def stop_peer(peer: Peer) -> None:
             stream.close()
 
 
+async def type_filter(pilot: Pilot[None], text: str) -> None:
+    """Type a filter at the `/` prompt of the view shown and press Enter."""
+    await pilot.press("slash")
+    await pilot.press(*text)
+    await pilot.press("enter")
+
+
 async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Let the app run until `condition()` holds; fail with the condition's source if it never does."""
     deadline = time.monotonic() + timeout

@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable
 
 from fixed_data import T0, FixedSource, sock
-from support import Peer, wait_for
-from textual.pilot import Pilot
+from support import Peer, type_filter, wait_for
 
 from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
@@ -20,12 +19,6 @@ from netscope.collectors.session.filters import GRAMMAR
 from netscope.widgets.state_counters import StateCounters
 
 SIZE = (160, 45)
-
-
-async def type_filter(pilot: Pilot[None], text: str) -> None:
-    await pilot.press("slash")
-    await pilot.press(*text)
-    await pilot.press("enter")
 
 
 async def test_filter_shows_exactly_the_server_and_client_sockets(

@@ -15,7 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from support import debian_tool, run_as_nobody
+from support import debian_tool, run_as_nobody, type_filter, wait_for
+from textual.widgets import Static
+
+from netscope.app.netscope_app import NetscopeApp
+from netscope.collectors.namespaces import namespace_path
+from netscope.collectors.process_collector import ProcessCollector
+from netscope.collectors.view_data import SystemViews
 
 pytestmark = pytest.mark.root
 NETSCOPE = [sys.executable, "-m", "netscope"]
@@ -188,3 +194,80 @@ def test_a_flow_between_local_sockets_names_its_client_and_server(tracked_namesp
     [line] = [line for line in text.stdout.splitlines() if f"sport={port} " in line]
     ends = f" client={pids['ns-ct-client']}/ns-ct-client server={pids['ns-ct-server']}/ns-ct-server"
     assert re.search(r" use=\d+" + re.escape(ends) + "$", line), line
+
+
+# --- view 7, NAT: the same table live ---------------------------------------------------------------------------
+
+
+def nat_rows(app: NetscopeApp) -> list[dict[str, str]]:
+    labels, rows = app.nat_view.table.export_rows()
+    return [dict(zip(labels, row, strict=True)) for row in rows]
+
+
+async def test_the_nat_view_shows_both_tuples_and_filters_by_either(nat: Nat) -> None:
+    server = subprocess.Popen(["ip", "netns", "exec", nat.server, sys.executable, "-c", SERVER, nat.server_ip],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    client = None
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        client = subprocess.Popen(["ip", "netns", "exec", nat.client, sys.executable, "-c", CLIENT,
+                                   nat.server_ip], stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert client.stdout is not None
+        port = int(client.stdout.readline())
+        app = NetscopeApp(interval=0.2, views=SystemViews(netns=namespace_path(nat.router)))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.press("7")
+            inside = f"{nat.client_ip}:{port} → {nat.server_ip}:8080"
+            await wait_for(pilot, lambda: any(row["Original: source → destination"] == inside
+                                              for row in nat_rows(app)))  # fmt: skip
+            [row] = [row for row in nat_rows(app) if row["Original: source → destination"] == inside]
+            assert row["Reply: source → destination"] == f"{nat.server_ip}:8080 → {nat.router_outside_ip}:{port}"
+            assert (row["State"], row["Proto"], row["NAT"], row["Local end"]) == ("ESTABLISHED", "tcp", "snat", "")
+            assert row["Bytes"] != "-" and row["Timeout"].endswith("s")
+            summary = str(app.nat_view.summary.render())
+            assert "NATed" in summary and "sort: original" in summary
+            # The outside address is only in the reply tuple: the filter finds the flow by it.
+            await type_filter(pilot, f"ip:{nat.router_outside_ip} :{port} established")
+            await wait_for(pilot, lambda: len(nat_rows(app)) == 1)
+            await type_filter(pilot, "ip:192.0.2.0/24")
+            await wait_for(pilot, lambda: nat_rows(app) == [])
+            await type_filter(pilot, "bogus:1")
+            assert "unknown key 'bogus'" in str(app.nat_view.query_one("#filter-error", Static).render())
+            assert app.nat_view.model.filter.text == "ip:192.0.2.0/24"  # the previous filter stays
+            await pilot.press("escape", "escape")
+            await wait_for(pilot, lambda: len(nat_rows(app)) >= 1)
+            await pilot.press("s")
+            assert app.nat_view.model.sort_label == "timeout"
+            assert app.filter.is_empty  # view 1's filter is its own
+    finally:
+        for process in (server, client):
+            if process is not None:
+                process.kill()
+                process.wait(timeout=10)
+
+
+async def test_the_nat_view_names_the_local_ends(tracked_namespace: str) -> None:
+    inside = ["ip", "netns", "exec", tracked_namespace, sys.executable, "-c", OWNED]
+    server = subprocess.Popen([*inside, "ns-ct-server"], stdout=subprocess.PIPE, text=True)
+    client = None
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        client = subprocess.Popen([*inside, "ns-ct-client"], stdout=subprocess.PIPE, text=True)
+        assert client.stdout is not None
+        port = int(client.stdout.readline())
+        pids = {name: int(subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()[0])
+                for name in ("ns-ct-server", "ns-ct-client")}  # fmt: skip
+        path = namespace_path(tracked_namespace)
+        app = NetscopeApp(ProcessCollector(interval=0.2, netns=path), interval=0.2, views=SystemViews(netns=path))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.press("7")
+            ends = f"client {pids['ns-ct-client']}/ns-ct-client  server {pids['ns-ct-server']}/ns-ct-server"
+            await wait_for(pilot, lambda: any(row["Local end"] == ends for row in nat_rows(app)))
+            await type_filter(pilot, "proc:ns-ct-client")
+            await wait_for(pilot, lambda: [row["Original: source → destination"] for row in nat_rows(app)] == [
+                f"127.0.0.1:{port} → 127.0.0.1:8080"])
+    finally:
+        for process in (server, client):
+            if process is not None:
+                process.kill()
+                process.wait(timeout=10)

@@ -81,6 +81,10 @@ def test_routes_view(snap_compare: Any) -> None:
         await two_refreshes(pilot)
         await pilot.press("3")
         await wait_for(pilot, lambda: app.routes_view.table.row_count > 0)
+        # A table shown for the first time may be drawn before its styles exist (the default route plain); the
+        # next read styles it: wait for that one.
+        first = app.routes_view.snapshot
+        await wait_for(pilot, lambda: app.routes_view.snapshot is not first)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=routes_shown)

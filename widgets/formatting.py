@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from rich.cells import cell_len, set_cell_size
 
+from netscope.collectors.conntrack import Flow, Tuple
 from netscope.collectors.model import Socket, is_unix
 from netscope.collectors.session.folding import FoldedSockets
 
@@ -24,6 +25,20 @@ def format_endpoint(ip: str, port: int, proto: str = "tcp") -> str:
     if ":" in ip:
         return f"[{ip}]:{port_text}"
     return f"{ip}:{port_text}"
+
+
+def flow_tuple_text(end: Tuple) -> str:
+    """One tuple of a tracked flow: `10.0.1.2:40000 → 10.0.2.2:8080`; ICMP's type, code and id instead of ports."""
+    if end.sport is None and end.dport is None:
+        icmp = f"  (type {end.icmp[0]} code {end.icmp[1]} id {end.icmp[2]})" if end.icmp is not None else ""
+        return f"{end.src} → {end.dst}{icmp}"
+    return f"{format_endpoint(end.src, end.sport or 0)} → {format_endpoint(end.dst, end.dport or 0)}"
+
+
+def flow_end_text(flow: Flow) -> str:
+    """Where this host is an end of a tracked flow: `client 1234/curl`, `server 88/nginx`, both, or ""."""
+    ends = (("client", flow.client), ("server", flow.server))
+    return "  ".join(f"{side} {owner_text(sock)}" for side, sock in ends if sock is not None)
 
 
 def owner_text(sock: Socket) -> str:

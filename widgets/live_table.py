@@ -99,8 +99,7 @@ class LiveTable(DataTable[Text]):
         self._flash.clear()
         self._gone.clear()
         self._last_rows = []
-        self._order = []
-        self._shown.clear()
+        self._shown.clear()  # every cell restyled; `_order` stays what is on screen, so no rows at all clears it
         self._first = True
 
     def _row_style(self, row: LiveRow) -> tuple[str, Style]:

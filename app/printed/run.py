@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import os
 import sys
 from collections.abc import Iterable
@@ -118,7 +117,7 @@ def print_conntrack(args: argparse.Namespace, out: Output) -> None:
     """-M: every tracked flow as `conntrack -L` prints it (its count on stderr, as conntrack does), or as data."""
     from netscope.collectors.connections import ConnectionCollector
     from netscope.collectors.conntrack import (
-        ConntrackUnavailable,
+        conntrack_problem,
         flow_line,
         flow_record,
         link_local_sockets,
@@ -127,13 +126,8 @@ def print_conntrack(args: argparse.Namespace, out: Output) -> None:
 
     try:
         flows = read_conntrack()
-    except ConntrackUnavailable as error:
-        raise Failure(f"no connection tracking table: {error.strerror or error}") from None
     except OSError as error:
-        if error.errno in (errno.EPERM, errno.EACCES):
-            raise Failure("reading the connection tracking table needs CAP_NET_ADMIN: run netscope -M as root "
-                          "(sudo netscope -M)") from None
-        raise Failure(f"cannot read the connection tracking table: {error}") from None
+        raise Failure(conntrack_problem(error)) from None
     flows.sort(key=lambda flow: (flow.family, flow.protocol, flow.original.src, flow.original.sport or 0))
     if args.count:
         out.line(str(len(flows)))
