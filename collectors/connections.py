@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.gc_pause import gc_paused
-from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.model import LiveTimer, Snapshot, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.netlink import NetlinkError
 from netscope.collectors.owners import owners_warning
 from netscope.collectors.processes import OwnerScanner, ProcessInfoCache, user_name
@@ -202,6 +202,10 @@ class ConnectionCollector(SourceDefaults):
             # Only from a read that asked for them: after a failed netlink read, /proc gave this refresh's sockets.
             reader = self._netlink
             tcp_info = reader.last_tcp_info if want_tcp_info and reader is not None and filled else {}
+            timers = {
+                key: LiveTimer(kind, round(taken_at + expires / 1000, 1), retransmits)
+                for key, (kind, retransmits, expires) in reader.last_timers.items()
+            } if want_tcp_info and reader is not None and filled else {}
             if self.incremental_owners:
                 owners = self._owners.scan({sock.inode for sock in sockets})
             else:
@@ -240,6 +244,7 @@ class ConnectionCollector(SourceDefaults):
             owners_incomplete=owners.permission_denied,
             warnings=warnings + ([owners_warning(owners.denied_pids)] if owners.permission_denied else []),
             tcp_info=tcp_info,
+            timers=timers,
         )
         snapshot.collect_seconds = time.perf_counter() - started
         return snapshot

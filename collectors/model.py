@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from netscope.collectors.tcpinfo import TcpInfo
 
@@ -136,6 +137,17 @@ class Socket:
         )
 
 
+class LiveTimer(NamedTuple):
+    """A TCP socket's running timer, for the live table's Timer column: which one (collectors/timers.TIMER_KINDS:
+    1 retransmission, 2 keepalive, 3 timewait, 4 zero-window probe), when it fires (time.time() seconds to a
+    tenth: a deadline, not a countdown, so an idle connection's timer is the same object's equal from one refresh
+    to the next and crosses the pipe once), and the retransmits or probes it has counted."""
+
+    kind: int
+    deadline: float
+    retransmits: int
+
+
 @dataclass(slots=True)
 class Snapshot:
     """Every socket of the machine at one instant."""
@@ -151,6 +163,8 @@ class Snapshot:
     # TIME_WAIT or SYN_RECV). Apart from `sockets` on purpose: they move on every busy connection every refresh,
     # and `Socket.same_content` (what flashes a row as changed) must not see them.
     tcp_info: dict[SocketKey, TcpInfo] = field(default_factory=dict)
+    # Running TCP timers (none: off), read with tcp_info from the same dump: TIME_WAIT sockets have one too.
+    timers: dict[SocketKey, LiveTimer] = field(default_factory=dict)
 
 
 class ChangeKind(Enum):

@@ -127,6 +127,8 @@ _FAST: dict[int, struct.Struct] = {
     socket.AF_INET6: struct.Struct("=IH2xI4x" "BB2xHH16s16s4xQ4xIIII"),
 }
 _MESSAGE_LEN = netlink.HEADER_LEN + INET_DIAG_MSG.size
+# The fields the fast path skips, for the Timer column (read only with tcp_info): timer, retrans ... expires.
+_TIMER_FIELDS = struct.Struct("=18xBB48xI")
 assert all(fast.size == _MESSAGE_LEN for fast in _FAST.values())
 
 
@@ -183,6 +185,8 @@ class SockDiagReader:
         # The last read's TcpInfo per connection (empty unless it asked for them), and the raw values each was
         # made from: an unchanged connection's next TcpInfo is the same object.
         self.last_tcp_info: dict[SocketKey, TcpInfo] = {}
+        # With tcp_info: each TCP socket's running timer as (kind, retransmits, milliseconds until it fires).
+        self.last_timers: dict[SocketKey, tuple[int, int, int]] = {}
         self._tcp_info_seen: dict[SocketKey, tuple[tuple[int | None, ...], TcpInfo]] = {}
         # The last read's sockets by identity, for reuse (see _Parser), and which of its sockets were made new.
         self._previous_sockets: dict[tuple[int, ...], Socket] = {}
@@ -244,6 +248,7 @@ class SockDiagReader:
         parser = _Parser(out, users, first_seen, self._previous_sockets if reuse else None)
         if tcp_info:
             parser.info = _TcpInfoCollector(self._tcp_info_seen)
+            parser.timers = {}
         else:
             self._tcp_info_seen = {}
             self.last_tcp_info = {}
@@ -255,6 +260,7 @@ class SockDiagReader:
         if parser.info is not None:
             self.last_tcp_info = parser.info.found
             self._tcp_info_seen = parser.info.seen
+        self.last_timers = parser.timers if parser.timers is not None else {}
         self._previous_sockets = parser.seen if reuse else {}
         self.fresh_ids = parser.fresh
         return out
@@ -299,6 +305,7 @@ class _Parser:
         self.users = users
         self.first_seen = first_seen
         self.info: _TcpInfoCollector | None = None  # set to collect tcp_info from TCP dumps that asked for it
+        self.timers: dict[SocketKey, tuple[int, int, int]] | None = None  # set with `info`: running timers
 
     def parse(self, buf: bytes | bytearray, size: int, family: int, protocol: int, seq: int) -> bool:
         """Parse one read (`buf[:size]`); True when it ended the dump. Raises NetlinkError (or SockDiagUnavailable)
@@ -312,6 +319,8 @@ class _Parser:
         append = self.out.append
         reusing, reuse, seen, fresh = self.reusing, self.previous.get, self.seen, self.fresh
         info = self.info if is_tcp else None
+        timers = self.timers if is_tcp else None
+        timer_fields = _TIMER_FIELDS.unpack_from
         offset = 0
         while offset < size:
             if offset + _MESSAGE_LEN <= size:
@@ -370,6 +379,10 @@ class _Parser:
                     self.half_open.append(found)
                 if info is not None and length > _MESSAGE_LEN and state != TCP_LISTEN:
                     info.add(buf, start + _MESSAGE_LEN, start + length, found.key)
+                if timers is not None:
+                    timer = timer_fields(buf, start)
+                    if timer[0]:
+                        timers[found.key] = timer
                 continue
             if m_type in (netlink.NLMSG_DONE, netlink.NLMSG_ERROR):
                 flags = header(buf, start)[2]  # error_from needs them to find extended-ACK text

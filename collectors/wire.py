@@ -7,9 +7,9 @@ import pickle
 import struct
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
-from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.model import LiveTimer, Snapshot, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.pace import PaceState
 from netscope.collectors.tcpinfo import TcpInfo
 
@@ -47,24 +47,36 @@ class WireDiff:
     # connection gone to TIME_WAIT). A removed socket's entry goes with it, unlisted.
     tcp_info: dict[SocketKey, TcpInfo] = field(default_factory=dict)
     tcp_info_gone: list[SocketKey] = field(default_factory=list)
+    # Snapshot.timers, as a change in the same way (deadlines, so an idle connection's timer is sent once).
+    timers: dict[SocketKey, LiveTimer] = field(default_factory=dict)
+    timers_gone: list[SocketKey] = field(default_factory=list)
     # The worker's pace after this frame (collectors/pace.py); None from a worker that does not pace itself.
     pace: PaceState | None = None
 
 
-def to_wire(diff: SnapshotDiff, previous_tcp_info: dict[SocketKey, TcpInfo] | None = None) -> WireDiff:
-    """The frame for `diff`. `previous_tcp_info` is the tcp_info of the snapshot the last frame was made from
-    (None or ignored for a first frame): only what changed since is sent, so that 10,000 idle connections cost
-    nothing per frame."""
+V = TypeVar("V")
+
+
+def _changes(current: dict[SocketKey, V], previous: dict[SocketKey, V] | None, first: bool,
+             sockets: dict[SocketKey, Socket]) -> tuple[dict[SocketKey, V], list[SocketKey]]:
+    """What of a per-socket dict to send: the entries new or different since `previous`, and the keys of sockets
+    still there that no longer have one (a removed socket's entry goes with it, unlisted)."""
+    if first or not previous:
+        return current, []
+    get = previous.get
+    # `is` first: the netlink reader hands out the same TcpInfo for an unchanged connection.
+    changed = {key: value for key, value in current.items() if (old := get(key)) is not value and old != value}
+    return changed, [key for key in previous if key not in current and key in sockets]
+
+
+def to_wire(diff: SnapshotDiff, previous_tcp_info: dict[SocketKey, TcpInfo] | None = None,
+            previous_timers: dict[SocketKey, LiveTimer] | None = None) -> WireDiff:
+    """The frame for `diff`. `previous_tcp_info` and `previous_timers` are those of the snapshot the last frame
+    was made from (None or ignored for a first frame): only what changed since is sent, so that 10,000 idle
+    connections cost nothing per frame."""
     snapshot = diff.snapshot
-    current = snapshot.tcp_info
-    if diff.first or not previous_tcp_info:
-        tcp_info, gone = current, []
-    else:
-        get = previous_tcp_info.get
-        # `is` first: the netlink reader hands out the same TcpInfo for an unchanged connection.
-        tcp_info = {key: info for key, info in current.items() if (old := get(key)) is not info and old != info}
-        sockets = snapshot.sockets
-        gone = [key for key in previous_tcp_info if key not in current and key in sockets]
+    tcp_info, gone = _changes(snapshot.tcp_info, previous_tcp_info, diff.first, snapshot.sockets)
+    timers, timers_gone = _changes(snapshot.timers, previous_timers, diff.first, snapshot.sockets)
     return WireDiff(
         taken_at=snapshot.taken_at,
         first=diff.first,
@@ -76,6 +88,8 @@ def to_wire(diff: SnapshotDiff, previous_tcp_info: dict[SocketKey, TcpInfo] | No
         collect_seconds=snapshot.collect_seconds,
         tcp_info=tcp_info,
         tcp_info_gone=gone,
+        timers=timers,
+        timers_gone=timers_gone,
     )
 
 
@@ -85,11 +99,13 @@ class DiffAssembler:
     def __init__(self) -> None:
         self.sockets: dict[SocketKey, Socket] = {}
         self.tcp_info: dict[SocketKey, TcpInfo] = {}
+        self.timers: dict[SocketKey, LiveTimer] = {}
 
     def apply(self, wire: WireDiff) -> SnapshotDiff:
         if wire.first:
             self.sockets = {}
             self.tcp_info = {}
+            self.timers = {}
         # A new dict per refresh: a Snapshot the UI still holds must not change under it. Copying 100,000 keys
         # costs a few ms; re-sending them would cost far more.
         sockets = dict(self.sockets)
@@ -102,15 +118,8 @@ class DiffAssembler:
         for sock in changed:
             sockets[sock.key] = sock
         self.sockets = sockets
-        tcp_info = self.tcp_info
-        if wire.tcp_info or wire.tcp_info_gone or (removed and tcp_info):
-            tcp_info = dict(tcp_info)  # new, like `sockets`; unchanged, the same dict may be shared
-            for key in wire.tcp_info_gone:
-                tcp_info.pop(key, None)
-            for sock in removed:
-                tcp_info.pop(sock.key, None)
-            tcp_info.update(wire.tcp_info)
-            self.tcp_info = tcp_info
+        self.tcp_info = tcp_info = _updated(self.tcp_info, wire.tcp_info, wire.tcp_info_gone, removed)
+        self.timers = timers = _updated(self.timers, wire.timers, wire.timers_gone, removed)
         snapshot = Snapshot(
             taken_at=wire.taken_at,
             sockets=sockets,
@@ -118,6 +127,7 @@ class DiffAssembler:
             warnings=wire.warnings,
             collect_seconds=wire.collect_seconds,
             tcp_info=tcp_info,
+            timers=timers,
         )
         return SnapshotDiff(
             snapshot,
@@ -127,6 +137,21 @@ class DiffAssembler:
             first=wire.first,
             changed_before=changed_before,
         )
+
+
+def _updated(held: dict[SocketKey, V], sent: dict[SocketKey, V], gone: list[SocketKey],
+             removed: list[Socket]) -> dict[SocketKey, V]:
+    """A per-socket dict after a frame: a new one if anything changed (a Snapshot the UI still holds must not
+    change under it), else the same."""
+    if not (sent or gone or (removed and held)):
+        return held
+    updated = dict(held)
+    for key in gone:
+        updated.pop(key, None)
+    for sock in removed:
+        updated.pop(sock.key, None)
+    updated.update(sent)
+    return updated
 
 
 def write_frame(stream: BinaryIO, wire: WireDiff) -> None:

@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.limits import interval_problem
-from netscope.collectors.model import SocketKey
+from netscope.collectors.model import LiveTimer, SocketKey
 from netscope.collectors.namespaces import enter_namespace
 from netscope.collectors.pace import DEFAULT_CPU_SHARE, Pace
 from netscope.collectors.tcpinfo import TcpInfo
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     collector = ConnectionCollector(interval=args.interval, tcp_info=args.tcp_info, unix=args.unix)
     threading.Thread(target=follow_commands, args=(collector, sys.stdin.buffer), daemon=True).start()
     sent_tcp_info: dict[SocketKey, TcpInfo] = {}  # what the parent's assembler holds now
+    sent_timers: dict[SocketKey, LiveTimer] = {}
     pace = Pace(args.interval, args.cpu_share)
     interval = args.interval
     try:
@@ -105,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             started, cpu_started = time.monotonic(), time.process_time()
             try:
                 diff = collector.next_diff()
-                wire = to_wire(diff, sent_tcp_info)
-                sent_tcp_info = diff.snapshot.tcp_info
+                wire = to_wire(diff, sent_tcp_info, sent_timers)
+                sent_tcp_info, sent_timers = diff.snapshot.tcp_info, diff.snapshot.timers
                 # The first, full read (every owner scanned) is no measure of what the next ones cost.
                 if not diff.first:
                     wire.pace = pace.after(time.process_time() - cpu_started)

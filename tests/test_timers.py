@@ -165,3 +165,58 @@ async def test_details_show_the_timer_and_tcp_internals_without_choosing_a_colum
         assert "choose a tcp_info column" not in text
         client.close()  # the connection goes to TIME_WAIT: the next second's lookup says so
         await wait_for(pilot, lambda: "timewait (" in str(screen.tcp_info.render()))
+
+
+# --- the Timer column of the live table ------------------------------------------------------------------------
+
+
+def test_the_live_collector_reads_timers_with_tcp_info(
+    keepalive_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    from netscope.collectors.connections import ConnectionCollector
+
+    client, accepted = keepalive_pair
+    kernel, _ = read_timers()
+    snapshot = ConnectionCollector(tcp_info=True).collect()
+    mine = {key: timer for key, timer in snapshot.timers.items() if key[1] == HOST}
+    [(client_key, keepalive)] = [(key, timer) for key, timer in mine.items() if key[2] == client.getsockname()[1]]
+    assert (keepalive.kind, keepalive.retransmits) == (2, 0)  # keepalive, no probes yet
+    [theirs] = [timer for key, timer in kernel.items() if key[:5] == client_key[:5]]
+    assert abs((keepalive.deadline - snapshot.taken_at) - theirs.seconds) < 2
+    server_end = (accepted.getsockname()[1], client.getsockname()[1])
+    assert not any((key[2], key[4]) == server_end for key in mine)  # its timer is off: not listed
+    assert ConnectionCollector(tcp_info=False).collect().timers == {}  # read only with tcp_info
+
+
+async def test_the_timer_column_counts_down_and_sorts_by_time_left(
+    keepalive_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    from support import wait_for
+
+    from netscope.app.netscope_app import NetscopeApp
+
+    _, accepted = keepalive_pair
+    listener = socket.create_server((HOST, 0))  # and a connection left in TIME_WAIT: its client closes first
+    closing = socket.create_connection(listener.getsockname())
+    closed, _ = listener.accept()
+    closing.close()
+    closed.close()
+    ports = f"{accepted.getsockname()[1]},{listener.getsockname()[1]}"
+    app = NetscopeApp(interval=0.2, filter_text=f"ip:{HOST} :{ports}", save_config=False)
+    async with app.run_test(size=(200, 45)) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count >= 1)
+        app.connections.show_metric_columns(["timer"])
+        app.table.sort_by("timer")
+        last_cell = re.compile(r"((?:timewait|keepalive|on|probe) \S+(?: ×\d+)?|-)\s*$")  # the Timer, shown last
+
+        def timers() -> list[str]:
+            return [found[1] if (found := last_cell.search(app.table.row_text(index))) else ""
+                    for index in range(app.table.row_count)]
+
+        await wait_for(pilot, lambda: any(text.startswith("timewait") for text in timers()))
+        shown = timers()
+        # Soonest first: TIME_WAIT's minute, then keepalive's ten, then the sockets with none.
+        assert shown[0].startswith("timewait") and shown[1].startswith("keepalive 9m"), shown
+        assert len(shown) == 5 and all(text == "-" for text in shown[2:]), shown  # two listeners, one end off
+        assert app.session.tcp_wanted  # choosing Timer reads tcp_info (and the timers with it)
+    listener.close()

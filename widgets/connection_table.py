@@ -27,7 +27,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey, is_unix
+from netscope.collectors.model import ChangeKind, LiveTimer, SnapshotDiff, Socket, SocketKey, is_unix
 from netscope.collectors.session.folding import FoldedSockets, Folder, RowChanges, socket_count
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
@@ -40,13 +40,14 @@ from netscope.widgets.formatting import (
     printable,
     state_label,
 )
-from netscope.widgets.tcp_columns import METRIC_COLUMNS, MetricColumn
+from netscope.widgets.tcp_columns import METRIC_COLUMNS, TIMER_KEY, TIMER_WIDTH, MetricColumn, timer_cell
 
 # Formats an endpoint (ip, port, proto) for display; the app swaps in one that uses resolved names.
 EndpointFormatter = Callable[[str, int, str], str]
 SocketPredicate = Callable[[Socket], bool]
 # A connection's kernel counters (None: none known, e.g. UDP) and its rates, for the optional tcp_info columns.
 MetricLookup = Callable[[SocketKey], tuple[TcpInfo | None, Throughput | None]]
+TimerLookup = Callable[[SocketKey], LiveTimer | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._extra_keys: tuple[str, ...] = ()  # the optional columns shown, text and tcp_info, in order
         self._metric_columns: tuple[MetricColumn, ...] = ()
         self._metrics: MetricLookup | None = None
+        self._timer_lookup: TimerLookup | None = None  # not `_timers`: Textual's MessagePump has one
         self._widths: list[int] = [column.width for column in COLUMNS]
         self._formatter: EndpointFormatter = format_endpoint
         self._names_on = False
@@ -482,7 +484,7 @@ class ConnectionTable(ScrollView, can_focus=True):
     # -------------------------------------------------------------------------------------------- sorting
 
     def sort_by(self, column: str, reverse: bool | None = None) -> None:
-        if column not in SORT_KEYS and column not in METRIC_COLUMNS:
+        if column not in SORT_KEYS and column not in METRIC_COLUMNS and column != TIMER_KEY:
             raise ValueError(f"unknown column {column!r}")
         if reverse is None:
             reverse = not self.sort_reverse if column == self.sort_column else False
@@ -510,10 +512,12 @@ class ConnectionTable(ScrollView, can_focus=True):
     def set_metric_columns(self, keys: Iterable[str]) -> None:
         """Show these optional columns (keys of TEXT_COLUMNS or METRIC_COLUMNS, unknown ones ignored) after the
         standard ones."""
-        self._extra_keys = tuple(key for key in keys if key in TEXT_COLUMNS or key in METRIC_COLUMNS)
+        self._extra_keys = tuple(key for key in keys if key in TEXT_COLUMNS or key in METRIC_COLUMNS
+                                 or key == TIMER_KEY)
         self._metric_columns = tuple(METRIC_COLUMNS[key] for key in self._extra_keys if key in METRIC_COLUMNS)
         self._columns = COLUMNS + tuple(
             TEXT_COLUMNS[key][0] if key in TEXT_COLUMNS
+            else Column(key, "Timer", TIMER_WIDTH) if key == TIMER_KEY
             else Column(key, METRIC_COLUMNS[key].label, METRIC_COLUMNS[key].width, align_right=True)
             for key in self._extra_keys
         )
@@ -522,6 +526,14 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._rebuild(self._selected_key)
         self.repaint_all()
 
+    def set_timers(self, lookup: TimerLookup | None) -> None:
+        """Where the Timer column gets each socket's running timer (refreshed with `metrics_changed()`)."""
+        self._timer_lookup = lookup
+        self.metrics_changed()
+
+    def _timer_of(self, sock: Socket) -> LiveTimer | None:
+        return self._timer_lookup(sock.key) if self._timer_lookup is not None else None
+
     def set_metrics(self, lookup: MetricLookup | None) -> None:
         """Where the tcp_info columns get their numbers. Call `metrics_changed()` after each refresh of them."""
         self._metrics = lookup
@@ -529,9 +541,9 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def metrics_changed(self) -> None:
         """The counters moved (they do without any socket changing): re-sort if sorted by one, repaint rows."""
-        if not self._metric_columns:
+        if not self._metric_columns and TIMER_KEY not in self._extra_keys:
             return
-        if self.sort_column in METRIC_COLUMNS:
+        if self.sort_column in METRIC_COLUMNS or self.sort_column == TIMER_KEY:
             self._rebuild(self._selected_key_now())
         else:
             self._refresh_changed_lines()
@@ -548,6 +560,9 @@ class ConnectionTable(ScrollView, can_focus=True):
             text_column = TEXT_COLUMNS.get(key)
             if text_column is not None:
                 texts.append(printable(text_column[1](sock)) or "-")
+                continue
+            if key == TIMER_KEY:
+                texts.append(timer_cell(self._timer_of(sock), self._now))
                 continue
             metric = METRIC_COLUMNS[key]
             value = self._metric_value(sock, metric)
@@ -593,6 +608,10 @@ class ConnectionTable(ScrollView, can_focus=True):
             return (remote, sock.remote_port, local, sock.local_port, sock.key)
         if column in SORT_KEYS:
             value: object = SORT_KEYS[column](sock)
+        elif column == TIMER_KEY:
+            # By deadline, which is by time left; no timer last.
+            timer = self._timer_of(sock)
+            value = (timer is None, timer.deadline if timer is not None else 0.0)
         else:
             # A socket without the number sorts below every socket with one (it is not a zero).
             number = self._metric_value(sock, METRIC_COLUMNS[column])

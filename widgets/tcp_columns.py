@@ -9,10 +9,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from netscope.collectors.model import LiveTimer
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
+from netscope.collectors.timers import TIMER_KINDS
+from netscope.widgets.formatting import format_age
 
 Value = Callable[[TcpInfo, Throughput | None], float | None]
+
+
+def needs_tcp_info(keys: list[str]) -> bool:
+    """Whether these chosen columns need the worker to read tcp_info (and with it the timers)."""
+    return any(key in METRIC_COLUMNS or key == TIMER_KEY for key in keys)
+
+
+def timer_cell(timer: LiveTimer | None, now: float) -> str:
+    """`keepalive 1h59m`, `timewait 40s`, `on 0.2s ×3`: the time left counted like ages (tens of seconds, then
+    minutes), so a screen of timers does not repaint every second; under ten seconds, to the tenth."""
+    if timer is None:
+        return "-"
+    kind = TIMER_KINDS.get(timer.kind, f"unkn-{timer.kind}")
+    left = max(0.0, timer.deadline - now)
+    text = f"{kind} {left:.1f}s" if left < 10 else f"{kind} {format_age(left)}"
+    return f"{text} ×{timer.retransmits}" if timer.retransmits else text
 
 
 def format_bytes(value: float) -> str:
@@ -86,8 +105,14 @@ METRIC_COLUMN_LIST: tuple[MetricColumn, ...] = (
                  lambda info, _: _used(info.recv_buffer_used, info.recv_buffer), format_bytes),
 )
 METRIC_COLUMNS: dict[str, MetricColumn] = {column.key: column for column in METRIC_COLUMN_LIST}
+# The Timer column (netstat -o's): read with tcp_info, from the same dump, so choosing it collects them both.
+TIMER_KEY = "timer"
+TIMER_WIDTH = 15
 # What `c` offers, in this order: (key, label, description).
 CHOOSABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("container", "Container", "the owning process's container or systemd service (from its cgroup)"),
+    (TIMER_KEY, "Timer", "the TCP timer running and the time until it fires, as netstat -o says: on "
+     "(retransmission), keepalive, timewait, probe (zero window), ×N its retransmits or probes; sorts by time "
+     "left"),
     *((column.key, column.label, column.description) for column in METRIC_COLUMN_LIST),
 )

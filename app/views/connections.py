@@ -43,7 +43,7 @@ from netscope.widgets.filter_bar import FilterBar
 from netscope.widgets.formatting import format_endpoint
 from netscope.widgets.state_counters import StateCounters
 from netscope.widgets.status_bar import Status, StatusBar, rounded_ms
-from netscope.widgets.tcp_columns import METRIC_COLUMNS
+from netscope.widgets.tcp_columns import TIMER_KEY, needs_tcp_info
 from netscope.widgets.top_panel import TopPanel
 from netscope.widgets.traffic_panel import TrafficPanel
 
@@ -462,8 +462,10 @@ class ConnectionsView(Vertical):
 
     def show_metric_columns(self, keys: list[str]) -> None:
         self.table.set_metric_columns(keys)
-        self.table.set_metrics(self.session.metrics_of if keys else None)
-        self.session.tcp_columns = any(key in METRIC_COLUMNS for key in keys)
+        # The app's session: its source reads tcp_info (unix sockets have none).
+        self.table.set_metrics(self.main_session.metrics_of if keys else None)
+        self.table.set_timers(self.main_session.timer_of if TIMER_KEY in keys else None)
+        self.main_session.tcp_columns = needs_tcp_info(keys)
         self.post_message(self.TcpNeedChanged())
         self.show_counts()
 

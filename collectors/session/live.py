@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netscope.collectors.connections import CollectionFailure
-from netscope.collectors.model import Snapshot, SnapshotDiff, SocketKey
+from netscope.collectors.model import LiveTimer, Snapshot, SnapshotDiff, SocketKey
 from netscope.collectors.protostats import StatsSnapshot
 from netscope.collectors.session.alerts import Alert, AlertEngine, Thresholds
 from netscope.collectors.session.filters import Filter, parse_filter
@@ -165,6 +165,11 @@ class LiveSession:
         snapshot = self.snapshot
         info = snapshot.tcp_info.get(key) if snapshot is not None else None
         return info, self.throughput.get(key) if info is not None else None
+
+    def timer_of(self, key: SocketKey) -> LiveTimer | None:
+        """The socket's running TCP timer, while tcp_info is read (`tcp_wanted`); None: off, or not read."""
+        snapshot = self.snapshot
+        return snapshot.timers.get(key) if snapshot is not None else None
 
     def rate_groups(self, by_process: bool) -> tuple[list[RateGroup], Snapshot | None]:
         """Bandwidth per process or per remote host over the sockets the filter shows (only those with tcp_info,
