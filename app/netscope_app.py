@@ -48,7 +48,7 @@ from netscope.widgets.status_bar import StatusBar
 
 STYLES = Path(netscope.styles.__file__).parent / "netscope.tcss"
 VIEWS = ("connections", "interfaces", "routes", "statistics", "multicast", "top", "nat")  # keys 1 to 7
-LIVE_VIEW_TABS = ("tab-interfaces", "tab-routes", "tab-statistics", "tab-multicast")
+LIVE_VIEW_TABS = ("tab-interfaces", "tab-routes", "tab-statistics", "tab-multicast", "tab-nat")
 REPLAY_ACTIONS = frozenset({"replay_step", "replay_jump", "replay_speed"})
 
 
@@ -191,7 +191,6 @@ class NetscopeApp(CoalescedToasts):
         self.set_interval(0.5, self.connections.tick)
         self._consume_snapshots()
         if self.is_replay:
-            self.query_one(TabbedContent).hide_tab("tab-nat")  # a recording holds no conntrack table
             if not self.views_recorded:
                 # The machine's live interfaces and routes would mislead beside a recording's sockets.
                 tabs = self.query_one(TabbedContent)
@@ -248,6 +247,12 @@ class NetscopeApp(CoalescedToasts):
     def on_connections_view_tcp_need_changed(self, event: ConnectionsView.TcpNeedChanged) -> None:
         self._sync_tcp_info()
 
+    def on_connections_view_unix_replayed(self, event: ConnectionsView.UnixReplayed) -> None:
+        if self.views_recorded:
+            self._poll_views()
+        else:  # a version-1 recording: sockets only
+            self.connections.show_recorded_unix(None)
+
     def on_connections_view_tell(self, event: ConnectionsView.Tell) -> None:
         self.tell(event.messages)
 
@@ -263,7 +268,7 @@ class NetscopeApp(CoalescedToasts):
         true."""
         if not self.views_recorded:
             return
-        result, problems = await self.views_reader.read(self.active_view)
+        result, problems = await self.views_reader.read(self.active_view, self.connections.unix_rows)
         for problem, severity in problems:
             self.tell(self.session.warn_once(problem, severity))
         if self.views_reader.owed():
@@ -288,7 +293,11 @@ class NetscopeApp(CoalescedToasts):
             if snapshot is not None and not self.is_replay:  # which local socket and program each flow is
                 sockets = list(snapshot.sockets.values())
                 await asyncio.to_thread(link_local_sockets, result.conntrack.flows, sockets)
-            self.nat_view.show(result.conntrack)
+            self.nat_view.show(result.conntrack, recorded=self.is_replay)
+        elif active == "nat" and self.is_replay:
+            self.nat_view.show_not_recorded()
+        if self.is_replay and self.connections.showing_unix:
+            self.connections.show_recorded_unix(result.unix)
 
     # --- views
 
@@ -320,10 +329,8 @@ class NetscopeApp(CoalescedToasts):
             return self.is_replay
         if action == "toggle_recording":
             return self.source.recorder is not None
-        if action == "show_view" and self.is_replay:
-            if parameters == ("nat",):
-                return False
-            return self.views_recorded or parameters in (("connections",), ("top",))
+        if action == "show_view" and self.is_replay and not self.views_recorded:
+            return parameters in (("connections",), ("top",))
         return True
 
     def on_top_view_group_chosen(self, event: TopView.GroupChosen) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from netscope.collectors.sources import SnapshotSource
-from netscope.collectors.view_data import ViewData, ViewSource
+from netscope.collectors.view_data import UnixRows, ViewData, ViewSource
 
 
 class ViewsReader:
@@ -18,9 +19,11 @@ class ViewsReader:
         self.source = source
         self._busy = self._owed = False
 
-    async def read(self, active_view: str) -> tuple[ViewData | None, list[tuple[str, str]]]:
+    async def read(self, active_view: str, unix: Callable[[], UnixRows | None] | None = None,
+                   ) -> tuple[ViewData | None, list[tuple[str, str]]]:
         """(what was read, or None if a read was under way; (problem, severity) to tell: a failed recording is an
-        error, a collector's trouble a warning)."""
+        error, a collector's trouble a warning). `unix` gives view 1's unix sockets, recorded with the views while
+        recording."""
         if self._busy:
             self._owed = self.source.replay is not None
             return None, []
@@ -32,6 +35,8 @@ class ViewsReader:
         try:
             result = await asyncio.to_thread(self.views.collect, active_view)
             if recorder is not None and recording:
+                if unix is not None and self.source.replay is None:
+                    result.unix = unix()
                 problem = await asyncio.to_thread(recorder.write_views, result)
                 if problem:
                     problems.append((problem, "error"))

@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 
 from netscope.collectors.conntrack import Flow, conntrack_problem, read_conntrack
 from netscope.collectors.interfaces import InterfaceCollector, InterfaceSnapshot
+from netscope.collectors.model import Socket
 from netscope.collectors.multicast import MulticastCollector, MulticastSnapshot
 from netscope.collectors.namespaces import enter_namespace, namespace_sysfs
 from netscope.collectors.protostats import ProtocolStatsCollector, StatsSnapshot
@@ -43,13 +44,22 @@ class ConntrackSnapshot:
 
 
 @dataclass(slots=True)
+class UnixRows:
+    """The unix sockets view 1 showed (`u`), for a recording: they are read by a worker of their own, not here."""
+
+    taken_at: float
+    sockets: list[Socket]
+
+
+@dataclass(slots=True)
 class ViewData:
     interfaces: InterfaceSnapshot | None = None
     routes: RouteSnapshot | None = None
     statistics: StatsSnapshot | None = None
     multicast: MulticastSnapshot | None = None
     warnings: list[str] = field(default_factory=list)
-    conntrack: ConntrackSnapshot | None = None  # read only while the NAT view is shown; never recorded
+    conntrack: ConntrackSnapshot | None = None  # read only while the NAT view is shown
+    unix: UnixRows | None = None  # view 1's unix sockets while shown: given by the app, recorded, replayed
 
 
 class ViewSource(Protocol):

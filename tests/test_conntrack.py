@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from support import debian_tool, run_as_nobody, type_filter, wait_for
@@ -21,6 +22,7 @@ from textual.widgets import Static
 from netscope.app.netscope_app import NetscopeApp
 from netscope.collectors.namespaces import namespace_path
 from netscope.collectors.process_collector import ProcessCollector
+from netscope.collectors.recording import RecordingTee, ReplaySource
 from netscope.collectors.view_data import SystemViews
 
 pytestmark = pytest.mark.root
@@ -271,3 +273,48 @@ async def test_the_nat_view_names_the_local_ends(tracked_namespace: str) -> None
             if process is not None:
                 process.kill()
                 process.wait(timeout=10)
+
+
+async def test_the_nat_view_replays_what_was_recorded_while_shown(
+    nat: Nat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    server = subprocess.Popen(["ip", "netns", "exec", nat.server, sys.executable, "-c", SERVER, nat.server_ip],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    client = None
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        client = subprocess.Popen(["ip", "netns", "exec", nat.client, sys.executable, "-c", CLIENT,
+                                   nat.server_ip], stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert client.stdout is not None
+        port = int(client.stdout.readline())
+        inside = f"{nat.client_ip}:{port} → {nat.server_ip}:8080"
+        app = NetscopeApp(interval=0.2, views=SystemViews(netns=namespace_path(nat.router)))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.press("7")
+            await wait_for(pilot, lambda: any(row["Original: source → destination"] == inside
+                                              for row in nat_rows(app)))  # fmt: skip
+            await pilot.press("R")
+            tee = app.source
+            assert isinstance(tee, RecordingTee)
+            await wait_for(pilot, lambda: tee.writer is not None and tee.writer.view_frames >= 2)
+            writer = tee.writer
+            assert writer is not None
+            frames = writer.frames  # a replay's time is its socket frames': end with some after the views
+            await wait_for(pilot, lambda: writer.frames >= frames + 2)
+            await pilot.press("R")
+    finally:
+        for process in (server, client):
+            if process is not None:
+                process.kill()
+                process.wait(timeout=10)
+    [path] = list(tmp_path.glob("netscope-*.nsrec"))
+    app = NetscopeApp(ReplaySource(path, playing=False))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count >= 1)
+        await pilot.press("7", "right_square_bracket")
+        await wait_for(pilot, lambda: any(row["Original: source → destination"] == inside
+                                          for row in nat_rows(app)))  # fmt: skip
+        [row] = [row for row in nat_rows(app) if row["Original: source → destination"] == inside]
+        assert row["Reply: source → destination"] == f"{nat.server_ip}:8080 → {nat.router_outside_ip}:{port}"
+        assert "as recorded at" in str(app.nat_view.summary.render())

@@ -610,6 +610,18 @@ def _forge_views(path: Path, body: bytes, seq: int, at: float) -> None:
         b'{"m": {"t": 1.0, "g": [["eth0", 4, "224.0.0.1", 1.5]]}}',
         b'{"s": {"t": NaN, "c": []}}',
         b"[]",
+        # view 1's unix sockets: a TCP row among them, a path longer than any the kernel gives, a uid below -1
+        b'{"u": {"t": 1.0, "u": [["tcp", "/x", 5, "", 0, "LISTEN", 0, 0, 0, 0, "", null, "", 1.0, 0, ""]]}}',
+        b'{"u": {"t": 1.0, "u": [["u_str", "' + b"x" * 500
+        + b'", 5, "", 0, "LISTEN", 0, 0, 0, 0, "", null, "", 1.0, 0, ""]]}}',
+        b'{"u": {"t": 1.0, "u": [["u_str", "/x", 5, "", 0, "LISTEN", 0, 0, 0, -2, "", null, "", 1.0, 0, ""]]}}',
+        b'{"u": {"t": 1.0, "d": 1}}',
+        # the NAT view's flows: an address that is none, a family that is neither, "unchanged" from nothing
+        b'{"n": {"t": 1.0, "f": [[4, 6, ["10.0.0.1", "no ip", 1, 2, null, null, null], '
+        b'["10.0.0.2", "10.0.0.1", 2, 1, null, null, null], "ESTABLISHED", 10, 0, 0, 0, 1, 1]]}}',
+        b'{"n": {"t": 1.0, "f": [[5, 6, ["10.0.0.1", "10.0.0.2", 1, 2, null, null, null], '
+        b'["10.0.0.2", "10.0.0.1", 2, 1, null, null, null], "ESTABLISHED", 10, 0, 0, 0, 1, 1]]}}',
+        b'{"n": {"t": 1.0, "d": 1}}',
     ],
 )
 def test_a_crafted_view_frame_is_refused_and_the_views_before_it_shown(tmp_path: Path, body: bytes) -> None:

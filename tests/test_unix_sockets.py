@@ -21,8 +21,10 @@ from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
 from netscope.collectors.connections import ConnectionCollector
+from netscope.collectors.recording import RecordingReader, RecordingTee, RecordingWriter, ReplaySource
 from netscope.collectors.session.filters import parse_filter
 from netscope.collectors.unix_sockets import UnixSocket, as_sockets, read_proc_unix, read_unix_sockets
+from netscope.collectors.view_data import UnixRows, ViewData
 from netscope.widgets.state_counters import StateCounters
 
 NETSCOPE = [sys.executable, "-m", "netscope"]
@@ -252,3 +254,65 @@ async def test_k_on_a_unix_row_kills_its_owner(owner: Owner) -> None:
         await pilot.press("y")
         await asyncio.to_thread(process.wait, 10)
         assert process.returncode == -signal.SIGTERM
+
+
+# --- in a recording ----------------------------------------------------------------------------------------------
+
+
+def test_unix_rows_round_trip_through_a_recording(owner: Owner, tmp_path: Path) -> None:
+    _, inodes, directory, _ = owner
+    collector = ConnectionCollector(unix=True)
+    reads = [collector.next_diff().snapshot for _ in range(2)]
+    path = tmp_path / "unix.nsrec"
+    with RecordingWriter(path, interval=1.0) as writer:
+        for at, snapshot in enumerate(reads):
+            rows = UnixRows(snapshot.taken_at, list(snapshot.sockets.values()))
+            writer.write_views(1_800_000_000.0 + at, ViewData(unix=rows))
+        writer.write_views(1_800_000_002.0, ViewData(unix=rows))  # the same again: recorded as "unchanged"
+    with RecordingReader(path) as reader:
+        for at, snapshot in enumerate([*reads, reads[-1]]):
+            got = reader.views_at(1_800_000_000.0 + at).unix
+            assert got is not None and got.sockets == list(snapshot.sockets.values())
+            by_inode = {sock.inode: sock for sock in got.sockets}
+            assert by_inode[inodes["hostile"]].local_ip == f"{directory}/evil\n\x1b[31mred\\xff.sock"
+            assert by_inode[inodes["listener"]].backlog == 7
+        assert reader.views_at(1_799_999_999.0).unix is None  # before the first: nothing
+
+
+async def test_unix_sockets_shown_while_recording_replay_with_their_peers(
+    owner: Owner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    process, inodes, directory, _ = owner
+    monkeypatch.chdir(tmp_path)
+    app = NetscopeApp(interval=0.2, filter_text=f"pid:{process.pid}")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("u")
+        await wait_for(pilot, lambda: app.table.row_count == len(inodes))
+        await pilot.press("R")
+        tee = app.source
+        assert isinstance(tee, RecordingTee)
+        await wait_for(pilot, lambda: tee.writer is not None and tee.writer.view_frames >= 2)
+        writer = tee.writer
+        assert writer is not None
+        frames = writer.frames  # a replay's time is its socket frames': end with some after the views
+        await wait_for(pilot, lambda: writer.frames >= frames + 2)
+        await pilot.press("R")
+    [path] = list(tmp_path.glob("netscope-*.nsrec"))
+    app = NetscopeApp(ReplaySource(path, playing=False), filter_text=f"pid:{process.pid}")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count >= 1)
+        await pilot.press("u")
+        await pilot.press("right_square_bracket")  # to the end, past the first views frame
+        await wait_for(pilot, lambda: app.table.row_count == len(inodes))
+        app.table.move_cursor(next(i for i, row in enumerate(app.table.rows) if row.inode == inodes["client"]))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        details = app.screen
+        assert isinstance(details, DetailsScreen)
+        await wait_for(pilot, lambda: "Peer owner" in str(details.tcp_info.render()))
+        text = str(details.tcp_info.render())
+        assert f"inode {inodes['server_end']}  {directory}/app.sock" in text
+        assert f"{process.pid}/ns-unix-owner" in text
+        await pilot.press("escape")
+        await pilot.press("k")  # a recorded PID may be another process now: nothing is sent from a replay
+        assert not isinstance(app.screen, ConfirmKillScreen)

@@ -206,11 +206,11 @@ class DetailsScreen(ModalScreen[None]):
         await self.show_tcp()
 
     async def show_tcp(self) -> None:
+        if is_unix(self.sock.proto):  # the peer as read (or recorded) with it
+            self.tcp_info.update(describe_peer(self.sock, self.peer(self.sock) if self.peer is not None else None))
+            return
         if self.recorded:
             self.tcp_info.update(Text("A recording holds no tcp_info.", "dim"))
-            return
-        if is_unix(self.sock.proto):
-            self.tcp_info.update(describe_peer(self.sock, self.peer(self.sock) if self.peer is not None else None))
             return
         tcp = self.tcp(self.sock.key) if self.tcp is not None else None
         probed = await asyncio.to_thread(self.probe, self.sock) if self.probe is not None else None

@@ -19,8 +19,17 @@ from netscope.app.screens.confirm_close import ConfirmCloseScreen
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen, TcpDetails
 from netscope.collectors.connections import missing_owner_reason
+from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.interfaces import Interface
-from netscope.collectors.model import COUNTED_STATES, UNIX_COUNTED_STATES, SnapshotDiff, Socket, SocketKey, is_unix
+from netscope.collectors.model import (
+    COUNTED_STATES,
+    UNIX_COUNTED_STATES,
+    Snapshot,
+    SnapshotDiff,
+    Socket,
+    SocketKey,
+    is_unix,
+)
 from netscope.collectors.resolver import NameResolver
 from netscope.collectors.session.config import save_columns
 from netscope.collectors.session.filters import (
@@ -38,6 +47,7 @@ from netscope.collectors.signals import look_before_kill, owner_details, refusal
 from netscope.collectors.sock_destroy import close_refusal, destroy_capability, destroy_socket
 from netscope.collectors.sources import SnapshotSource
 from netscope.collectors.timers import probe_socket
+from netscope.collectors.view_data import UnixRows
 from netscope.widgets.connection_table import ConnectionTable
 from netscope.widgets.filter_bar import FilterBar
 from netscope.widgets.formatting import format_endpoint
@@ -102,6 +112,9 @@ class ConnectionsView(Vertical):
     class TcpNeedChanged(Message):
         """The tcp_info columns changed: the app tells the source whether to collect tcp_info."""
 
+    class UnixReplayed(Message):
+        """`u` in a replay: the recorded unix sockets are wanted now, not an interval from now."""
+
     class Tell(Message):
         """Warnings from the unix sockets' reads, for the app to tell as it tells the session's."""
 
@@ -133,7 +146,8 @@ class ConnectionsView(Vertical):
         self.main_session = self.session = session
         self.source = source
         self.unix_source = unix_source
-        self._unix: SnapshotSource | None = None
+        self._showing_unix = False  # the table shows unix sockets (`u`): read by a worker, or a replay's
+        self._unix_said_missing = False  # a replay without unix sockets at this point said so once
         self.netns = netns
         self._save_config = save_config
         self._config_file = config_file
@@ -396,26 +410,49 @@ class ConnectionsView(Vertical):
 
     @property
     def showing_unix(self) -> bool:
-        return self._unix is not None
+        return self._showing_unix
 
     def action_toggle_unix(self) -> None:
-        notify = self.app.notify
-        if self._unix is not None:
+        if self._showing_unix:
             self.workers.cancel_group(self, "unix")  # its source is closed as the worker ends
-            self._unix = None
+            self._showing_unix = False
             self._show_session(self.main_session)
             return
-        if self.is_replay:
-            notify("A recording holds TCP and UDP sockets only: unix sockets are shown live (netscope without "
-                   "--replay).", severity="warning")
+        if self.unix_source is None and not self.is_replay:
+            self.app.notify("Unix sockets are not read here.", severity="warning")
             return
-        if self.unix_source is None:
-            notify("Unix sockets are not read here.", severity="warning")
-            return
-        source = self._unix = self.unix_source()
+        self._showing_unix = True
+        self._unix_said_missing = False
         session = LiveSession(self.main_session.filter.text)
         self._show_session(session)
-        self.run_worker(self._follow_unix(source, session), group="unix", exclusive=True)
+        if self.is_replay:
+            self.post_message(self.UnixReplayed())  # the app reads the recorded ones at the replay's position
+        elif self.unix_source is not None:
+            self.run_worker(self._follow_unix(self.unix_source(), session), group="unix", exclusive=True)
+
+    def unix_rows(self) -> UnixRows | None:
+        """The unix sockets shown now, for a recording (None while TCP/UDP are shown)."""
+        snapshot = self.session.snapshot
+        if not self._showing_unix or snapshot is None or self.is_replay:
+            return None
+        return UnixRows(snapshot.taken_at, list(snapshot.sockets.values()))
+
+    def show_recorded_unix(self, rows: UnixRows | None) -> None:
+        """A replay's unix sockets at its position (the latest recorded at or before it), drawn as live ones."""
+        session = self.session
+        if not self._showing_unix or session is self.main_session:
+            return
+        if rows is None:
+            if not self._unix_said_missing:
+                self._unix_said_missing = True
+                self.app.notify("No unix sockets were recorded up to this point: a recording holds them while u "
+                                "shows them.", severity="warning")
+            return
+        previous = session.snapshot
+        if previous is not None and previous.taken_at == rows.taken_at:
+            return  # the same recorded read
+        current = Snapshot(rows.taken_at, {sock.key: sock for sock in rows.sockets})
+        self._draw(session.take(diff_snapshots(previous, current)))
 
     def _show_session(self, session: LiveSession) -> None:
         """Show this session's sockets from now on (what it has, or "Reading sockets…" until it has some)."""
@@ -534,7 +571,7 @@ class ConnectionsView(Vertical):
         now = self.session.snapshot.taken_at if self.session.snapshot else 0
         if self.is_replay:
             # The recorded PID may belong to another process now: show what was recorded, never look it up.
-            self.app.push_screen(DetailsScreen(sock, None, sockets, now, recorded=True))
+            self.app.push_screen(DetailsScreen(sock, None, sockets, now, recorded=True, peer=self.peer_of))
             return
         details = None if sock.pid is None else await asyncio.to_thread(owner_details, sock)
         self.app.push_screen(DetailsScreen(sock, details, sockets, now, tcp=self.tcp_details, probe=probe_socket,

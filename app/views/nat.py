@@ -4,6 +4,8 @@ Filtered with the filter language (its own filter: a flow is not a socket of vie
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -54,16 +56,23 @@ class NatView(Vertical):
         self.filter_bar = FilterBar(id="nat-filter-bar")
         self.model = NatTable()
         self.snapshot: ConntrackSnapshot | None = None
+        self.recorded = False
 
     def compose(self) -> ComposeResult:
         yield self.summary
         yield self.table
         yield self.filter_bar
 
-    def show(self, snapshot: ConntrackSnapshot) -> None:
+    def show(self, snapshot: ConntrackSnapshot, recorded: bool = False) -> None:
+        """`recorded`: from a replay, where the table is the one last recorded (while this view was shown)."""
         self.snapshot = snapshot
+        self.recorded = recorded
         self.model.flows = snapshot.flows
         self._redraw()
+
+    def show_not_recorded(self) -> None:
+        self.summary.update("No connection tracking table was recorded up to this point of the replay: a "
+                            "recording holds it while this view is shown.")
 
     def _redraw(self) -> None:
         snapshot = self.snapshot
@@ -76,7 +85,9 @@ class NatView(Vertical):
             nated = sum(1 for flow in snapshot.flows if flow.nat)
             parts = [f"{len(snapshot.flows):,} flows tracked, {nated:,} NATed (highlighted)",
                      f"read in {snapshot.read_seconds * 1000:.0f} ms"]
-            if snapshot.every >= 2:
+            if self.recorded:  # recorded while this view was shown: the latest at or before the replay's time
+                parts[-1] = time.strftime("as recorded at %H:%M:%S", time.localtime(snapshot.taken_at))
+            elif snapshot.every >= 2:
                 parts[-1] += f", again in {snapshot.every:.0f} s (a tenth of a core at most)"
             if not self.model.filter.is_empty:
                 parts.append(f"filter {self.model.filter.text}: {len(shown):,} shown")

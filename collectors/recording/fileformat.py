@@ -52,6 +52,13 @@ warnings, left out when none); a change has "d": 1.
                count that went down), a rate delta / "e" (0.0 for a delta of 0 or without "e"), except those
                listed in "x" [index, delta ...] and "q" [index, rate ...].
   multicast    whole: `"g": [[interface, family, group, users] ...]`; a change means "the same groups".
+  conntrack    "n", recorded while the NAT view is shown (collectors/recording/table_codecs.py): whole `"f":
+               [[family, protocol, original, reply, state, timeout, status, mark, zone, use, id] ...]`, a tuple
+               being `[src, dst, sport, dport, [icmp type, code, id] or null, packets, bytes]`; "e" the error
+               when there was no table; a change means "the same flows".
+  unix         "u", view 1's unix sockets while `u` shows them: whole `"u": [[proto, path, inode, peer path,
+               peer inode, state, recv_q, send_q, backlog, uid, user, pid, program, first_seen,
+               seen_since_start, container] ...]`; a change means "the same sockets".
 Routes (written by write_views when the ViewData has routes). Keyframe `{"t", "s": source, "r": [[family,
 destination, gateway, interface, flags, metric, protocol, scope, table, preferred_source, type, nexthop] ...],
 "w"}`; delta `{"t", "s" (when it changed), "w", "x": [skip, ...] (rows removed, counted in the old table), "a":

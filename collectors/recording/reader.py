@@ -447,7 +447,8 @@ class RecordingReader:
                 except RecordingDamaged as error:
                     problems.append(error.message)
             views, routes = self._views_cursor.state, self._routes_cursor.routes
-            data = ViewData(views.interfaces, routes, views.statistics, views.multicast, list(views.warnings))
+            data = ViewData(views.interfaces, routes, views.statistics, views.multicast, list(views.warnings),
+                            views.conntrack, views.unix)
             for part in (data.interfaces, data.routes, data.statistics, data.multicast):
                 if part is not None:
                     data.warnings.extend(part.warnings)

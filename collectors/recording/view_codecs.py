@@ -22,8 +22,9 @@ from netscope.collectors.recording.fileformat import (
     _str,
     _strs,
 )
+from netscope.collectors.recording.table_codecs import decode_conntrack, decode_unix
 from netscope.collectors.routes import Route, RouteSnapshot
-from netscope.collectors.view_data import ViewData
+from netscope.collectors.view_data import ConntrackSnapshot, UnixRows, ViewData
 
 # --- encoding views 2-5 ------------------------------------------------------------------------------------------
 # Each part has an entry function, (previous or None, new) -> JSON object, and a decoding function, (JSON object,
@@ -465,6 +466,8 @@ class _ViewState:
     statistics: StatsSnapshot | None = None
     multicast: MulticastSnapshot | None = None
     warnings: list[str] = field(default_factory=list)  # the ViewData's own (see _own_warnings)
+    conntrack: ConntrackSnapshot | None = None  # recorded while the NAT view was shown (table_codecs.py)
+    unix: UnixRows | None = None  # recorded while view 1 showed unix sockets
 
 
 def _decode_views(body: dict[str, Any], before: _ViewState | None) -> _ViewState:
@@ -475,4 +478,6 @@ def _decode_views(body: dict[str, Any], before: _ViewState | None) -> _ViewState
         _decode_statistics(body["s"], old.statistics) if "s" in body else old.statistics,
         _decode_multicast(body["m"], old.multicast) if "m" in body else old.multicast,
         _strs(body.get("w", [])),
+        decode_conntrack(body["n"], old.conntrack) if "n" in body else old.conntrack,
+        decode_unix(body["u"], old.unix) if "u" in body else old.unix,
     )

@@ -42,6 +42,7 @@ from netscope.collectors.recording.socket_codec import (
     _change,
     _row,
 )
+from netscope.collectors.recording.table_codecs import conntrack_entry, unix_entry
 from netscope.collectors.recording.view_codecs import (
     _interfaces_entry,
     _multicast_entry,
@@ -75,7 +76,8 @@ class _ViewsChain:
         """The frame for `data`, or None if it holds nothing to record."""
         old = self.state
         own = _own_warnings(data)
-        if data.interfaces is None and data.statistics is None and data.multicast is None and own == old.warnings:
+        parts_read = (data.interfaces, data.statistics, data.multicast, data.conntrack, data.unix)
+        if all(part is None for part in parts_read) and own == old.warnings:
             return None
         keyframe = (
             not self.started
@@ -87,12 +89,16 @@ class _ViewsChain:
             old.statistics if data.statistics is None else data.statistics,
             old.multicast if data.multicast is None else data.multicast,
             list(own),
+            old.conntrack if data.conntrack is None else data.conntrack,
+            old.unix if data.unix is None else data.unix,
         )
         body: dict[str, Any] = {}
         parts: tuple[tuple[str, Any, Any, Any, Any], ...] = (
             ("i", _interfaces_entry, old.interfaces, new.interfaces, data.interfaces),
             ("s", _statistics_entry, old.statistics, new.statistics, data.statistics),
             ("m", _multicast_entry, old.multicast, new.multicast, data.multicast),
+            ("n", conntrack_entry, old.conntrack, new.conntrack, data.conntrack),
+            ("u", unix_entry, old.unix, new.unix, data.unix),
         )
         for tag, entry, before, now, read in parts:
             if keyframe:  # stands alone: every part recorded so far, whole
