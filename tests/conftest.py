@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -52,6 +53,11 @@ def server_with_clients(spawn_peer: Callable[..., Peer]) -> tuple[Peer, list[Pee
     """A loopback server holding connections from three client processes, one connection each."""
     server = spawn_peer("server", "--name", "ns-test-server")
     clients = [spawn_peer("client", str(server.port), "--name", f"ns-client-{i}") for i in range(3)]
+    # A client is ready once connected; the server accepts in a thread of its own, and until it has, the kernel's
+    # end of that connection belongs to no process. Wait for its three (bounded: a hung server fails the test).
+    deadline = time.monotonic() + 10
+    while len(psutil.Process(server.pid).net_connections("tcp")) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
     return server, clients
 
 
