@@ -17,7 +17,7 @@ from netscope.collectors.session.filters import FilterError, parse_filter
 from netscope.collectors.session.nat import NatTable
 from netscope.collectors.view_data import ConntrackSnapshot
 from netscope.widgets.filter_bar import FilterBar
-from netscope.widgets.formatting import flow_end_text, flow_tuple_text, format_count
+from netscope.widgets.formatting import flow_end_text, flow_tuple_text, format_age, format_count
 from netscope.widgets.live_table import LiveRow, LiveTable
 
 # Both tuples first: at 80 columns they are what must show (the rest scrolls into view with → or the mouse).
@@ -30,7 +30,7 @@ def flow_row(flow: Flow) -> LiveRow:
     total = None if o.bytes is None else o.bytes + (r.bytes or 0)
     cells: list[str | Text] = [
         flow_tuple_text(o), flow_tuple_text(r), flow.state or "-", flow.protocol_name, flow.nat or "-",
-        Text(f"{flow.timeout}s", justify="right"),
+        Text(format_age(flow.timeout), justify="right"),  # counted like ages: a calm column over SSH
         Text("-" if total is None else format_count(total), justify="right"), flow_end_text(flow),
     ]
     key = (flow.id, flow.protocol, o.src, o.sport, o.dst, o.dport, o.icmp)
@@ -52,7 +52,8 @@ class NatView(Vertical):
         super().__init__(id=id)
         # Held, not queried: data may arrive before this view is composed.
         self.summary = Static("", id="nat-summary", markup=False)
-        self.table = LiveTable(COLUMNS, id="nat-table")
+        # Busy flows' bytes move every read: only flows that start or end flash (calm over SSH).
+        self.table = LiveTable(COLUMNS, id="nat-table", highlight_changes=False)
         self.filter_bar = FilterBar(id="nat-filter-bar")
         self.model = NatTable()
         self.snapshot: ConntrackSnapshot | None = None
