@@ -3,10 +3,12 @@
     python benchmarks/netstat_readers.py [--entries 10000] [--rounds 5]
 
 * timers (`netscope -to`): 5,000 established loopback connections (10,000 TCP sockets, compare.py's load); the
-  in-process read_timers() (a sock_diag dump with tcp_info) and the whole `netscope -tna` / `-tnoa` commands,
-  against `ss -tano` (ss's own timer column), `ss -tanop` and `netstat -tnoa`.
-* unix sockets (`netscope -x`): 5,000 socketpairs (10,000 unix sockets) held by a child; read_unix_sockets()
-  without and with owners, and the whole `netscope -x`, against `ss -xap` and `netstat -xap`.
+  in-process read_timers() (a sock_diag dump with tcp_info), the live worker's refresh without and with tcp_info
+  (which the Timer column turns on: timers come from the same dump), and the whole `netscope -tna` / `-tnoa`
+  commands, against `ss -tano` (ss's own timer column), `ss -tanop` and `netstat -tnoa`.
+* unix sockets (`netscope -x`, `u` in the UI): 5,000 socketpairs (10,000 unix sockets) held by a child;
+  read_unix_sockets() without and with owners, the unix worker's live refresh, and the whole `netscope -x`,
+  against `ss -xap` and `netstat -xap`.
 * conntrack (`netscope -M`, as root): a network namespace of its own where an nft rule turns tracking on and
   10,000 UDP datagrams to as many ports make 10,000 flows; read_conntrack() in that namespace and the whole
   `netscope --netns NS -M`, against `conntrack -L` (Debian's conntrack package) there.
@@ -27,6 +29,7 @@ from collections.abc import Callable
 
 from compare import check_limits, machine, start_load, stop_load
 
+from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.timers import read_timers
 from netscope.collectors.unix_sockets import read_unix_sockets
 
@@ -47,6 +50,12 @@ def median_seconds(job: Callable[[], object], rounds: int) -> float:
         job()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def steady(collector: ConnectionCollector, rounds: int) -> float:
+    """A live refresh as the worker makes it every interval, after the first (which scans every owner)."""
+    collector.collect()
+    return median_seconds(collector.collect, rounds)
 
 
 def run(argv: list[str]) -> Callable[[], object]:
@@ -73,6 +82,9 @@ def main() -> None:
         print("| timers (10,000 TCP sockets) | wall time | × `ss -tano` |\n| --- | ---: | ---: |")
         print(row("`ss -tano`", base, base))
         print(row("read_timers() in process", median_seconds(read_timers, args.rounds), base))
+        print(row("a live refresh (worker's collect(), owners)", steady(ConnectionCollector(), args.rounds), base))
+        print(row("a live refresh with tcp_info and timers (Timer column)",
+                  steady(ConnectionCollector(tcp_info=True), args.rounds), base))  # fmt: skip
         print(row("`ss -tanop` (owners)", median_seconds(run(["ss", "-tanop"]), args.rounds), base))
         print(row("`netscope -tna` (owners, no timers)", median_seconds(run([*netscope, "-tna"]), args.rounds),
                   base))  # fmt: skip
@@ -96,6 +108,8 @@ def main() -> None:
         print(row("read_unix_sockets(owners=False)", median_seconds(lambda: read_unix_sockets(owners=False),
                                                                     args.rounds), base))  # fmt: skip
         print(row("read_unix_sockets() with owners", median_seconds(read_unix_sockets, args.rounds), base))
+        print(row("a live refresh of `u` (the unix worker's collect())",
+                  steady(ConnectionCollector(unix=True), args.rounds), base))  # fmt: skip
         print(row("`netscope -x` (owners included)", median_seconds(run([*netscope, "-x"]), args.rounds), base))
         if shutil.which("netstat"):
             print(row("`netstat -xap`", median_seconds(run(["netstat", "-xap"]), args.rounds), base))
