@@ -13,6 +13,8 @@ main screens into this folder. Run it on a quiet machine: whatever else has sock
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -46,6 +48,29 @@ DOWNLOAD = textwrap.dedent("""
     for _ in range(4000):
         conn.sendall(chunk)
         time.sleep(0.03)
+""")
+
+
+# A unix socket service for the `u` screenshot: a named listener with three clients, a datagram socket, an
+# abstract one, each process named as a real service would be.
+UNIX_SERVICE = textwrap.dedent("""
+    import ctypes, os, socket, sys, tempfile, time
+    def name(text): ctypes.CDLL(None).prctl(15, text.encode(), 0, 0, 0)
+    directory = tempfile.mkdtemp(prefix="netscope-demo-")
+    path = os.path.join(directory, "api.sock")
+    listener = socket.socket(socket.AF_UNIX); listener.bind(path); listener.listen(16)
+    log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); log.bind(os.path.join(directory, "log.sock"))
+    metrics = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); metrics.bind("\\0demo-metrics")
+    metrics.listen(4)
+    for index in range(3):
+        if os.fork() == 0:
+            name(f"api-client-{index}")
+            client = socket.socket(socket.AF_UNIX); client.connect(path)
+            time.sleep(120); sys.exit(0)
+    name("api-server")
+    held = [listener.accept()[0] for _ in range(3)]
+    print("ready", flush=True)
+    time.sleep(120)
 """)
 
 
@@ -96,7 +121,7 @@ async def shoot(server: Peer, peers: list[Peer]) -> None:
         await pilot.pause(3.5)
         app.save_screenshot("tcp-columns.svg", str(HERE))
         app.connections.show_metric_columns([])
-        app.connections.apply_filter(parse_filter(""))
+        app.connections.apply_filter(parse_filter("proc:api"))
         await pilot.press("u")
         await wait_for(pilot, lambda: app.table.row_count > 0)
         await pilot.pause(1.5)
@@ -116,8 +141,11 @@ async def shoot_nat(netns: str) -> None:
 def main() -> None:
     peers: list[Peer] = []
     download = subprocess.Popen([sys.executable, "-c", DOWNLOAD], stdout=subprocess.PIPE, text=True)
+    unix_service = subprocess.Popen([sys.executable, "-c", UNIX_SERVICE], stdout=subprocess.PIPE, text=True,
+                                    start_new_session=True)  # fmt: skip
     try:
         assert download.stdout is not None and download.stdout.readline().strip() == "ready"
+        assert unix_service.stdout is not None and unix_service.stdout.readline().strip() == "ready"
         server = start_peer("server", "--name", "web-backend")
         peers.append(server)
         asyncio.run(shoot(server, peers))
@@ -125,6 +153,8 @@ def main() -> None:
     finally:
         download.kill()
         download.wait()
+        os.killpg(unix_service.pid, signal.SIGKILL)  # the service and its clients
+        unix_service.wait()
         for peer in peers:
             stop_peer(peer)
     print(f"wrote {', '.join(sorted(path.name for path in HERE.glob('*.svg')))} in {HERE}")

@@ -214,6 +214,8 @@ async def test_u_shows_unix_sockets_their_peer_and_its_owner_and_goes_back(owner
         assert app.session.refresh_count >= 1  # the TCP/UDP session goes on meanwhile (alerts, Top)
         texts = [app.table.row_text(index) for index in range(app.table.row_count)]
         assert all("\x1b" not in text and "\n" not in text for text in texts)
+        # The panel above the table: who holds them (a unix socket has no remote host, its "port" is an inode).
+        await wait_for(pilot, lambda: [title for title, _ in app.connections.top_panel.sections] == ["Programs"])
         counters = app.query_one(StateCounters)
         # client, server_end, pending (connected, not yet accepted), left, right; listener and hostile
         assert (counters.filtered["LISTEN"], counters.filtered["ESTABLISHED"]) == (2, 5)

@@ -245,6 +245,9 @@ class ConnectionsView(Vertical):
 
     def _show_groups(self) -> None:
         groups = self.session.groups
+        if self._showing_unix:  # a unix socket has no remote host, and its "port" is an inode
+            self.top_panel.show_groups([("Programs", groups.groups("process", limit=6))])
+            return
         self.top_panel.show_groups([
             ("Remote hosts", groups.groups("remote_ip", limit=6)),
             ("Local ports", groups.groups("local_port", limit=6)),
@@ -464,6 +467,7 @@ class ConnectionsView(Vertical):
         else:
             self.table.load([], 0.0)
         self.show_counts()
+        self.show_groups()
 
     def toggle_unix_pause(self) -> None:
         reload = self.session.toggle_pause()
