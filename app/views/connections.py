@@ -1,5 +1,9 @@
 """View 1, Connections: the live table with its counters, panels, filter bar and status line, its keys, and the
-flows that act on a row (details, kill, close, columns). The data and what is made of it live in the session."""
+flows that act on a row (details, kill, close, columns). The data and what is made of it live in the session.
+
+Its length is view 1's keys, each with the short flow it starts (filter, sort, names, columns, low bandwidth, the
+unix sockets' protocol choice, details, kill, close): they all act on the one table and the session it shows, and
+each is a few lines; the logic they call (filters, sessions, signals, SOCK_DESTROY) lives in collectors/."""
 
 from __future__ import annotations
 
