@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from support import Peer
 
-from netscope.app.printed.formats import FIELDS
+from netscope.app.printed.formats import FIELDS, socket_json, socket_record
+from netscope.collectors.connections import ConnectionCollector
+from netscope.collectors.model import Socket
 from netscope.collectors.recording import NotARecording, RecordingReader
 
 NETSCOPE = [sys.executable, "-m", "netscope"]
@@ -54,6 +56,18 @@ def test_count_of_established_sockets(load: tuple[Peer, list[Peer]]) -> None:
     assert result.stdout == "6\n"  # three connections, both ends of each
     result = netscope("--once", "--filter", f"{ours(server)} listen", "--count")
     assert result.stdout == "1\n"
+
+
+def test_the_direct_json_is_json_dumps_of_the_record_for_every_socket(load: tuple[Peer, list[Peer]]) -> None:
+    # The fast path of --json (socket_json) against the general one, on this machine's real sockets (owned,
+    # ownerless TIME_WAIT, UDP, IPv6 as there are) and on names a hostile process could choose.
+    sockets = list(ConnectionCollector().collect().sockets.values())
+    hostile = Socket("tcp6", "::1", 8080, "::ffff:10.0.0.1", 1, "NEW_SYN_RECV", 0, 5, 0, 4294967295)
+    named = Socket("udp", "127.0.0.1", 53, "0.0.0.0", 0, "UNCONN", 2**31, 0, 2**40, 0, user='r"o\\o\nt',
+                   pid=4194304, program="\x1b[31m\u202eéviL\"},{\t\U0001f600")  # fmt: skip
+    for sock in [*sockets, hostile, named]:
+        assert socket_json(sock) == json.dumps(socket_record(sock), ensure_ascii=True)
+    assert len(sockets) >= 7
 
 
 def test_json_is_valid_and_rows_are_the_sockets(load: tuple[Peer, list[Peer]]) -> None:

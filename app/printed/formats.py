@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict
+from json.encoder import encode_basestring_ascii as _json_text  # json.dumps's own, in C
 from typing import TYPE_CHECKING, Any
 
 from netscope.collectors.model import COUNTED_STATES, Socket
@@ -82,6 +83,24 @@ def socket_record(sock: Socket, folded: bool = False, timer: Timer | None = None
         record.update(zip(TIMER_FIELDS, (timer.kind, round(timer.seconds, 3), timer.retransmits, timer.probes),
                           strict=True))  # fmt: skip
     return record
+
+
+def socket_json(sock: Socket) -> str:
+    """`json.dumps(socket_record(sock), ensure_ascii=True)`, character for character, made directly: at 100,000
+    sockets `--once --json` spent half a second in json.dumps's set-up per call (measured; tests check the two
+    agree). Strings go through the same C escaper json.dumps uses."""
+    if sock.proto.startswith("raw"):  # its extra field: the general way
+        return json.dumps(socket_record(sock), ensure_ascii=True)
+    text = _json_text
+    owned = sock.pid is not None
+    return (
+        f'{{"proto": {text(sock.proto)}, "recv_q": {sock.recv_q:d}, "send_q": {sock.send_q:d}, '
+        f'"local_address": {text(sock.local_ip)}, "local_port": {sock.local_port:d}, '
+        f'"remote_address": {text(sock.remote_ip)}, "remote_port": {sock.remote_port:d}, '
+        f'"state": {text(state_label(sock))}, "pid": {sock.pid if owned else "null"}, '
+        f'"program": {text(sock.program) if owned else "null"}, '
+        f'"user": {text(sock.user) if sock.user else "null"}, "uid": {sock.uid:d}, "inode": {sock.inode:d}}}'
+    )
 
 
 class Names:
@@ -239,12 +258,17 @@ def unix_csv_lines(sockets: Iterable[UnixSocket]) -> Iterator[str]:
 
 def json_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
     """A JSON array with one object per line: valid JSON, and still greppable."""
+    return json_array(json.dumps(record, ensure_ascii=True) for record in records)
+
+
+def json_array(objects: Iterable[str]) -> Iterator[str]:
+    """Objects already encoded, as json_lines() prints them."""
     yield "["
     previous: str | None = None
-    for record in records:
+    for encoded in objects:
         if previous is not None:
             yield previous + ","
-        previous = json.dumps(record, ensure_ascii=True)
+        previous = encoded
     if previous is not None:
         yield previous
     yield "]"

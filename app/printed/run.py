@@ -23,9 +23,11 @@ from netscope.app.printed.formats import (
     csv_lines,
     interface_lines,
     iso_time,
+    json_array,
     json_lines,
     multicast_lines,
     route_lines,
+    socket_json,
     socket_record,
     statistics_lines,
     timer_of,
@@ -78,7 +80,9 @@ def print_connections(args: argparse.Namespace, out: Output, snapshot: Snapshot,
         from netscope.collectors.timers import read_timers
 
         timers, _source = read_timers()
-    if args.json:
+    if args.json and not folded and timers is None:
+        out.lines(json_array(socket_json(sock) for sock in sockets))
+    elif args.json:
         out.lines(json_lines(socket_record(sock, folded, None if timers is None else timer_of(sock, timers))
                              for sock in sockets))  # fmt: skip
     elif args.csv:

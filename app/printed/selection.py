@@ -60,6 +60,9 @@ class Selection:
         return self.filter.matches(sock)
 
     def pick(self, sockets: Iterable[Socket]) -> list[Socket]:
+        if self.tcp and self.udp and self.ipv4 and self.ipv6 and not self.listening_only and self.filter.is_empty:
+            # Everything but perhaps raw sockets (netstat's default): 100,000 calls of matches() cost 0.1 s.
+            return [sock for sock in sockets if self.raw or not sock.proto.startswith("raw")]
         return [sock for sock in sockets if self.matches(sock)]
 
 
@@ -68,7 +71,9 @@ def sort_sockets(sockets: Iterable[Socket]) -> list[Socket]:
     return sorted(
         sockets,
         key=lambda s: (
-            _PROTO_ORDER.get(s.proto, 9), not s.is_listening, ip_order(s.local_ip), s.local_port,
+            # not s.is_listening, spelled out: two property calls per socket are a tenth of the sort at 100,000
+            _PROTO_ORDER.get(s.proto, 9), not (s.state == "LISTEN" or (s.state == "UNCONN" and s.proto[0] != "t")),
+            ip_order(s.local_ip), s.local_port,
             ip_order(s.remote_ip), s.remote_port, s.inode,
         ),
     )  # fmt: skip
