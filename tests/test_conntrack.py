@@ -319,3 +319,25 @@ async def test_the_nat_view_replays_what_was_recorded_while_shown(
         [row] = [row for row in nat_rows(app) if row["Original: source → destination"] == inside]
         assert row["Reply: source → destination"] == f"{nat.server_ip}:8080 → {nat.router_outside_ip}:{port}"
         assert "as recorded at" in str(app.nat_view.summary.render())
+
+
+def test_the_nat_table_orders_addresses_as_numbers_and_filters_by_either_tuple() -> None:
+    from netscope.collectors.conntrack import Flow, Tuple
+    from netscope.collectors.session.filters import parse_filter
+    from netscope.collectors.session.nat import NatTable
+    from netscope.widgets.formatting import ip_order
+
+    def flow(src: str, outside: str, sent: int, family: int = 4) -> Flow:
+        return Flow(family, 6, Tuple(src, "192.0.2.1", 40000, 443, None, 3, sent),
+                    Tuple("192.0.2.1", outside, 443, 40000, None, 3, 0), "ESTABLISHED", 100)  # fmt: skip
+
+    flows = [flow("10.0.0.10", "203.0.113.1", 10), flow("10.0.0.9", "203.0.113.2", 30), flow("::1", "::2", 20, 6)]
+    table = NatTable(flows, address_order=ip_order)
+    assert [f.original.src for f in table.shown()] == ["10.0.0.9", "10.0.0.10", "::1"]  # IPv4 first, as numbers
+    table.cycle_sort()
+    table.cycle_sort()
+    assert table.sort_label == "bytes" and [f.original.bytes for f in table.shown()] == [30, 20, 10]
+    table.filter = parse_filter("ip:203.0.113.2 established :443")  # the outside address: only in the reply
+    assert [f.original.src for f in table.shown()] == ["10.0.0.9"]
+    table.filter = parse_filter("udp")
+    assert table.shown() == []

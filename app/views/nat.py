@@ -17,7 +17,7 @@ from netscope.collectors.session.filters import FilterError, parse_filter
 from netscope.collectors.session.nat import NatTable
 from netscope.collectors.view_data import ConntrackSnapshot
 from netscope.widgets.filter_bar import FilterBar
-from netscope.widgets.formatting import flow_end_text, flow_tuple_text, format_age, format_count
+from netscope.widgets.formatting import flow_end_text, flow_tuple_text, format_age, format_count, ip_order
 from netscope.widgets.live_table import LiveRow, LiveTable
 
 # Both tuples first: at 80 columns they are what must show (the rest scrolls into view with → or the mouse).
@@ -55,7 +55,7 @@ class NatView(Vertical):
         # Busy flows' bytes move every read: only flows that start or end flash (calm over SSH).
         self.table = LiveTable(COLUMNS, id="nat-table", highlight_changes=False)
         self.filter_bar = FilterBar(id="nat-filter-bar")
-        self.model = NatTable()
+        self.model = NatTable(address_order=ip_order)
         self.snapshot: ConntrackSnapshot | None = None
         self.recorded = False
 

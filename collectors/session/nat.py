@@ -18,13 +18,14 @@ from netscope.collectors.session.filters import Filter
 # conntrack's TCP states in the words the filter language knows (its FIN_WAIT is the socket's FIN_WAIT1 ...).
 _STATE_WORDS = {"FIN_WAIT": "FIN_WAIT1", "SYN_SENT2": "SYN_SENT", "NONE": "CLOSE", "": "UNCONN"}
 
-# The NAT view's orders: (label, key); `s` cycles through them.
-SORTS: tuple[tuple[str, Callable[[Flow], Any]], ...] = (
-    ("original", lambda f: (f.family, f.original.src, f.original.dst, f.original.dport or 0,
-                            f.original.sport or 0)),
-    ("timeout", lambda f: f.timeout),
-    ("bytes", lambda f: -((f.original.bytes or 0) + (f.reply.bytes or 0))),
-    ("state", lambda f: (f.state, f.protocol)),
+# The NAT view's orders, `s` cycling through them: (label, key given the order of addresses).
+AddressOrder = Callable[[str], Any]
+SORTS: tuple[tuple[str, Callable[[Flow, AddressOrder], Any]], ...] = (
+    ("original", lambda f, ip: (ip(f.original.src), ip(f.original.dst), f.original.dport or 0,
+                                f.original.sport or 0)),
+    ("timeout", lambda f, ip: f.timeout),
+    ("bytes", lambda f, ip: -((f.original.bytes or 0) + (f.reply.bytes or 0))),
+    ("state", lambda f, ip: (f.state, f.protocol)),
 )
 
 
@@ -56,6 +57,8 @@ class NatTable:
     flows: list[Flow] = field(default_factory=list)
     filter: Filter = field(default_factory=Filter)
     sort_index: int = 0
+    # How addresses order (the view gives widgets/formatting.ip_order: 10.0.0.9 before 10.0.0.10); text order else
+    address_order: AddressOrder = str
 
     @property
     def sort_label(self) -> str:
@@ -66,4 +69,5 @@ class NatTable:
 
     def shown(self) -> list[Flow]:
         matching = [flow for flow in self.flows if flow_matches(flow, self.filter)]
-        return sorted(matching, key=SORTS[self.sort_index][1])
+        key, order = SORTS[self.sort_index][1], self.address_order
+        return sorted(matching, key=lambda flow: key(flow, order))
