@@ -164,6 +164,7 @@ class SystemViews(ViewSourceDefaults):
     def recording(self, value: bool) -> None:
         if value and not self._recording:
             self._routes_read_at = None  # a new recording starts with the table, not up to 10 s later
+            self._conntrack_due = 0.0  # and with the NAT view's, if it is shown, whatever its pace
         self._recording = value
 
     def collect(self, active_view: str) -> ViewData:
