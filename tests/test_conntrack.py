@@ -341,3 +341,56 @@ def test_the_nat_table_orders_addresses_as_numbers_and_filters_by_either_tuple()
     assert [f.original.src for f in table.shown()] == ["10.0.0.9"]
     table.filter = parse_filter("udp")
     assert table.shown() == []
+
+
+MIXED = r"""
+import socket, struct, sys
+for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        for port in range(21000, 21050):
+            s.sendto(b"x", (host, port))
+server = socket.create_server(("127.0.0.1", 0))
+client = socket.create_connection(server.getsockname())
+def checksum(data):
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    total = (total >> 16) + (total & 0xFFFF)
+    return ~(total + (total >> 16)) & 0xFFFF
+echo = struct.pack("!BBHHH", 8, 0, 0, 4242, 1) + b"ping"
+echo = struct.pack("!BBHHH", 8, 0, checksum(echo), 4242, 1) + b"ping"
+with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as raw:
+    raw.sendto(echo, ("127.0.0.1", 0))
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_every_kind_of_flow_reads_as_conntrack_lists_it(tracked_namespace: str) -> None:
+    # UDP over IPv4 and IPv6, TCP, ICMP echo: each flow's line as `conntrack -L` prints it, but for the seconds
+    # left (the hand-written ctnetlink walk, checked against the tool that reads the same table).
+    conntrack = debian_tool("conntrack", "conntrack")
+    inside = ["ip", "netns", "exec", tracked_namespace]
+    rule = "table ip6 t6 { chain out { type filter hook output priority 0; ct state new accept; }; }"
+    subprocess.run([*inside, debian_tool("nft", "nftables"), rule], check=True, timeout=30)
+    holder = subprocess.Popen([*inside, sys.executable, "-c", MIXED], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        ours = subprocess.run([*NETSCOPE, "--netns", tracked_namespace, "-M"], capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+        theirs = "".join(subprocess.run([*inside, conntrack, "-L", "-f", family], capture_output=True, text=True,
+                                        timeout=30).stdout for family in ("ipv4", "ipv6"))  # fmt: skip
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert ours.returncode == 0, ours.stderr
+    strip = re.compile(r"^(\w+ +\d+) \d+ ")
+    ends = re.compile(r"( (client|server)=\S+)+$")  # netscope's own addition: the local sockets' owners
+
+    def lines(text: str) -> set[str]:
+        return {ends.sub("", strip.sub(r"\1 T ", line.strip())) for line in text.splitlines() if line.strip()}
+
+    mine, kernel = lines(ours.stdout), lines(theirs)
+    assert len(mine) >= 102 and mine == kernel  # 100 UDP flows, the TCP connection, the ICMP echo
+    assert any(line.startswith("icmp ") and "type=8 code=0 id=4242" in line for line in mine)
+    assert any(line.startswith("udp ") and "src=::1" in line for line in mine)
