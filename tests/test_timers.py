@@ -150,7 +150,7 @@ async def test_details_show_the_timer_and_tcp_internals_without_choosing_a_colum
     from netscope.app.netscope_app import NetscopeApp
     from netscope.app.screens.details import DetailsScreen
 
-    client, _ = keepalive_pair
+    client, accepted = keepalive_pair
     local_port = client.getsockname()[1]
     app = NetscopeApp(interval=0.2, filter_text=f"ip:{HOST} lport:{local_port}")
     async with app.run_test(size=(160, 45)) as pilot:
@@ -163,7 +163,10 @@ async def test_details_show_the_timer_and_tcp_internals_without_choosing_a_colum
         text = str(screen.tcp_info.render())
         assert re.search(r"Timer\s+keepalive \(\d+\.\d\d/0/0\)", text) and "rtt " in text and "cwnd " in text
         assert "choose a tcp_info column" not in text
-        client.close()  # the connection goes to TIME_WAIT: the next second's lookup says so
+        # Both ends closed, the client first: it goes to TIME_WAIT, and the next second's lookup says so. (Alone,
+        # its close can leave it in FIN_WAIT2 under the keepalive timer when the peer's ACK races the close.)
+        client.close()
+        accepted.close()
         await wait_for(pilot, lambda: "timewait (" in str(screen.tcp_info.render()))
 
 
