@@ -40,11 +40,13 @@ TCP_CONNTRACK_STATES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT
 IPS_SEEN_REPLY, IPS_ASSURED, IPS_SRC_NAT, IPS_DST_NAT = 1 << 1, 1 << 2, 1 << 4, 1 << 5
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 58: "icmpv6", 132: "sctp", 136: "udplite", 47: "gre"}
 
+# How tracking is turned on; with nf_conntrack loaded, a namespace's table stays empty until something asks.
+TURN_ON = "any firewall rule that tracks state (nft `ct state`, iptables `-m conntrack`) or NAT turns it on"
 NOT_LOADED = (
     "the kernel's connection tracking is not in use in this network namespace (no nf_conntrack, or nothing has "
-    "asked for it): `modprobe nf_conntrack` loads it, and any firewall rule that tracks state (nft `ct state`, "
-    "iptables `-m conntrack`, NAT) turns it on"
+    f"asked for it): `modprobe nf_conntrack` loads it, and {TURN_ON}"
 )
+NO_FLOWS_HINT = f"connection tracking may not be in use in this network namespace: {TURN_ON}"
 
 
 @dataclass(slots=True)

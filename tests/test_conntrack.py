@@ -394,3 +394,19 @@ def test_every_kind_of_flow_reads_as_conntrack_lists_it(tracked_namespace: str) 
     assert len(mine) >= 102 and mine == kernel  # 100 UDP flows, the TCP connection, the ICMP echo
     assert any(line.startswith("icmp ") and "type=8 code=0 id=4242" in line for line in mine)
     assert any(line.startswith("udp ") and "src=::1" in line for line in mine)
+
+
+async def test_an_empty_table_says_why_it_may_be_empty() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a network namespace")
+    name = f"nse{os.getpid() % 100000}"
+    ip("netns", "add", name)  # no rule tracks anything here: the table stays empty
+    try:
+        app = NetscopeApp(interval=0.2, views=SystemViews(netns=namespace_path(name)))
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.press("7")
+            await wait_for(pilot, lambda: app.nat_view.snapshot is not None)
+            summary = str(app.nat_view.summary.render())
+            assert "0 flows tracked" in summary and "ct state" in summary and "NAT turns it on" in summary
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from netscope.collectors.conntrack import Flow
+from netscope.collectors.conntrack import NO_FLOWS_HINT, Flow
 from netscope.collectors.session.filters import FilterError, parse_filter
 from netscope.collectors.session.nat import NatTable
 from netscope.collectors.view_data import ConntrackSnapshot
@@ -93,6 +93,8 @@ class NatView(Vertical):
             if not self.model.filter.is_empty:
                 parts.append(f"filter {self.model.filter.text}: {len(shown):,} shown")
             parts.append(f"sort: {self.model.sort_label}")
+            if not snapshot.flows and not self.recorded:  # an empty table: likely no tracking here at all
+                parts.append(f"none: {NO_FLOWS_HINT}")
             self.summary.update(" · ".join(parts))
         self.table.show_rows([flow_row(flow) for flow in shown], snapshot.taken_at)
 
