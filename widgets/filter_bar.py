@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Static
 
+from netscope.collectors.session.filters import Filter, FilterError, parse_filter
+
 
 class FilterBar(Vertical):
     """Enter submits the filter; Escape clears it. The app validates and calls `show_error` if it is bad."""
@@ -44,6 +46,16 @@ class FilterBar(Vertical):
     def close(self) -> None:
         self.show_error("")
         self.display = False
+
+    def parsed(self, text: str, kept: Filter) -> Filter | None:
+        """The filter `text` says, the bar closed; or None, with what is wrong shown and the filter that stays."""
+        try:
+            new_filter = parse_filter(text)
+        except FilterError as error:
+            self.show_error(f"{error}  (the previous filter stays: {kept.text or 'none'})")
+            return None
+        self.close()
+        return new_filter
 
     def show_error(self, message: str) -> None:
         error = self.query_one("#filter-error", Static)

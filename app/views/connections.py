@@ -321,15 +321,10 @@ class ConnectionsView(Vertical):
         self.filter_bar.open(self.session.filter.text)
 
     def on_filter_bar_submitted(self, event: FilterBar.Submitted) -> None:
-        try:
-            new_filter = parse_filter(event.text)
-        except FilterError as error:
-            kept = self.session.filter.text or "none"
-            self.filter_bar.show_error(f"{error}  (the previous filter stays: {kept})")
-            return
-        self.filter_bar.close()
-        self.apply_filter(new_filter)
-        self.table.focus()
+        new_filter = self.filter_bar.parsed(event.text, self.session.filter)
+        if new_filter is not None:
+            self.apply_filter(new_filter)
+            self.table.focus()
 
     def on_filter_bar_cleared(self, event: FilterBar.Cleared) -> None:
         self.filter_bar.close()

@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from netscope.collectors.conntrack import NO_FLOWS_HINT, Flow
-from netscope.collectors.session.filters import FilterError, parse_filter
+from netscope.collectors.session.filters import parse_filter
 from netscope.collectors.session.nat import NatTable
 from netscope.collectors.view_data import ConntrackSnapshot
 from netscope.widgets.filter_bar import FilterBar
@@ -103,12 +103,10 @@ class NatView(Vertical):
 
     def on_filter_bar_submitted(self, event: FilterBar.Submitted) -> None:
         event.stop()
-        try:
-            self.model.filter = parse_filter(event.text)
-        except FilterError as error:
-            self.filter_bar.show_error(f"{error}  (the previous filter stays: {self.model.filter.text or 'none'})")
+        new_filter = self.filter_bar.parsed(event.text, self.model.filter)
+        if new_filter is None:
             return
-        self.filter_bar.close()
+        self.model.filter = new_filter
         self.table.focus()
         self.table.reset_highlights()  # another set of rows, not flows that opened or closed
         self._redraw()
