@@ -12,12 +12,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from textual.pilot import Pilot
 
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.model import SnapshotDiff
+from netscope.collectors.recording import RecordingTee
+
+if TYPE_CHECKING:
+    from netscope.app.netscope_app import NetscopeApp
 
 PEERS = Path(__file__).with_name("peers.py")
 
@@ -58,6 +63,20 @@ async def type_filter(pilot: Pilot[None], text: str) -> None:
     await pilot.press("slash")
     await pilot.press(*text)
     await pilot.press("enter")
+
+
+async def record_a_while(pilot: Pilot[None], app: NetscopeApp) -> None:
+    """R, then R again once two views frames are written and two socket frames after them (a replay's time is its
+    socket frames': what the views recorded must come before the last of them)."""
+    await pilot.press("R")
+    tee = app.source
+    assert isinstance(tee, RecordingTee)
+    await wait_for(pilot, lambda: tee.writer is not None and tee.writer.view_frames >= 2)
+    writer = tee.writer
+    assert writer is not None
+    frames = writer.frames
+    await wait_for(pilot, lambda: writer.frames >= frames + 2)
+    await pilot.press("R")
 
 
 async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -4,6 +4,7 @@ checked field by field against the kernel's own /proc/net/nf_conntrack and `conn
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import debian_tool, run_as_nobody, type_filter, wait_for
+from support import debian_tool, record_a_while, run_as_nobody, type_filter, wait_for
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from netscope.app.netscope_app import NetscopeApp
 from netscope.collectors.namespaces import namespace_path
 from netscope.collectors.process_collector import ProcessCollector
-from netscope.collectors.recording import RecordingTee, ReplaySource
+from netscope.collectors.recording import ReplaySource
 from netscope.collectors.view_data import SystemViews
 
 pytestmark = pytest.mark.root
@@ -80,16 +82,30 @@ CLIENT = "import socket, sys, time\nc = socket.create_connection((sys.argv[1], 8
          "c.recv(10); print(c.getsockname()[1], flush=True); time.sleep(30)\n"
 
 
-def test_m_shows_both_tuples_of_a_masqueraded_connection(nat: Nat) -> None:
-    server = subprocess.Popen(["ip", "netns", "exec", nat.server, sys.executable, "-c", SERVER, nat.server_ip],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
-    client = None
+@contextlib.contextmanager
+def connection(server: list[str], client: list[str]) -> Iterator[int]:
+    """A server process that says "ready" once listening and a client process that connects and prints its port;
+    yields that port, and kills both on the way out."""
+    processes = [subprocess.Popen(server, stdout=subprocess.PIPE, text=True)]
     try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        client = subprocess.Popen(["ip", "netns", "exec", nat.client, sys.executable, "-c", CLIENT,
-                                   nat.server_ip], stdout=subprocess.PIPE, text=True)  # fmt: skip
-        assert client.stdout is not None
-        client_port = int(client.stdout.readline())
+        assert processes[0].stdout is not None and processes[0].stdout.readline().strip() == "ready"
+        processes.append(subprocess.Popen(client, stdout=subprocess.PIPE, text=True))
+        assert processes[1].stdout is not None
+        yield int(processes[1].stdout.readline())
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def masqueraded(nat: Nat) -> contextlib.AbstractContextManager[int]:
+    """A TCP connection from the client namespace to the server's port 8080, masqueraded by the router."""
+    return connection(["ip", "netns", "exec", nat.server, sys.executable, "-c", SERVER, nat.server_ip],
+                      ["ip", "netns", "exec", nat.client, sys.executable, "-c", CLIENT, nat.server_ip])
+
+
+def test_m_shows_both_tuples_of_a_masqueraded_connection(nat: Nat) -> None:
+    with masqueraded(nat) as client_port:
         time.sleep(0.2)
         text = subprocess.run([*NETSCOPE, "--netns", nat.router, "-M"], capture_output=True, text=True,
                               timeout=60)  # fmt: skip
@@ -101,11 +117,6 @@ def test_m_shows_both_tuples_of_a_masqueraded_connection(nat: Nat) -> None:
         if shutil.which("conntrack"):
             theirs = subprocess.run(["ip", "netns", "exec", nat.router, "conntrack", "-L"], capture_output=True,
                                     text=True, timeout=30).stdout  # fmt: skip
-    finally:
-        for process in (server, client):
-            if process is not None:
-                process.kill()
-                process.wait(timeout=10)
     assert text.returncode == 0, text.stderr
     [line] = [line for line in text.stdout.splitlines() if f"sport={client_port} " in line]
     inside = f"src={nat.client_ip} dst={nat.server_ip} sport={client_port} dport=8080"
@@ -169,27 +180,25 @@ def tracked_namespace() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
 
 
+def local_connection(namespace: str) -> contextlib.AbstractContextManager[int]:
+    """A TCP connection over the namespace's loopback between processes named ns-ct-server and ns-ct-client."""
+    inside = ["ip", "netns", "exec", namespace, sys.executable, "-c", OWNED]
+    return connection([*inside, "ns-ct-server"], [*inside, "ns-ct-client"])
+
+
+def pids_by_name() -> dict[str, int]:
+    """The owners are the processes ip netns exec ran: the python children, whose PIDs we find by name."""
+    return {name: int(subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()[0])
+            for name in ("ns-ct-server", "ns-ct-client")}  # fmt: skip
+
+
 def test_a_flow_between_local_sockets_names_its_client_and_server(tracked_namespace: str) -> None:
-    inside = ["ip", "netns", "exec", tracked_namespace, sys.executable, "-c", OWNED]
-    server = subprocess.Popen([*inside, "ns-ct-server"], stdout=subprocess.PIPE, text=True)
-    client = None
-    try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        client = subprocess.Popen([*inside, "ns-ct-client"], stdout=subprocess.PIPE, text=True)
-        assert client.stdout is not None
-        port = int(client.stdout.readline())
+    with local_connection(tracked_namespace) as port:
         data = subprocess.run([*NETSCOPE, "--netns", tracked_namespace, "-M", "--json"], capture_output=True,
                               text=True, timeout=60)  # fmt: skip
         text = subprocess.run([*NETSCOPE, "--netns", tracked_namespace, "-M"], capture_output=True, text=True,
                               timeout=60)  # fmt: skip
-        # The owners are the processes ip netns exec ran: the python children, whose PIDs we find by name.
-        pids = {name: int(subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()[0])
-                for name in ("ns-ct-server", "ns-ct-client")}  # fmt: skip
-    finally:
-        for process in (server, client):
-            if process is not None:
-                process.kill()
-                process.wait(timeout=10)
+        pids = pids_by_name()
     [flow] = [f for f in json.loads(data.stdout) if f["original"]["sport"] == port]
     assert (flow["client"]["pid"], flow["client"]["program"]) == (pids["ns-ct-client"], "ns-ct-client")
     assert (flow["server"]["pid"], flow["server"]["program"]) == (pids["ns-ct-server"], "ns-ct-server")
@@ -206,23 +215,21 @@ def nat_rows(app: NetscopeApp) -> list[dict[str, str]]:
     return [dict(zip(labels, row, strict=True)) for row in rows]
 
 
+async def nat_row(pilot: Pilot[None], app: NetscopeApp, original: str) -> dict[str, str]:
+    """The NAT view's row whose original tuple reads `original`, once it is shown."""
+    def found() -> list[dict[str, str]]:
+        return [row for row in nat_rows(app) if row["Original: source → destination"] == original]
+
+    await wait_for(pilot, lambda: len(found()) == 1)
+    return found()[0]
+
+
 async def test_the_nat_view_shows_both_tuples_and_filters_by_either(nat: Nat) -> None:
-    server = subprocess.Popen(["ip", "netns", "exec", nat.server, sys.executable, "-c", SERVER, nat.server_ip],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
-    client = None
-    try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        client = subprocess.Popen(["ip", "netns", "exec", nat.client, sys.executable, "-c", CLIENT,
-                                   nat.server_ip], stdout=subprocess.PIPE, text=True)  # fmt: skip
-        assert client.stdout is not None
-        port = int(client.stdout.readline())
+    with masqueraded(nat) as port:
         app = NetscopeApp(interval=0.2, views=SystemViews(netns=namespace_path(nat.router)))
         async with app.run_test(size=(160, 45)) as pilot:
             await pilot.press("7")
-            inside = f"{nat.client_ip}:{port} → {nat.server_ip}:8080"
-            await wait_for(pilot, lambda: any(row["Original: source → destination"] == inside
-                                              for row in nat_rows(app)))  # fmt: skip
-            [row] = [row for row in nat_rows(app) if row["Original: source → destination"] == inside]
+            row = await nat_row(pilot, app, f"{nat.client_ip}:{port} → {nat.server_ip}:8080")
             assert row["Reply: source → destination"] == f"{nat.server_ip}:8080 → {nat.router_outside_ip}:{port}"
             assert (row["State"], row["Proto"], row["NAT"], row["Local end"]) == ("ESTABLISHED", "tcp", "snat", "")
             # An established flow's five days, counted like ages: it does not repaint every second.
@@ -242,24 +249,11 @@ async def test_the_nat_view_shows_both_tuples_and_filters_by_either(nat: Nat) ->
             await pilot.press("s")
             assert app.nat_view.model.sort_label == "timeout"
             assert app.filter.is_empty  # view 1's filter is its own
-    finally:
-        for process in (server, client):
-            if process is not None:
-                process.kill()
-                process.wait(timeout=10)
 
 
 async def test_the_nat_view_names_the_local_ends(tracked_namespace: str) -> None:
-    inside = ["ip", "netns", "exec", tracked_namespace, sys.executable, "-c", OWNED]
-    server = subprocess.Popen([*inside, "ns-ct-server"], stdout=subprocess.PIPE, text=True)
-    client = None
-    try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        client = subprocess.Popen([*inside, "ns-ct-client"], stdout=subprocess.PIPE, text=True)
-        assert client.stdout is not None
-        port = int(client.stdout.readline())
-        pids = {name: int(subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()[0])
-                for name in ("ns-ct-server", "ns-ct-client")}  # fmt: skip
+    with local_connection(tracked_namespace) as port:
+        pids = pids_by_name()
         path = namespace_path(tracked_namespace)
         app = NetscopeApp(ProcessCollector(interval=0.2, netns=path), interval=0.2, views=SystemViews(netns=path))
         async with app.run_test(size=(160, 45)) as pilot:
@@ -269,54 +263,25 @@ async def test_the_nat_view_names_the_local_ends(tracked_namespace: str) -> None
             await type_filter(pilot, "proc:ns-ct-client")
             await wait_for(pilot, lambda: [row["Original: source → destination"] for row in nat_rows(app)] == [
                 f"127.0.0.1:{port} → 127.0.0.1:8080"])
-    finally:
-        for process in (server, client):
-            if process is not None:
-                process.kill()
-                process.wait(timeout=10)
 
 
 async def test_the_nat_view_replays_what_was_recorded_while_shown(
     nat: Nat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    server = subprocess.Popen(["ip", "netns", "exec", nat.server, sys.executable, "-c", SERVER, nat.server_ip],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
-    client = None
-    try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        client = subprocess.Popen(["ip", "netns", "exec", nat.client, sys.executable, "-c", CLIENT,
-                                   nat.server_ip], stdout=subprocess.PIPE, text=True)  # fmt: skip
-        assert client.stdout is not None
-        port = int(client.stdout.readline())
+    with masqueraded(nat) as port:
         inside = f"{nat.client_ip}:{port} → {nat.server_ip}:8080"
         app = NetscopeApp(interval=0.2, views=SystemViews(netns=namespace_path(nat.router)))
         async with app.run_test(size=(160, 45)) as pilot:
             await pilot.press("7")
-            await wait_for(pilot, lambda: any(row["Original: source → destination"] == inside
-                                              for row in nat_rows(app)))  # fmt: skip
-            await pilot.press("R")
-            tee = app.source
-            assert isinstance(tee, RecordingTee)
-            await wait_for(pilot, lambda: tee.writer is not None and tee.writer.view_frames >= 2)
-            writer = tee.writer
-            assert writer is not None
-            frames = writer.frames  # a replay's time is its socket frames': end with some after the views
-            await wait_for(pilot, lambda: writer.frames >= frames + 2)
-            await pilot.press("R")
-    finally:
-        for process in (server, client):
-            if process is not None:
-                process.kill()
-                process.wait(timeout=10)
+            await nat_row(pilot, app, inside)
+            await record_a_while(pilot, app)
     [path] = list(tmp_path.glob("netscope-*.nsrec"))
     app = NetscopeApp(ReplaySource(path, playing=False))
     async with app.run_test(size=(160, 45)) as pilot:
         await wait_for(pilot, lambda: app.refresh_count >= 1)
         await pilot.press("7", "right_square_bracket")
-        await wait_for(pilot, lambda: any(row["Original: source → destination"] == inside
-                                          for row in nat_rows(app)))  # fmt: skip
-        [row] = [row for row in nat_rows(app) if row["Original: source → destination"] == inside]
+        row = await nat_row(pilot, app, inside)
         assert row["Reply: source → destination"] == f"{nat.server_ip}:8080 → {nat.router_outside_ip}:{port}"
         assert "as recorded at" in str(app.nat_view.summary.render())
 

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_for
+from support import record_a_while, wait_for
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
 from netscope.collectors.connections import ConnectionCollector
-from netscope.collectors.recording import RecordingReader, RecordingTee, RecordingWriter, ReplaySource
+from netscope.collectors.recording import RecordingReader, RecordingWriter, ReplaySource
 from netscope.collectors.session.filters import parse_filter
 from netscope.collectors.unix_sockets import UnixSocket, as_sockets, read_proc_unix, read_unix_sockets
 from netscope.collectors.view_data import UnixRows, ViewData
@@ -201,6 +202,22 @@ def test_the_filter_language_says_unix(owner: Owner) -> None:
     assert len(shown("proto:unix")) == len(inodes)
 
 
+async def assert_client_sees_its_peer(pilot: Pilot[None], app: NetscopeApp, owner: Owner) -> None:
+    """Enter on the connecting end's row: the details name its peer (the server's end, by inode and path) and the
+    peer's owner."""
+    process, inodes, directory, _ = owner
+    app.table.move_cursor(next(i for i, row in enumerate(app.table.rows) if row.inode == inodes["client"]))
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+    details = app.screen
+    assert isinstance(details, DetailsScreen)
+    await wait_for(pilot, lambda: "Peer owner" in str(details.tcp_info.render()))
+    text = str(details.tcp_info.render())
+    assert f"inode {inodes['server_end']}  {directory}/app.sock" in text
+    assert f"{process.pid}/ns-unix-owner" in text
+    await pilot.press("escape")
+
+
 async def test_u_shows_unix_sockets_their_peer_and_its_owner_and_goes_back(owner: Owner) -> None:
     process, inodes, directory, _ = owner
     app = NetscopeApp(interval=0.2, filter_text=f"pid:{process.pid}")
@@ -219,16 +236,7 @@ async def test_u_shows_unix_sockets_their_peer_and_its_owner_and_goes_back(owner
         counters = app.query_one(StateCounters)
         # client, server_end, pending (connected, not yet accepted), left, right; listener and hostile
         assert (counters.filtered["LISTEN"], counters.filtered["ESTABLISHED"]) == (2, 5)
-        app.table.move_cursor(next(i for i, row in enumerate(app.table.rows) if row.inode == inodes["client"]))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
-        details = app.screen
-        assert isinstance(details, DetailsScreen)
-        await wait_for(pilot, lambda: "Peer owner" in str(details.tcp_info.render()))
-        peer_text = str(details.tcp_info.render())
-        assert f"inode {inodes['server_end']}  {directory}/app.sock" in peer_text
-        assert f"{process.pid}/ns-unix-owner" in peer_text
-        await pilot.press("escape")
+        await assert_client_sees_its_peer(pilot, app, owner)
         # A path is the system's text: shown escaped, in full, in the details (the row crops a long one).
         app.table.move_cursor(next(i for i, row in enumerate(app.table.rows) if row.inode == inodes["hostile"]))
         await pilot.press("enter")
@@ -284,21 +292,13 @@ def test_unix_rows_round_trip_through_a_recording(owner: Owner, tmp_path: Path) 
 async def test_unix_sockets_shown_while_recording_replay_with_their_peers(
     owner: Owner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    process, inodes, directory, _ = owner
+    process, inodes, _, _ = owner
     monkeypatch.chdir(tmp_path)
     app = NetscopeApp(interval=0.2, filter_text=f"pid:{process.pid}")
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.press("u")
         await wait_for(pilot, lambda: app.table.row_count == len(inodes))
-        await pilot.press("R")
-        tee = app.source
-        assert isinstance(tee, RecordingTee)
-        await wait_for(pilot, lambda: tee.writer is not None and tee.writer.view_frames >= 2)
-        writer = tee.writer
-        assert writer is not None
-        frames = writer.frames  # a replay's time is its socket frames': end with some after the views
-        await wait_for(pilot, lambda: writer.frames >= frames + 2)
-        await pilot.press("R")
+        await record_a_while(pilot, app)
     [path] = list(tmp_path.glob("netscope-*.nsrec"))
     app = NetscopeApp(ReplaySource(path, playing=False), filter_text=f"pid:{process.pid}")
     async with app.run_test(size=(160, 45)) as pilot:
@@ -306,15 +306,6 @@ async def test_unix_sockets_shown_while_recording_replay_with_their_peers(
         await pilot.press("u")
         await pilot.press("right_square_bracket")  # to the end, past the first views frame
         await wait_for(pilot, lambda: app.table.row_count == len(inodes))
-        app.table.move_cursor(next(i for i, row in enumerate(app.table.rows) if row.inode == inodes["client"]))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
-        details = app.screen
-        assert isinstance(details, DetailsScreen)
-        await wait_for(pilot, lambda: "Peer owner" in str(details.tcp_info.render()))
-        text = str(details.tcp_info.render())
-        assert f"inode {inodes['server_end']}  {directory}/app.sock" in text
-        assert f"{process.pid}/ns-unix-owner" in text
-        await pilot.press("escape")
+        await assert_client_sees_its_peer(pilot, app, owner)
         await pilot.press("k")  # a recorded PID may be another process now: nothing is sent from a replay
         assert not isinstance(app.screen, ConfirmKillScreen)
