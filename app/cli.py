@@ -20,6 +20,7 @@ from typing import Any
 
 from netscope import __version__
 from netscope.app.netstat_flags import add_netstat_flags, check_netstat_flags, normalize
+from netscope.collectors import speedups
 from netscope.collectors.limits import interval_problem
 from netscope.collectors.pace import DEFAULT_CPU_SHARE
 from netscope.collectors.session.alerts import Thresholds
@@ -133,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--low-bandwidth", action="store_true",
         help="for a slow SSH link: no sparklines, no transient colour, the table repainted every 3 s (key b)",
     )  # fmt: skip
-    parser.add_argument("-V", "--version", action="version", version=f"netscope {__version__}")
+    parser.add_argument(
+        "-V", "--version", action="version", version=f"netscope {__version__} ({speedups.describe()})"
+    )
 
     out = parser.add_argument_group("printed output (no full-screen UI)")
     out.add_argument("--once", action="store_true", help="print the connection table once, as netstat -antup does")

@@ -13,18 +13,15 @@ import os
 import pwd
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import psutil
 
 from netscope.collectors.containers import read_cgroup_path, read_container
+from netscope.collectors.fd_links import read_many
 from netscope.collectors.model import ProcessDetails
-
-# What readlink(/proc/<pid>/fd/<n>) returns for a socket: "socket:[12345]".
-_SOCKET_PREFIX = "socket:["
-_SOCKET_PREFIX_LEN = len(_SOCKET_PREFIX)
 
 
 @dataclass(slots=True)
@@ -190,7 +187,7 @@ class OwnerScanner:
         counts = self._fd_counts
         seen: dict[int, _ProcessFds] = {}
         unlisted: list[int] = []
-        links_read = 0
+        reads = _LinkReads(table, denied)
         for pid in pids:
             path = f"{root}/{pid}/fd"
             try:
@@ -226,57 +223,49 @@ class OwnerScanner:
                 if entry.denied:
                     denied.append(pid)
                 continue
-            read = self._refresh(pid, entry, table, doubts, denied)
-            if read is not None:
-                links_read += read
+            if self._open_listing(pid, entry, doubts, denied, reads):
                 seen[pid] = entry
+        links_read = reads.finish()
         self._processes = seen  # processes not seen this time are gone (or unreadable): forget them
         return links_read, unlisted
 
-    def _refresh(
-        self, pid: int, entry: _ProcessFds, table: set[int] | None, doubts: set[str], denied: list[int]
-    ) -> int | None:
-        """List one process's fds and read the new ones and `doubts`. None if it cannot be read (gone, or
-        denied: then added to `denied`), else the number of links read."""
+    def _open_listing(
+        self, pid: int, entry: _ProcessFds, doubts: set[str], denied: list[int], reads: _LinkReads
+    ) -> bool:
+        """List one process's fds, forget the closed ones, and queue the new ones and `doubts` for reading. False
+        if it cannot be read (gone, or denied: then added to `denied`)."""
         try:
-            # Opening the fd directory once and resolving links relative to it avoids walking /proc/<pid>/fd
-            # again for every single fd.
+            # The fd directory is opened once and the links resolved relative to it, not walked again per fd.
             dir_fd = os.open(f"{self._proc_root}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
         except PermissionError:
             denied.append(pid)
-            return None
+            return False
         except OSError:
-            return None  # exited meanwhile (FileNotFoundError, ProcessLookupError ...)
+            return False  # exited meanwhile (FileNotFoundError, ProcessLookupError ...)
         try:
-            try:
-                fds = os.listdir(dir_fd)
-            except PermissionError:
-                denied.append(pid)
-                return None
-            except OSError:
-                return None
-            wanted = _changed_fds(entry, fds, doubts) if len(entry) else fds
-            _read_links(dir_fd, wanted, entry, table)
-            entry.listing = fds if len(entry) == len(fds) else None
-            if entry.denied and pid not in denied:
-                denied.append(pid)
-            return len(wanted)
-        finally:
+            fds = os.listdir(dir_fd)
+        except OSError as exc:
             os.close(dir_fd)
+            if isinstance(exc, PermissionError):
+                denied.append(pid)
+            return False
+        wanted = _changed_fds(entry, fds, doubts) if len(entry) else fds
+        reads.add(pid, entry, dir_fd, wanted, fds)
+        return True
 
     def _relist(self, pids: list[int], table: set[int], denied: list[int]) -> int:
         """List the fds of processes whose listing was skipped, after all (see scan)."""
-        links_read = 0
+        reads = _LinkReads(table, denied)
         for pid in pids:
             entry = self._processes.get(pid)
             if entry is not None:
-                links_read += self._refresh(pid, entry, table, set(), denied) or 0
-        return links_read
+                self._open_listing(pid, entry, set(), denied, reads)
+        return reads.finish()
 
     def _reread(self, table: set[int], mode: int, denied: list[int]) -> int:
         """Read again the cached fds `mode` names (_SUSPECT: every one not cached as a table socket; _ALL: all)."""
         root = self._proc_root
-        links_read = 0
+        reads = _LinkReads(table, denied)
         for pid, entry in self._processes.items():
             wanted = [*entry.other, *entry.files]
             if mode == _ALL:
@@ -287,14 +276,8 @@ class OwnerScanner:
                 dir_fd = os.open(f"{root}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
             except OSError:
                 continue  # exited since the listing: its sockets are going too
-            try:
-                links_read += len(wanted)
-                _read_links(dir_fd, wanted, entry, table)
-                if entry.denied and pid not in denied:
-                    denied.append(pid)
-            finally:
-                os.close(dir_fd)
-        return links_read
+            reads.add(pid, entry, dir_fd, wanted, None)
+        return reads.finish()
 
     def _build_maps(self) -> tuple[dict[int, int], dict[int, int], set[int]]:
         """(table inode -> lowest pid holding it, other socket inode -> lowest pid, inodes held by several fds).
@@ -369,39 +352,57 @@ def _doubts(entry: _ProcessFds, table: set[int], shared: set[int]) -> set[str]:
     return doubts
 
 
-def _read_links(dir_fd: int, wanted: Iterable[str], entry: _ProcessFds, table: set[int] | None) -> None:
-    """readlink each of `wanted` into `entry` (an unreadable one into entry.denied)."""
-    prefix, prefix_len = _SOCKET_PREFIX, _SOCKET_PREFIX_LEN
-    readlink = os.readlink
-    inet, other, files, denied = entry.inet, entry.other, entry.files, entry.denied
-    fresh = not len(entry)  # nothing to take out of the caches first
-    no_table: set[int] = set()
-    in_table = table if table is not None else no_table
-    for fd in wanted:
-        if not fresh:
-            inet.pop(fd, None)
-            other.pop(fd, None)
-            files.discard(fd)
-            denied.discard(fd)
+class _LinkReads:
+    """The fd links a scan must read, gathered across processes so that fd_links reads them in one go (in
+    threads, when there are many), then filed into each process's caches. At most _OPEN_DIRS fd directories are
+    held open meanwhile: a machine's processes could outnumber our fd limit."""
+
+    def __init__(self, table: set[int] | None, denied: list[int]) -> None:
+        self._table = table
+        self._denied = denied
+        # pid, its cache, its open fd directory, the names to read, and the listing when this read listed it
+        self._pending: list[tuple[int, _ProcessFds, int, Collection[str], list[str] | None]] = []
+        self._links_read = 0
+
+    def add(
+        self, pid: int, entry: _ProcessFds, dir_fd: int, wanted: Collection[str], listing: list[str] | None
+    ) -> None:
+        self._pending.append((pid, entry, dir_fd, wanted, listing))
+        if len(self._pending) >= _OPEN_DIRS:
+            self._flush()
+
+    def finish(self) -> int:
+        """Read what is pending; the number of links read since this object was made."""
+        self._flush()
+        return self._links_read
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
         try:
-            link = readlink(fd, dir_fd=dir_fd)
-        except PermissionError:
-            denied.add(fd)
-            continue
-        except OSError:
-            continue  # the fd was closed since listdir
-        if link.startswith(prefix):
-            try:
-                inode = int(link[prefix_len:-1])
-            except ValueError:
-                files.add(fd)
-                continue
-            if inode in in_table:
-                inet[fd] = inode
-            else:
-                other[fd] = inode
-        else:
-            files.add(fd)
+            found = read_many([(dir_fd, wanted) for _pid, _entry, dir_fd, wanted, _ in pending], self._table)
+        finally:
+            for _pid, _entry, dir_fd, _wanted, _listing in pending:
+                os.close(dir_fd)
+        for (pid, entry, _dir_fd, wanted, listing), finds in zip(pending, found, strict=True):
+            in_table, other, files, denied = finds
+            self._links_read += len(wanted)
+            if len(entry):  # forget what the numbers read again held before
+                for name in wanted:
+                    entry.inet.pop(name, None)
+                    entry.other.pop(name, None)
+                    entry.files.discard(name)
+                    entry.denied.discard(name)
+            entry.inet.update(in_table)
+            entry.other.update(other)
+            entry.files.update(files)
+            entry.denied.update(denied)
+            if listing is not None:
+                entry.listing = listing if len(entry) == len(listing) else None
+            if entry.denied and pid not in self._denied:
+                self._denied.append(pid)
+
+
+_OPEN_DIRS = 256
 
 
 def _stat_counts_fds(root: str) -> bool:
