@@ -14,6 +14,8 @@
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* What one readlink found. */
@@ -136,8 +138,183 @@ done:
     return answer;
 }
 
+
+/* The sock_diag dump's hot loop (collectors/sockdiag.py, _Parser.parse, is its twin and its documentation): one
+ * struct nlmsghdr + struct inet_diag_msg (72 bytes) per socket, unpacked at fixed offsets. */
+enum {
+    NL_HEADER_LEN = 16,
+    DIAG_MESSAGE_LEN = 16 + 72,
+    SOCK_DIAG_BY_FAMILY = 20,
+    TCP_SYN_RECV = 3,
+    TCP_LISTEN = 10,
+};
+
+static uint32_t u32_at(const unsigned char *at) {
+    uint32_t value;
+    memcpy(&value, at, sizeof value);
+    return value;
+}
+
+static uint16_t u16_at(const unsigned char *at) {
+    uint16_t value;
+    memcpy(&value, at, sizeof value);
+    return value;
+}
+
+/* The text of an address: from `addresses` (raw bytes -> str, the reader's cache) or made by `make_address`. */
+static PyObject *address_text(PyObject *addresses, PyObject *make_address, long family, const unsigned char *raw,
+                              Py_ssize_t size) {
+    PyObject *key = PyBytes_FromStringAndSize((const char *)raw, size);
+    if (key == NULL)
+        return NULL;
+    PyObject *text = PyDict_GetItemWithError(addresses, key);
+    if (text != NULL) {
+        Py_INCREF(text);
+    } else if (!PyErr_Occurred()) {
+        text = PyObject_CallFunction(make_address, "lO", family, key);
+    }
+    Py_DECREF(key);
+    return text;
+}
+
+PyDoc_STRVAR(parse_inet_diag_doc,
+"parse_inet_diag(buf, size, offset, seq, family, proto, is_tcp, state_names, addresses, make_address, users,\n"
+"                first_seen, socket_type, previous, seen, fresh, out, half_open) -> offset\n\n"
+"Make a Socket of each reply message of a dump from buf[offset:size], as collectors/sockdiag.py's _Parser.parse\n"
+"does, until the end or the first message that is not a whole inet_diag_msg of this dump (DONE, an error, a late\n"
+"reply, a truncated one): returns where that one starts, for the Python loop to take it from there.");
+
+static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t size, offset;
+    unsigned long seq;
+    long family;
+    int is_tcp;
+    double first_seen;
+    PyObject *proto, *names, *addresses, *make_address, *users, *socket_type, *previous, *seen, *fresh, *out,
+        *half_open;
+    if (!PyArg_ParseTuple(args, "y*nnklUpO!O!OOdOOOOO!O!:parse_inet_diag", &view, &size, &offset, &seq, &family,
+                          &proto, &is_tcp, &PyTuple_Type, &names, &PyDict_Type, &addresses, &make_address, &users,
+                          &first_seen, &socket_type, &previous, &seen, &fresh, &PyList_Type, &out, &PyList_Type,
+                          &half_open))
+        return NULL;
+    PyObject *result = NULL, *first_seen_obj = NULL, *kwnames = NULL, *empty = NULL;
+    int reusing = previous != Py_None;
+    if (size > view.len || offset < 0 || PyTuple_GET_SIZE(names) != 256 ||
+        (reusing && (!PyDict_Check(previous) || !PyDict_Check(seen) || !PyAnySet_Check(fresh)))) {
+        PyErr_SetString(PyExc_ValueError, "parse_inet_diag: bad arguments");
+        goto done;
+    }
+    first_seen_obj = PyFloat_FromDouble(first_seen);
+    kwnames = Py_BuildValue("(s)", "backlog");
+    empty = PyUnicode_FromString("");
+    if (first_seen_obj == NULL || kwnames == NULL || empty == NULL)
+        goto done;
+    const unsigned char *buf = view.buf;
+    const Py_ssize_t address_size = family == AF_INET ? 4 : 16;
+    while (offset + DIAG_MESSAGE_LEN <= size) {
+        const unsigned char *message = buf + offset;
+        uint32_t length = u32_at(message);
+        if (length < DIAG_MESSAGE_LEN || (Py_ssize_t)length > size - offset || u16_at(message + 4) != SOCK_DIAG_BY_FAMILY ||
+            u32_at(message + 8) != seq || message[16] != family)
+            break; /* the Python loop takes it from here */
+        const unsigned char *diag = message + NL_HEADER_LEN;
+        unsigned state = diag[1];
+        uint64_t cookie;
+        memcpy(&cookie, diag + 44, sizeof cookie);
+        uint32_t recv_q = u32_at(diag + 56), send_q = u32_at(diag + 60), uid = u32_at(diag + 64),
+                 inode = u32_at(diag + 68);
+        PyObject *identity = NULL, *found = NULL;
+        if (reusing) {
+            identity = Py_BuildValue("(KIIIII)", (unsigned long long)cookie, state, recv_q, send_q, uid, inode);
+            if (identity == NULL)
+                goto done;
+            found = PyDict_GetItemWithError(previous, identity);
+            if (found != NULL) {
+                Py_INCREF(found);
+            } else if (PyErr_Occurred()) {
+                Py_DECREF(identity);
+                goto done;
+            }
+        }
+        if (found == NULL) {
+            PyObject *local = address_text(addresses, make_address, family, diag + 8, address_size);
+            PyObject *remote = local ? address_text(addresses, make_address, family, diag + 24, address_size) : NULL;
+            PyObject *user = NULL;
+            if (remote != NULL) {
+                if (inode) {
+                    PyObject *uid_obj = PyLong_FromUnsignedLong(uid);
+                    user = uid_obj ? PyObject_GetItem(users, uid_obj) : NULL;
+                    Py_XDECREF(uid_obj);
+                } else {
+                    user = Py_NewRef(empty);
+                }
+            }
+            if (user != NULL) {
+                int listening = state == TCP_LISTEN && is_tcp;
+                /* A listener's Send-Q is its backlog limit; netstat says 0 (see sockdiag.py) */
+                PyObject *call[15] = {
+                    NULL, proto, local, PyLong_FromUnsignedLong(ntohs(u16_at(diag + 4))), remote,
+                    PyLong_FromUnsignedLong(ntohs(u16_at(diag + 6))), PyTuple_GET_ITEM(names, state),
+                    PyLong_FromUnsignedLong(recv_q), PyLong_FromUnsignedLong(listening ? 0 : send_q),
+                    PyLong_FromUnsignedLong(inode), PyLong_FromUnsignedLong(uid), user, Py_None, empty,
+                    first_seen_obj,
+                };
+                PyObject *backlog = listening ? PyLong_FromUnsignedLong(send_q) : NULL;
+                static const int made[] = {3, 5, 7, 8, 9, 10};
+                int ready = !listening || backlog != NULL;
+                for (size_t i = 0; i < sizeof made / sizeof made[0]; i++)
+                    ready = ready && call[made[i]] != NULL;
+                if (ready) {
+                    if (listening) {
+                        PyObject *with_backlog[16];
+                        memcpy(with_backlog, call, sizeof call);
+                        with_backlog[15] = backlog;
+                        found = PyObject_Vectorcall(socket_type, with_backlog + 1,
+                                                    14 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+                    } else {
+                        found = PyObject_Vectorcall(socket_type, call + 1, 14 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                    NULL);
+                    }
+                }
+                for (size_t i = 0; i < sizeof made / sizeof made[0]; i++)
+                    Py_XDECREF(call[made[i]]);
+                Py_XDECREF(backlog);
+            }
+            Py_XDECREF(local);
+            Py_XDECREF(remote);
+            Py_XDECREF(user);
+            if (found != NULL && reusing) {
+                PyObject *id = PyLong_FromVoidPtr(found);
+                if (id == NULL || PySet_Add(fresh, id) < 0)
+                    Py_CLEAR(found);
+                Py_XDECREF(id);
+            }
+            if (found == NULL) {
+                Py_XDECREF(identity);
+                goto done;
+            }
+        }
+        int failed = (reusing && PyDict_SetItem(seen, identity, found) < 0) || PyList_Append(out, found) < 0 ||
+                     (state == TCP_SYN_RECV && !inode && is_tcp && PyList_Append(half_open, found) < 0);
+        Py_XDECREF(identity);
+        Py_DECREF(found);
+        if (failed)
+            goto done;
+        offset += (length + 3) & ~3u;
+    }
+    result = PyLong_FromSsize_t(offset);
+done:
+    Py_XDECREF(first_seen_obj);
+    Py_XDECREF(kwnames);
+    Py_XDECREF(empty);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"read_fd_links", read_fd_links, METH_VARARGS, read_fd_links_doc},
+    {"parse_inet_diag", parse_inet_diag, METH_VARARGS, parse_inet_diag_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,13 +4,16 @@ The compiled module is optional (setup.py builds it where a C compiler is presen
 answers for the same input: tests/test_speedups.py runs both on the same real /proc. Set NETSCOPE_PURE_PYTHON=1 to
 run the twins even where the compiled module is installed; `netscope --version` says which path runs, and why.
 
-Why compiled at all: reading the owner of 100,000 sockets is 100,000 readlink() calls, and in Python each one's
-handling cost as much again as the call (benchmarks/README.md, "The compiled readers"). In C the calls run without
-the GIL, so fd_links.py can spread them over threads, which Python's own loop cannot use (measured, not kept).
+Why compiled at all (benchmarks/README.md, "The compiled readers"): reading the owner of 100,000 sockets is
+100,000 readlink() calls, and in Python each one's handling cost as much again as the call; in C the calls run
+without the GIL, so fd_links.py can spread them over threads, which Python's own loop cannot use (measured, not
+kept). And the sock_diag dump is one 88-byte message per socket, whose unpacking, lookups and bookkeeping in
+Python cost more than the kernel's dump itself.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterable
 from types import ModuleType
@@ -61,7 +64,9 @@ def _compiled() -> tuple[ModuleType | None, str]:
     try:
         from netscope.collectors import _speedups
     except ImportError as exc:
-        return None, f"the compiled module is not installed ({exc}; it needs a C compiler at install time)"
+        if importlib.util.find_spec("netscope.collectors._speedups") is None:
+            return None, "not built (there was no C compiler when netscope was installed)"
+        return None, f"the compiled module failed to load ({exc})"
     return _speedups, ""
 
 
@@ -70,6 +75,9 @@ COMPILED = _MODULE is not None
 read_fd_links: Callable[[int, Iterable[str], set[int] | None], LinkFinds] = (
     _MODULE.read_fd_links if _MODULE is not None else read_fd_links_python
 )
+# The sock_diag dump's per-socket loop, or None: its twin is the loop in sockdiag._Parser.parse, which takes over
+# wherever this one stops (at the end of a dump, and always without the compiled module).
+parse_inet_diag = _MODULE.parse_inet_diag if _MODULE is not None else None
 
 
 def describe() -> str:

@@ -12,8 +12,10 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -29,9 +31,18 @@ listener.bind(("127.0.0.1", 0))
 listener.listen(64)
 clients = [socket.create_connection(listener.getsockname()) for _ in range(20)]
 accepted = [listener.accept()[0] for _ in clients]
+waiting = socket.create_connection(listener.getsockname())  # not accepted: the listener's Recv-Q is 1
+listener6 = socket.create_server(("::1", 0), family=socket.AF_INET6, backlog=7)
+client6 = socket.create_connection(listener6.getsockname()[:2])
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind(("127.0.0.1", 0))
+talker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+talker.connect(udp.getsockname())
+talker.send(b"unread")
 pairs = [socket.socketpair() for _ in range(2500)]  # unix sockets: never in the TCP/UDP table
 kept = [open(sys.executable, "rb"), *os.pipe()]
-tcp = [listener, *clients, *accepted]
+tcp = [listener, *clients, *accepted, waiting, listener6, client6]
+print(" ".join(sorted({f"{s.getsockname()[0]},{s.getsockname()[1]}" for s in [*tcp, udp, talker]})), flush=True)
 print(" ".join(str(os.fstat(s.fileno()).st_ino) for s in tcp), flush=True)
 sys.stdin.read()
 """
@@ -40,6 +51,7 @@ sys.stdin.read()
 @dataclass
 class Holder:
     pid: int
+    endpoints: set[str]  # "address,port" of each of its sockets' local ends
     tcp_inodes: set[int]
 
 
@@ -50,7 +62,8 @@ def holder() -> Iterator[Holder]:
     )
     assert process.stdout is not None and process.stdin is not None
     try:
-        yield Holder(process.pid, {int(inode) for inode in process.stdout.readline().split()})
+        endpoints = set(process.stdout.readline().split())
+        yield Holder(process.pid, endpoints, {int(inode) for inode in process.stdout.readline().split()})
     finally:
         process.stdin.close()
         process.wait(timeout=10)
@@ -83,8 +96,8 @@ def test_both_readers_find_the_same_links(holder: Holder) -> None:
     c_finds, python_finds, names = read_both(holder.pid, holder.tcp_inodes)
     assert c_finds == python_finds
     in_table, other, files, denied = python_finds
-    assert set(in_table.values()) == holder.tcp_inodes  # 41 TCP sockets, each at its own fd
-    assert len(other) == 5000  # both ends of 2,500 unix pairs
+    assert set(in_table.values()) == holder.tcp_inodes  # 44 TCP sockets, each at its own fd
+    assert len(other) == 5002  # both ends of 2,500 unix pairs, and the two UDP sockets
     assert len(files) >= 3  # the file, the pipe's two ends (stdin, stdout, stderr are pipes or files too)
     assert denied == []
     assert len(in_table) + len(other) + len(files) == len(names)
@@ -183,3 +196,79 @@ def test_version_says_which_readers_run() -> None:
     built = importlib.util.find_spec("netscope.collectors._speedups") is not None
     assert ("readers: compiled C" in version()) == built
     assert "readers: pure Python, NETSCOPE_PURE_PYTHON is set" in version(NETSCOPE_PURE_PYTHON="1")
+
+
+DUMP = r"""
+import dataclasses, json, sys
+from netscope.collectors import speedups
+from netscope.collectors.sockdiag import SockDiagReader
+endpoints = set(json.loads(sys.argv[1]))
+with SockDiagReader() as reader:
+    sockets = reader.read(first_seen=1.0, user_name=lambda uid: f"user{uid}")
+rows = [{**dataclasses.asdict(s), "backlog": s.backlog, "key": list(s.key)} for s in sockets
+        if f"{s.local_ip},{s.local_port}" in endpoints]
+print(json.dumps([speedups.describe(), rows]))
+"""
+
+
+def dump_rows(endpoints: set[str], **env: str) -> tuple[str, list[dict[str, object]]]:
+    out = subprocess.run(
+        [sys.executable, "-c", DUMP, json.dumps(sorted(endpoints))], capture_output=True, text=True,
+        check=True, env={**os.environ, **env}, timeout=60,
+    ).stdout
+    how, rows = json.loads(out)
+    return how, sorted(rows, key=lambda row: json.dumps(row, sort_keys=True))
+
+
+def test_both_dump_parsers_make_the_same_sockets(holder: Holder) -> None:
+    compiled_module()
+    how, compiled_rows = dump_rows(holder.endpoints)
+    assert how == "readers: compiled C"
+    how, pure_rows = dump_rows(holder.endpoints, NETSCOPE_PURE_PYTHON="1")
+    assert how == "readers: pure Python, NETSCOPE_PURE_PYTHON is set"
+    assert compiled_rows == pure_rows
+    by_state: dict[object, list[dict[str, object]]] = {}
+    for row in compiled_rows:
+        by_state.setdefault(row["state"], []).append(row)
+    listeners = {row["proto"]: row for row in by_state["LISTEN"]}
+    assert listeners["tcp"]["recv_q"] == 1 and listeners["tcp"]["backlog"] == 64  # Send-Q 0 as netstat says
+    assert listeners["tcp6"]["backlog"] == 7 and listeners["tcp"]["send_q"] == 0
+    assert len(by_state["ESTABLISHED"]) == 2 * 22 + 1  # 22 TCP pairs, the connected UDP talker
+    # The user is named for sockets that have an inode (a connection not yet accepted has none)
+    assert {row["user"] for row in compiled_rows if row["inode"]} == {f"user{os.geteuid()}"}
+    assert {row["user"] for row in compiled_rows if not row["inode"]} == {""}
+    assert any(row["proto"] == "udp" and row["state"] == "UNCONN" and row["recv_q"] for row in compiled_rows)
+
+
+def test_the_pure_python_readers_pass_the_readers_own_tests() -> None:
+    """The sock_diag and owner-scan tests again, as a machine without the compiled module runs them."""
+    here = os.path.dirname(__file__)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+         os.path.join(here, "test_sockdiag.py"), os.path.join(here, "test_processes.py")],
+        capture_output=True, text=True, env={**os.environ, "NETSCOPE_PURE_PYTHON": "1"}, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_without_a_c_compiler_netscope_installs_and_runs_pure_python(tmp_path: Path) -> None:
+    """What pip does on a server with no compiler: builds the wheel without the compiled module (CC fails),
+    and that package runs on the twins and says so."""
+    root = Path(__file__).resolve().parent.parent
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(root)],
+        capture_output=True, text=True, env={**os.environ, "CC": "/bin/false"}, timeout=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("netscope-*.whl")
+    unpacked = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        assert not [name for name in archive.namelist() if name.endswith(".so")]
+        archive.extractall(unpacked)
+    ran = subprocess.run(
+        [sys.executable, "-m", "netscope", "--version"], capture_output=True, text=True, check=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(unpacked)}, cwd=tmp_path,
+    ).stdout
+    assert "readers: pure Python, not built (there was no C compiler when netscope was installed)" in " ".join(
+        ran.split()
+    )
