@@ -32,7 +32,9 @@ from netscope.app.views.routes import RoutesView
 from netscope.app.views.statistics import StatisticsView
 from netscope.app.views.top import TopView
 from netscope.app.views_reader import ViewsReader
+from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.conntrack import link_local_sockets
+from netscope.collectors.gc_pause import gc_paused
 from netscope.collectors.model import SnapshotDiff
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.recording import RecordingTee, RecordingWriter
@@ -210,11 +212,13 @@ class NetscopeApp(CoalescedToasts):
                 self.metrics.take(update)  # never blocks: the feed counts in its own thread
                 for problem in self.metrics.take_problems():
                     self.tell(self.session.warn_once(problem, "warning"))
-            self._show_refresh(self.session.take(update))
+            self.apply_diff(update)
 
-    def apply_diff(self, diff: SnapshotDiff) -> None:
+    def apply_diff(self, diff: SnapshotDiff | CollectionFailure) -> None:
         """One refresh, as if from the source (benchmarks feed it directly)."""
-        self._show_refresh(self.session.take(diff))
+        # A first refresh makes several objects per socket (rows, sort keys, groups): see gc_pause.
+        with gc_paused():
+            self._show_refresh(self.session.take(diff))
 
     def _show_refresh(self, refresh: Refresh) -> None:
         self.tell(refresh.tell)

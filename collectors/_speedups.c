@@ -226,7 +226,12 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
                  inode = u32_at(diag + 68);
         PyObject *identity = NULL, *found = NULL;
         if (reusing) {
-            identity = Py_BuildValue("(KIIIII)", (unsigned long long)cookie, state, recv_q, send_q, uid, inode);
+            /* Unlike the Python loop's tuple, one bytes object: a sixth of the allocations, and a quicker hash. */
+            unsigned char raw[28];
+            uint32_t fields[5] = {state, recv_q, send_q, uid, inode};
+            memcpy(raw, &cookie, 8);
+            memcpy(raw + 8, fields, sizeof fields);
+            identity = PyBytes_FromStringAndSize((const char *)raw, sizeof raw);
             if (identity == NULL)
                 goto done;
             found = PyDict_GetItemWithError(previous, identity);
@@ -312,9 +317,150 @@ done:
     return result;
 }
 
+/* Interned attribute names of a Socket (collectors/model.py), made once. */
+static PyObject *attr_inode, *attr_pid, *attr_program, *attr_container, *attr_pid_start, *attr_key;
+
+PyDoc_STRVAR(attach_owners_doc,
+"attach_owners(sockets, pid_of, owner_of, no_owner, fresh, replace) -> dict of key -> socket, or None\n\n"
+"Give each socket its owner, as collectors/connections.py's _attach_owners_python does (its twin and its\n"
+"documentation): in place where `fresh` is None or holds its id(), else through replace(sock, owner) into the\n"
+"list. The sockets by key, or None if two share a key (the caller sorts that out).");
+
+static int owner_differs(PyObject *sock, PyObject *owner) {
+    PyObject *names[4] = {attr_pid, attr_program, attr_container, attr_pid_start};
+    for (int i = 0; i < 4; i++) {
+        PyObject *value = PyObject_GetAttr(sock, names[i]);
+        if (value == NULL)
+            return -1;
+        int same = PyObject_RichCompareBool(value, PyTuple_GET_ITEM(owner, i), Py_EQ);
+        Py_DECREF(value);
+        if (same <= 0)
+            return same < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
+static PyObject *attach_owners(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *sockets, *pid_of, *owner_of, *no_owner, *fresh, *replace;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OO:attach_owners", &PyList_Type, &sockets, &PyDict_Type, &pid_of,
+                          &PyDict_Type, &owner_of, &PyTuple_Type, &no_owner, &fresh, &replace))
+        return NULL;
+    if (PyTuple_GET_SIZE(no_owner) != 4 || (fresh != Py_None && !PyAnySet_Check(fresh))) {
+        PyErr_SetString(PyExc_ValueError, "attach_owners: bad arguments");
+        return NULL;
+    }
+    PyObject *by_key = PyDict_New();
+    if (by_key == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sockets); i++) {
+        PyObject *sock = PyList_GET_ITEM(sockets, i); /* borrowed; the list is not resized here */
+        PyObject *inode = PyObject_GetAttr(sock, attr_inode);
+        if (inode == NULL)
+            goto fail;
+        PyObject *pid = PyDict_GetItemWithError(pid_of, inode);
+        Py_DECREF(inode);
+        PyObject *owner = no_owner;
+        if (pid != NULL) {
+            owner = PyDict_GetItemWithError(owner_of, pid);
+            if (owner == NULL)
+                owner = no_owner;
+            else if (!PyTuple_Check(owner) || PyTuple_GET_SIZE(owner) != 4) {
+                PyErr_SetString(PyExc_ValueError, "attach_owners: an owner is not a 4-tuple");
+                goto fail;
+            }
+        }
+        if (PyErr_Occurred())
+            goto fail;
+        int differs = owner_differs(sock, owner);
+        if (differs < 0)
+            goto fail;
+        if (differs) {
+            int in_place = 1;
+            if (fresh != Py_None) {
+                PyObject *id = PyLong_FromVoidPtr(sock);
+                in_place = id ? PySet_Contains(fresh, id) : -1;
+                Py_XDECREF(id);
+                if (in_place < 0)
+                    goto fail;
+            }
+            if (in_place) {
+                PyObject *names[4] = {attr_pid, attr_program, attr_container, attr_pid_start};
+                for (int field = 0; field < 4; field++)
+                    if (PyObject_SetAttr(sock, names[field], PyTuple_GET_ITEM(owner, field)) < 0)
+                        goto fail;
+            } else {
+                PyObject *copy = PyObject_CallFunctionObjArgs(replace, sock, owner, NULL);
+                if (copy == NULL)
+                    goto fail;
+                PyList_SetItem(sockets, i, copy); /* steals copy, releases the old one (the old snapshot has it) */
+                sock = copy;
+            }
+        }
+        PyObject *key = PyObject_GetAttr(sock, attr_key);
+        if (key == NULL)
+            goto fail;
+        int failed = PyDict_SetItem(by_key, key, sock) < 0;
+        Py_DECREF(key);
+        if (failed)
+            goto fail;
+    }
+    if (PyDict_GET_SIZE(by_key) != PyList_GET_SIZE(sockets)) {
+        Py_DECREF(by_key);
+        Py_RETURN_NONE;
+    }
+    return by_key;
+fail:
+    Py_DECREF(by_key);
+    return NULL;
+}
+
+PyDoc_STRVAR(diff_keys_doc,
+"diff_keys(old, new) -> (added, pairs, removed)\n\n"
+"Between two dicts of key -> socket: the sockets only in `new`, a flat list [socket, before, socket, before ...]\n"
+"of those in both that are not the same object, and the sockets only in `old`: collectors/diff.py's first pass,\n"
+"whose Python loop is its twin.");
+
+static PyObject *diff_keys(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *old, *new;
+    if (!PyArg_ParseTuple(args, "O!O!:diff_keys", &PyDict_Type, &old, &PyDict_Type, &new))
+        return NULL;
+    PyObject *added = PyList_New(0), *pairs = PyList_New(0), *removed = PyList_New(0);
+    if (added == NULL || pairs == NULL || removed == NULL)
+        goto fail;
+    Py_ssize_t at = 0;
+    PyObject *key, *sock;
+    while (PyDict_Next(new, &at, &key, &sock)) {
+        PyObject *before = PyDict_GetItemWithError(old, key);
+        if (before == NULL) {
+            if (PyErr_Occurred() || PyList_Append(added, sock) < 0)
+                goto fail;
+        } else if (before != sock && (PyList_Append(pairs, sock) < 0 || PyList_Append(pairs, before) < 0)) {
+            goto fail;
+        }
+    }
+    at = 0;
+    while (PyDict_Next(old, &at, &key, &sock)) {
+        int found = PyDict_Contains(new, key);
+        if (found < 0 || (!found && PyList_Append(removed, sock) < 0))
+            goto fail;
+    }
+    PyObject *result = PyTuple_Pack(3, added, pairs, removed);
+    Py_DECREF(added);
+    Py_DECREF(pairs);
+    Py_DECREF(removed);
+    return result;
+fail:
+    Py_XDECREF(added);
+    Py_XDECREF(pairs);
+    Py_XDECREF(removed);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"read_fd_links", read_fd_links, METH_VARARGS, read_fd_links_doc},
     {"parse_inet_diag", parse_inet_diag, METH_VARARGS, parse_inet_diag_doc},
+    {"attach_owners", attach_owners, METH_VARARGS, attach_owners_doc},
+    {"diff_keys", diff_keys, METH_VARARGS, diff_keys_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -323,4 +469,11 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__speedups(void) {
+    PyObject **names[] = {&attr_inode, &attr_pid, &attr_program, &attr_container, &attr_pid_start, &attr_key};
+    const char *texts[] = {"inode", "pid", "program", "container", "pid_start", "key"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((*names[i] = PyUnicode_InternFromString(texts[i])) == NULL)
+            return NULL;
+    return PyModule_Create(&module);
+}

@@ -13,3 +13,11 @@ def parse_inet_diag(
     users: Mapping[int, str], first_seen: float, socket_type: type[Socket], previous: dict[Any, Socket] | None,
     seen: dict[Any, Socket], fresh: set[int], out: list[Socket], half_open: list[Socket], /,
 ) -> int: ...
+def attach_owners(
+    sockets: list[Socket], pid_of: dict[int, int], owner_of: dict[int, tuple[int | None, str, str, float]],
+    no_owner: tuple[int | None, str, str, float], fresh: set[int] | None,
+    replace: Callable[[Socket, tuple[int | None, str, str, float]], Socket], /,
+) -> dict[tuple[str, str, int, str, int, int], Socket] | None: ...
+def diff_keys(
+    old: dict[Any, Socket], new: dict[Any, Socket], /
+) -> tuple[list[Socket], list[Socket], list[Socket]]: ...

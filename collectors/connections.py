@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from netscope.collectors import speedups
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.gc_pause import gc_paused
 from netscope.collectors.model import LiveTimer, Snapshot, SnapshotDiff, Socket, SocketKey
@@ -30,7 +31,9 @@ from netscope.collectors.unix_sockets import as_sockets, read_unix_sockets
 READERS = ("auto", "netlink", "proc")
 # A netlink dump that fails this many refreshes in a row (each then read from /proc) is given up for good.
 NETLINK_FAILURES_BEFORE_GIVING_UP = 3
-NO_OWNER: tuple[int | None, str, str, float] = (None, "", "", 0.0)
+# A socket's owner: pid, program, container, the process's start time.
+Owner = tuple[int | None, str, str, float]
+NO_OWNER: Owner = (None, "", "", 0.0)
 
 def missing_owner_reason(sock: Socket) -> str:
     """Why a socket shows no PID/Program, in words a user can act on."""
@@ -51,6 +54,40 @@ def _fill_first_seen_and_user(sockets: list[Socket], taken_at: float) -> None:
             if user is None:
                 user = users[uid] = user_name(uid)
             sock.user = user
+
+
+def _attach_owners_python(
+    sockets: list[Socket], pid_of: dict[int, int], owner_of: dict[int, Owner], fresh: set[int] | None
+) -> dict[SocketKey, Socket] | None:
+    """Give each socket the owner of its inode (NO_OWNER: none): in place where `fresh` is None or holds its id(),
+    else a copy put in its place in `sockets`. The sockets by key, or None if two share one."""
+    for index, sock in enumerate(sockets):
+        # TIME_WAIT and other orphaned sockets have inode 0, in no process's fds: the kernel owns them.
+        # No owner either when the process exited since the fd scan.
+        pid = pid_of.get(sock.inode)
+        owner = owner_of.get(pid, NO_OWNER) if pid is not None else NO_OWNER
+        if (sock.pid != owner[0] or sock.program != owner[1] or sock.container != owner[2]
+                or sock.pid_start != owner[3]):
+            if fresh is None or id(sock) in fresh:
+                sock.pid, sock.program, sock.container, sock.pid_start = owner
+            else:
+                sockets[index] = _with_owner(sock, owner)
+    by_key = {sock.key: sock for sock in sockets}
+    return by_key if len(by_key) == len(sockets) else None
+
+
+def _with_owner(sock: Socket, owner: Owner) -> Socket:
+    return dataclasses.replace(sock, pid=owner[0], program=owner[1], container=owner[2], pid_start=owner[3])
+
+
+def attach_owners(
+    sockets: list[Socket], pid_of: dict[int, int], owner_of: dict[int, Owner], fresh: set[int] | None
+) -> dict[SocketKey, Socket] | None:
+    """_attach_owners_python, compiled where it can be (collectors/speedups.py): it runs over every socket of
+    the machine every refresh."""
+    if speedups.attach_owners is not None:
+        return speedups.attach_owners(sockets, pid_of, owner_of, NO_OWNER, fresh, _with_owner)
+    return _attach_owners_python(sockets, pid_of, owner_of, fresh)
 
 
 def _without_duplicates(sockets: list[Socket]) -> dict[SocketKey, Socket]:
@@ -214,28 +251,14 @@ class ConnectionCollector(SourceDefaults):
                 _fill_first_seen_and_user(sockets, taken_at)
             # One validity check per process, not per socket: a proxy holds thousands of sockets.
             infos = self._processes.get_many(set(owners.inode_to_pid.values()))
-            owner_of: dict[int, tuple[int | None, str, str, float]] = {
+            owner_of: dict[int, Owner] = {
                 pid: (info.pid, info.name, info.container, info.start_time) for pid, info in infos.items()
             }
-            pid_of = owners.inode_to_pid.get
             # Sockets the netlink reader reused from the last snapshot are shared with it: one whose owner changed
             # is copied, never changed in place, or the diff could not see the change.
             fresh = reader.fresh_ids if filled and reader is not None else None
-            for index, sock in enumerate(sockets):
-                # TIME_WAIT and other orphaned sockets have inode 0, in no process's fds: the kernel owns them.
-                # No owner either when the process exited since the fd scan.
-                pid = pid_of(sock.inode)
-                owner = owner_of.get(pid, NO_OWNER) if pid is not None else NO_OWNER
-                if (sock.pid != owner[0] or sock.program != owner[1] or sock.container != owner[2]
-                        or sock.pid_start != owner[3]):
-                    if fresh is None or id(sock) in fresh:
-                        sock.pid, sock.program, sock.container, sock.pid_start = owner
-                    else:
-                        sockets[index] = dataclasses.replace(
-                            sock, pid=owner[0], program=owner[1], container=owner[2], pid_start=owner[3]
-                        )
-            by_key = {sock.key: sock for sock in sockets}
-            if len(by_key) != len(sockets):
+            by_key = attach_owners(sockets, owners.inode_to_pid, owner_of, fresh)
+            if by_key is None:
                 by_key = _without_duplicates(sockets)
             self._processes.prune(owners.live_pids)
         snapshot = Snapshot(

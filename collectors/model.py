@@ -89,6 +89,9 @@ class Socket:
     # Computed once: the identity is looked up several times per socket per refresh. Never reassign the
     # endpoint fields or the inode of a socket after it is made; make a new one (dataclasses.replace).
     key: SocketKey = field(init=False, repr=False, compare=False)
+    # The counter bar bucket it falls in (a TCP state, "UDP", a unix socket's state): computed once too, as the
+    # counters, the table and the alerts each ask it of every socket on a first load.
+    counter_name: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.key = (
@@ -99,6 +102,10 @@ class Socket:
             self.remote_port,
             self.inode if self.remote_port == 0 else 0,
         )
+        if self.proto.startswith("tcp"):
+            self.counter_name = "SYN_RECV" if self.state == "NEW_SYN_RECV" else self.state
+        else:
+            self.counter_name = self.state if is_unix(self.proto) else "UDP"
 
     @property
     def family(self) -> int:
@@ -113,17 +120,6 @@ class Socket:
         """What `netstat -l` lists: TCP LISTEN sockets and unconnected UDP sockets."""
         # is_tcp spelled out: sorting 100,000 rows asks this of each, and a property call costs what the test does
         return self.state == "LISTEN" or (self.state == "UNCONN" and not self.proto.startswith("tcp"))
-
-    @property
-    def counter_name(self) -> str:
-        """The counter bar bucket this socket falls in."""
-        if is_unix(self.proto):
-            return self.state
-        if not self.is_tcp:
-            return "UDP"
-        if self.state == "NEW_SYN_RECV":
-            return "SYN_RECV"
-        return self.state
 
     def same_content(self, other: Socket) -> bool:
         """Whether what the table shows, apart from age, is unchanged."""

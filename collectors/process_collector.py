@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import IO, Any
 
 from netscope.collectors.connections import CollectionFailure
+from netscope.collectors.gc_pause import gc_paused
 from netscope.collectors.model import SnapshotDiff
 from netscope.collectors.pace import DEFAULT_CPU_SHARE, PaceState
 from netscope.collectors.sources import SourceDefaults
@@ -203,10 +204,11 @@ class ProcessCollector(SourceDefaults):
 
 def _decode_and_apply(assembler: DiffAssembler, data: bytes) -> tuple[SnapshotDiff | str, PaceState | None]:
     """The frame's diff, or the worker's error message if the refresh failed; and the worker's pace."""
-    wire = decode_frame(data)
-    if wire.error:
-        return wire.error, wire.pace
-    return assembler.apply(wire), wire.pace
+    with gc_paused():  # a first frame is 100,000 sockets: see gc_pause
+        wire = decode_frame(data)
+        if wire.error:
+            return wire.error, wire.pace
+        return assembler.apply(wire), wire.pace
 
 
 class _AdoptedWorker:

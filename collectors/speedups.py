@@ -78,6 +78,10 @@ read_fd_links: Callable[[int, Iterable[str], set[int] | None], LinkFinds] = (
 # The sock_diag dump's per-socket loop, or None: its twin is the loop in sockdiag._Parser.parse, which takes over
 # wherever this one stops (at the end of a dump, and always without the compiled module).
 parse_inet_diag = _MODULE.parse_inet_diag if _MODULE is not None else None
+# Per refresh, over every socket: giving each its owner (twin: connections._attach_owners_python), and the first
+# pass of the diff (twin: diff.diff_keys_python). None without the compiled module.
+attach_owners = _MODULE.attach_owners if _MODULE is not None else None
+diff_keys = _MODULE.diff_keys if _MODULE is not None else None
 
 
 def describe() -> str:

@@ -7,6 +7,7 @@ scan (the pure one in a child run with NETSCOPE_PURE_PYTHON=1, as a user without
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -19,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from netscope.collectors import fd_links, speedups
+from netscope.collectors import connections, diff, fd_links, speedups
 from netscope.collectors.processes import OwnerScanner
+from netscope.collectors.sockdiag import SockDiagReader
 
 HOLDER = r"""
 import os, resource, socket, sys
@@ -241,11 +243,11 @@ def test_both_dump_parsers_make_the_same_sockets(holder: Holder) -> None:
 
 
 def test_the_pure_python_readers_pass_the_readers_own_tests() -> None:
-    """The sock_diag and owner-scan tests again, as a machine without the compiled module runs them."""
+    """The sock_diag, owner-scan and collector tests again, as a machine without the compiled module runs them."""
     here = os.path.dirname(__file__)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-         os.path.join(here, "test_sockdiag.py"), os.path.join(here, "test_processes.py")],
+         *(os.path.join(here, name) for name in ("test_sockdiag.py", "test_processes.py", "test_connections.py"))],
         capture_output=True, text=True, env={**os.environ, "NETSCOPE_PURE_PYTHON": "1"}, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
@@ -272,3 +274,42 @@ def test_without_a_c_compiler_netscope_installs_and_runs_pure_python(tmp_path: P
     assert "readers: pure Python, not built (there was no C compiler when netscope was installed)" in " ".join(
         ran.split()
     )
+
+
+def test_both_owner_attachments_and_diffs_agree_on_a_real_table(holder: Holder) -> None:
+    """The per-refresh passes over every socket: owners given (in place, or copied for a socket the last snapshot
+    shares), and the diff's first pass, compiled and in Python, over the machine's real sockets and owners."""
+    compiled = compiled_module()
+    with SockDiagReader() as reader:
+        first = reader.read(reuse=True)
+        second = reader.read(reuse=True)  # the holder's idle sockets are the same objects again
+        fresh = reader.fresh_ids
+    scan = OwnerScanner().scan({sock.inode for sock in second})
+    owner_of = {pid: (pid, f"prog{pid}", "", float(pid)) for pid in set(scan.inode_to_pid.values())}
+    results = []
+    for attach in (compiled.attach_owners, None):  # type: ignore[attr-defined]
+        sockets = [dataclasses.replace(sock) if id(sock) in fresh else sock for sock in second]
+        before = list(sockets)
+        if attach is None:
+            by_key = connections._attach_owners_python(sockets, scan.inode_to_pid, owner_of, fresh)
+        else:
+            by_key = attach(sockets, scan.inode_to_pid, owner_of, connections.NO_OWNER, fresh,
+                            connections._with_owner)  # fmt: skip
+        assert by_key is not None
+        copied = [index for index, sock in enumerate(sockets) if sock is not before[index]]
+        results.append(([(s.key, s.pid, s.program, s.pid_start) for s in sockets], copied, list(by_key)))
+        assert all(by_key[sock.key] is sock for sock in sockets)
+    assert results[0] == results[1]
+    owned = {key: pid for key, pid, _program, _start in results[0][0] if pid == holder.pid}
+    assert len(owned) >= len(holder.tcp_inodes)
+    assert results[0][1], "some reused sockets got an owner: copied, not changed under the last snapshot"
+    assert all(sock.pid is None for sock in first)  # the last read's sockets were never changed
+
+    old = {sock.key: sock for sock in first}
+    new = {sock.key: sock for sock in second[5:]}  # five gone; and some added
+    new.update({("tcp", "192.0.2.1", 1, "192.0.2.2", port, 0): second[0] for port in range(3)})
+    new[second[6].key] = dataclasses.replace(second[6])  # the same socket, another object
+    assert compiled.diff_keys(old, new) == diff.diff_keys_python(old, new)  # type: ignore[attr-defined]
+    added, pairs, removed = diff.diff_keys_python(old, new)
+    assert len(added) == 3 and len(removed) == len({sock.key for sock in second[:5]} - new.keys())
+    assert new[second[6].key] in pairs
