@@ -85,9 +85,12 @@ def attach_owners(
 ) -> dict[SocketKey, Socket] | None:
     """_attach_owners_python, compiled where it can be (collectors/speedups.py): it runs over every socket of
     the machine every refresh."""
-    if speedups.attach_owners is not None:
-        return speedups.attach_owners(sockets, pid_of, owner_of, NO_OWNER, fresh, _with_owner)
-    return _attach_owners_python(sockets, pid_of, owner_of, fresh)
+    if speedups.attach_owners is None:
+        return _attach_owners_python(sockets, pid_of, owner_of, fresh)
+    by_key: dict[SocketKey, Socket] | None = speedups.attach_owners(
+        sockets, pid_of, owner_of, NO_OWNER, fresh, _with_owner
+    )
+    return by_key
 
 
 def _without_duplicates(sockets: list[Socket]) -> dict[SocketKey, Socket]:
