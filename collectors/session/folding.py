@@ -56,6 +56,7 @@ class FoldedSockets(Socket):
     group: GroupKey = field(default=("", "", "", 0, "", 0), compare=False)
 
     def __post_init__(self) -> None:
+        Socket.__post_init__(self)  # its counter_name (and a key, replaced here)
         self.key = (self.proto, self.local_ip, self.local_port, self.remote_ip, self.remote_port,
                     -_STATE_NUMBER.get(self.state, 99))
 
