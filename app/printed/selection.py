@@ -4,20 +4,13 @@ two ways a printed run can fail."""
 from __future__ import annotations
 
 import argparse
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from netscope.collectors.model import Socket
 from netscope.collectors.session.filters import Filter
-from netscope.widgets.formatting import (
-    ip_order,
-)
-
-if TYPE_CHECKING:  # only for annotations: one-shot output starts without importing every collector
-    pass
-
-
+from netscope.widgets.formatting import endpoints_sort_bytes
 
 _PROTO_ORDER = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3, "raw": 4, "raw6": 5}
 
@@ -67,11 +60,14 @@ class Selection:
 
 
 def sort_sockets(sockets: Iterable[Socket]) -> list[Socket]:
-    """tcp, tcp6, udp, udp6; listeners first; then by local and remote address and port, as numbers."""
-    return sorted(
-        sockets,
-        key=lambda s: (
-            _PROTO_ORDER.get(s.proto, 9), not s.is_listening, ip_order(s.local_ip), s.local_port,
-            ip_order(s.remote_ip), s.remote_port, s.inode,
-        ),
-    )  # fmt: skip
+    """tcp, tcp6, udp, udp6; listeners first; then by local and remote address and port, as numbers; then inode.
+    One bytes string per socket (see endpoints_sort_bytes): `--once` sorts every socket of the machine."""
+    proto_order = _PROTO_ORDER.get
+    return sorted(sockets, key=lambda sock: (
+        bytes((proto_order(sock.proto, 9), not sock.is_listening))
+        + endpoints_sort_bytes(sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port)
+        + _INODE(sock.inode)
+    ))  # fmt: skip
+
+
+_INODE = struct.Struct(">I").pack
