@@ -73,6 +73,30 @@ def check_limits(count: int) -> None:
     low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     if high - low + 1 < PER_PROCESS:
         raise SystemExit(f"the ephemeral port range {low}-{high} is smaller than {PER_PROCESS} connections")
+    needed = count * (LOAD_BYTES_PER_CONNECTION + NETSCOPE_BYTES_PER_CONNECTION)
+    available = memory_available()
+    if available < needed:
+        load, ours = LOAD_BYTES_PER_CONNECTION / 1e3, NETSCOPE_BYTES_PER_CONNECTION / 1e3
+        raise SystemExit(
+            f"{count:,} connections need about {needed / 1e9:.1f} GB of memory ({load:.1f} kB each for the "
+            f"kernel's two sockets and the load's processes, {ours:.1f} kB for netscope's two processes); "
+            f"{available / 1e9:.1f} GB are available. Try fewer connections."
+        )
+
+
+# Measured on the project's machine (2026-12-04): MemAvailable fell by 7.4 kB per connection held by
+# loopback_load.py (both ends: two kernel sockets, their files, and the load processes' objects); netscope's UI and
+# worker held 282 MB for 50,000 connections. Rounded up, for a margin.
+LOAD_BYTES_PER_CONNECTION = 8_000
+NETSCOPE_BYTES_PER_CONNECTION = 6_000
+
+
+def memory_available() -> int:
+    """MemAvailable from /proc/meminfo, in bytes."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def ss_seconds(rounds: int = 5) -> float:
