@@ -201,7 +201,7 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *result = NULL, *first_seen_obj = NULL, *kwnames = NULL, *empty = NULL;
     int reusing = previous != Py_None;
     if (size > view.len || offset < 0 || PyTuple_GET_SIZE(names) != 256 ||
-        (reusing && (!PyDict_Check(previous) || !PyDict_Check(seen) || !PyAnySet_Check(fresh)))) {
+        (reusing && (!PyDict_Check(previous) || !PyDict_Check(seen) || !PyList_Check(fresh)))) {
         PyErr_SetString(PyExc_ValueError, "parse_inet_diag: bad arguments");
         goto done;
     }
@@ -289,12 +289,8 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
             Py_XDECREF(local);
             Py_XDECREF(remote);
             Py_XDECREF(user);
-            if (found != NULL && reusing) {
-                PyObject *id = PyLong_FromVoidPtr(found);
-                if (id == NULL || PySet_Add(fresh, id) < 0)
-                    Py_CLEAR(found);
-                Py_XDECREF(id);
-            }
+            if (found != NULL && reusing && PyList_Append(fresh, found) < 0)
+                Py_CLEAR(found);
             if (found == NULL) {
                 Py_XDECREF(identity);
                 goto done;

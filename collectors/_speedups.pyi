@@ -11,7 +11,7 @@ def parse_inet_diag(
     buf: bytes | bytearray, size: int, offset: int, seq: int, family: int, proto: str, is_tcp: bool,
     state_names: tuple[str, ...], addresses: dict[bytes, str], make_address: Callable[[int, bytes], str],
     users: Mapping[int, str], first_seen: float, socket_type: type[Socket], previous: dict[Any, Socket] | None,
-    seen: dict[Any, Socket], fresh: set[int], out: list[Socket], half_open: list[Socket], /,
+    seen: dict[Any, Socket], fresh: list[Socket], out: list[Socket], half_open: list[Socket], /,
 ) -> int: ...
 def attach_owners(
     sockets: list[Socket], pid_of: dict[int, int], owner_of: dict[int, tuple[int | None, str, str, float]],

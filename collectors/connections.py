@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from netscope.collectors import speedups
-from netscope.collectors.diff import diff_snapshots
+from netscope.collectors.diff import diff_changes, diff_snapshots
 from netscope.collectors.gc_pause import gc_paused
 from netscope.collectors.model import LiveTimer, Snapshot, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.netlink import NetlinkError
@@ -93,6 +93,21 @@ def attach_owners(
     return by_key
 
 
+@dataclass(slots=True)
+class _LastOwners:
+    """What the last snapshot's owners came from, and its sockets by key and by inode (see _only_changes)."""
+
+    pid_of: dict[int, int]
+    owner_of: dict[int, Owner]
+    by_key: dict[SocketKey, Socket]
+    key_of: dict[int, SocketKey]
+
+
+def _changed_owners(before: dict[int, int], after: dict[int, int]) -> set[int]:
+    """The inodes the fd scan maps to another pid, or no longer or newly: two dicts compared in C (items views)."""
+    return {inode for inode, _pid in before.items() ^ after.items()}
+
+
 def _without_duplicates(sockets: list[Socket]) -> dict[SocketKey, Socket]:
     """By key, for a list where some sockets share one (a race between reads of /proc/net files, or within a
     netlink dump of a changing table): keep the one with an owner, so a row never loses its PID."""
@@ -153,6 +168,10 @@ class ConnectionCollector(SourceDefaults):
         self._owners = OwnerScanner()
         self._processes = ProcessInfoCache()
         self._previous: Snapshot | None = None
+        # What the last collect() gave each socket from, for the next one to tell whether any owner can have
+        # changed; and what changed in the last collect() when it could be told cheaply (see _only_changes).
+        self._last_owners: _LastOwners | None = None
+        self._changes: tuple[dict[SocketKey, Socket], list[Socket], list[Socket]] | None = None
         self._netlink: SockDiagReader | None = None
         self._netlink_failures = 0
         self._fallback_warning = ""  # set when "auto" had to settle for /proc: told with every snapshot
@@ -257,12 +276,23 @@ class ConnectionCollector(SourceDefaults):
             owner_of: dict[int, Owner] = {
                 pid: (info.pid, info.name, info.container, info.start_time) for pid, info in infos.items()
             }
-            # Sockets the netlink reader reused from the last snapshot are shared with it: one whose owner changed
-            # is copied, never changed in place, or the diff could not see the change.
-            fresh = reader.fresh_ids if filled and reader is not None else None
-            by_key = attach_owners(sockets, owners.inode_to_pid, owner_of, fresh)
+            reused = reader if filled and reader is not None and not self.unix else None
+            by_key = self._only_changes(sockets, owners.inode_to_pid, owner_of, reused)
             if by_key is None:
-                by_key = _without_duplicates(sockets)
+                self._changes = None
+                # Sockets the netlink reader reused from the last snapshot are shared with it: one whose owner
+                # changed is copied, never changed in place, or the diff could not see the change.
+                fresh = reused.fresh_ids if reused is not None else None
+                by_key = attach_owners(sockets, owners.inode_to_pid, owner_of, fresh)
+                if by_key is None:
+                    by_key = _without_duplicates(sockets)
+            # Only after a netlink read with no two sockets on one key: the next read's changes are relative to it.
+            if reused is None or len(by_key) != len(sockets):
+                self._last_owners = None
+            elif self._changes is None:  # made the slow way: index it anew
+                self._last_owners = _LastOwners(
+                    owners.inode_to_pid, owner_of, by_key, {sock.inode: sock.key for sock in by_key.values()}
+                )
             self._processes.prune(owners.live_pids)
         snapshot = Snapshot(
             taken_at=taken_at,
@@ -275,13 +305,73 @@ class ConnectionCollector(SourceDefaults):
         snapshot.collect_seconds = time.perf_counter() - started
         return snapshot
 
+    def _only_changes(
+        self, sockets: list[Socket], pid_of: dict[int, int], owner_of: dict[int, Owner],
+        reader: SockDiagReader | None,
+    ) -> dict[SocketKey, Socket] | None:
+        """The snapshot's sockets by key from the last one's and what changed, or None when that cannot be told
+        (then every socket is looked at). Even on a busy server few of 100,000 sockets change in a second: this
+        spares giving each its owner and keying it every refresh.
+
+        It can be told when the reader reused the last read's unchanged sockets, every process that owned sockets
+        and still does is as it was (name, container, start), and no two sockets share a key. Then every socket
+        the reader reused is in the last snapshot as it should be now (itself, or the copy made when it got its
+        owner) unless the fd scan now maps its inode to another process; the new ones need their owners, and the
+        ones that went leave. Sets self._changes to what diff_changes needs."""
+        last = self._last_owners
+        if reader is None or last is None:
+            return None
+        if any(owner_of.get(pid, owner) != owner for pid, owner in last.owner_of.items()):
+            return None  # a process was renamed (exec) or replaced under its pid: all its sockets change
+
+        # Sockets whose owner may differ from the last snapshot's: those at inodes the fd scan now maps otherwise
+        # (none when its map is the very same object: no process's fds changed).
+        moved = () if pid_of is last.pid_of else _changed_owners(last.pid_of, pid_of)
+        fresh, gone = reader.fresh, reader.gone
+        by_key = dict(last.by_key)  # a copy keeps each key's stored hash: no key tuple is hashed again
+        key_of = last.key_of  # inode -> key: updated in place, as the last snapshot no longer needs it
+        for sock in gone:
+            by_key.pop(sock.key, None)
+            if key_of.get(sock.inode) == sock.key:
+                del key_of[sock.inode]
+        for sock in fresh:
+            pid = pid_of.get(sock.inode)
+            sock.pid, sock.program, sock.container, sock.pid_start = (
+                owner_of.get(pid, NO_OWNER) if pid is not None else NO_OWNER
+            )
+            by_key[sock.key] = sock
+            key_of[sock.inode] = sock.key
+        if len(by_key) != len(sockets):
+            # Two sockets share a key (or one went whose key another holds): the slow way sorts it out. Nothing
+            # here can add an entry that should not be there, so a count that matches means a right map.
+            self._last_owners = None
+            return None
+        changed = list(fresh)
+        for inode in moved:
+            key = key_of.get(inode)
+            sock = by_key.get(key) if key is not None else None
+            if sock is None or not inode:
+                continue
+            pid = pid_of.get(inode)
+            owner = owner_of.get(pid, NO_OWNER) if pid is not None else NO_OWNER
+            if (sock.pid, sock.program, sock.container, sock.pid_start) != owner:
+                # Never changed in place: the last snapshot may hold this very object.
+                by_key[sock.key] = copy = _with_owner(sock, owner)
+                changed.append(copy)
+        self._last_owners = _LastOwners(pid_of, owner_of, by_key, key_of)
+        self._changes = (last.by_key, changed, gone)
+        return by_key
+
     def next_diff(self) -> SnapshotDiff:
         snapshot = self.collect()
         first = self._previous is None
         if first:
             for sock in snapshot.sockets.values():
                 sock.seen_since_start = True
-        diff = diff_snapshots(self._previous, snapshot)
+        if self._previous is not None and self._changes is not None and self._changes[0] is self._previous.sockets:
+            diff = diff_changes(self._previous, snapshot, self._changes[1], self._changes[2])
+        else:
+            diff = diff_snapshots(self._previous, snapshot)
         self._previous = snapshot
         return diff
 

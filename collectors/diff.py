@@ -30,6 +30,28 @@ def diff_snapshots(previous: Snapshot | None, current: Snapshot) -> SnapshotDiff
     return SnapshotDiff(current, added=added, changed=changed, removed=removed, changed_before=changed_before)
 
 
+def diff_changes(previous: Snapshot, current: Snapshot, fresh: list[Socket], gone: list[Socket]) -> SnapshotDiff:
+    """diff_snapshots(previous, current) when it is known that every socket of `current` is the same object as in
+    `previous` but `fresh`, and every socket of `previous` is in `current` but those whose reading went (`gone`):
+    the same diff, from the changes alone."""
+    old, new = previous.sockets, current.sockets
+    added: list[Socket] = []
+    changed: list[Socket] = []
+    changed_before: list[Socket] = []
+    for sock in fresh:
+        before = old.get(sock.key)
+        if before is None:
+            added.append(sock)
+            continue
+        sock.first_seen = before.first_seen
+        sock.seen_since_start = before.seen_since_start
+        if not sock.same_content(before):
+            changed.append(sock)
+            changed_before.append(before)
+    removed = [old[sock.key] for sock in gone if sock.key not in new and sock.key in old]
+    return SnapshotDiff(current, added=added, changed=changed, removed=removed, changed_before=changed_before)
+
+
 def diff_keys_python(
     old: dict[SocketKey, Socket], new: dict[SocketKey, Socket]
 ) -> tuple[list[Socket], list[Socket], list[Socket]]:

@@ -28,6 +28,7 @@ from netscope.collectors.model import ProcessDetails
 class OwnerScan:
     """The result of one pass over /proc/*/fd."""
 
+    # The same dict object as the last scan's when no process's fds changed since: no socket changed owner.
     inode_to_pid: dict[int, int]
     # True if some /proc/<pid>/fd could not be read (not root, or root without CAP_SYS_PTRACE in a container, or
     # a specially protected process): the sockets of those processes have unknown owners.
@@ -126,6 +127,11 @@ class OwnerScanner:
         self._escalated: set[int] = set()  # ... of which a read-everything pass did not find the holder either
         self._since_full = 0  # scans since the last one that read every link
         self._fd_counts = _stat_counts_fds(self._proc_root)
+        # _build_maps' last answer, and whether any process's cached fds changed since: a scan where nothing did
+        # (the usual refresh of an idle server) returns the same maps, the same objects, without rebuilding them
+        # from every fd of the machine; the collector then knows that no socket's owner changed.
+        self._maps: tuple[dict[int, int], dict[int, int], set[int]] | None = None
+        self._changed = True
 
     def remembered_fds(self, pid: int) -> int | None:
         """How many of `pid`'s fds the scanner remembers between scans; None if it does not follow that process."""
@@ -150,6 +156,7 @@ class OwnerScanner:
                 mode = _CHANGED
         denied: list[int] = []
         links_read, unlisted = self._list_and_read(pids, table, mode, denied)
+        self._changed = self._changed or links_read > 0 or mode == _ALL
         mapping, others, shared = self._build_maps()
         if table is None:
             self._since_full = 0
@@ -157,16 +164,16 @@ class OwnerScanner:
             return OwnerScan(others, bool(denied), set(pids), denied, links_read, full=True)
         unresolved = _unresolved(table, mapping, self._unresolved)
         if mode != _ALL and unresolved - self._unresolved:
-            links_read += self._reread(table, _SUSPECT, denied)
+            links_read += self._note_changes(self._reread(table, _SUSPECT, denied))
             mapping, others, shared = self._build_maps()
             unresolved = _unresolved(table, mapping, self._unresolved)
             if unlisted and unresolved - self._unresolved:
-                links_read += self._relist(unlisted, table, denied)
+                links_read += self._note_changes(self._relist(unlisted, table, denied))
                 mapping, others, shared = self._build_maps()
                 unresolved = _unresolved(table, mapping, self._unresolved)
         stubborn = (unresolved & self._unresolved) - self._escalated
         if mode != _ALL and stubborn and self._since_full + 1 >= self.min_scans_between_full:
-            links_read += self._reread(table, _ALL, denied)
+            links_read += self._note_changes(self._reread(table, _ALL, denied), everything=True)
             mode = _ALL
             mapping, others, shared = self._build_maps()
             unresolved = _unresolved(table, mapping, self._unresolved)
@@ -175,6 +182,11 @@ class OwnerScanner:
         self._shared = shared
         self._since_full = 0 if mode == _ALL else self._since_full + 1
         return OwnerScan(mapping, bool(denied), set(pids), denied, links_read, full=mode == _ALL)
+
+    def _note_changes(self, links_read: int, everything: bool = False) -> int:
+        """Reading links changes the cached fds (what closed is forgotten too): the maps must be made again."""
+        self._changed = self._changed or links_read > 0 or everything
+        return links_read
 
     def _list_and_read(
         self, pids: list[int], table: set[int] | None, mode: int, denied: list[int]
@@ -205,6 +217,7 @@ class OwnerScanner:
                     continue
                 if mode == _ALL or start != entry.start:
                     entry = _ProcessFds(start, st.st_ino)  # another process under a reused pid: read it all
+                    self._changed = True
                 else:
                     entry.ino = st.st_ino
             elif entry is None:
@@ -212,7 +225,10 @@ class OwnerScanner:
                 if start is None:
                     continue
                 entry = _ProcessFds(start, st.st_ino)
+                self._changed = True
+            held = len(entry.inet)
             doubts = _doubts(entry, table, shared) if table is not None and len(entry) else set()
+            self._changed = self._changed or len(entry.inet) != held  # sockets that joined the table
             if not doubts and counts and table is not None and entry.listing is not None and (
                 st.st_size == len(entry)
             ):
@@ -226,7 +242,10 @@ class OwnerScanner:
             if self._open_listing(pid, entry, doubts, denied, reads):
                 seen[pid] = entry
         links_read = reads.finish()
-        self._processes = seen  # processes not seen this time are gone (or unreadable): forget them
+        # Processes not seen this time are gone (or unreadable): forget them. Every pid seen was cached before
+        # unless marked changed above, so equal counts mean the same processes.
+        self._changed = self._changed or len(seen) != len(cache)
+        self._processes = seen
         return links_read, unlisted
 
     def _open_listing(
@@ -249,6 +268,8 @@ class OwnerScanner:
             if isinstance(exc, PermissionError):
                 denied.append(pid)
             return False
+        if len(entry) and fds != entry.listing:
+            self._changed = True  # fds closed are forgotten in _changed_fds, even if none is new
         wanted = _changed_fds(entry, fds, doubts) if len(entry) else fds
         reads.add(pid, entry, dir_fd, wanted, fds)
         return True
@@ -283,7 +304,15 @@ class OwnerScanner:
         """(table inode -> lowest pid holding it, other socket inode -> lowest pid, inodes held by several fds).
 
         Set and dict operations rather than a loop per fd: this runs over every fd of the machine each scan.
+        The same objects as last time if no process's cached fds changed meanwhile.
         """
+        if not self._changed and self._maps is not None:
+            return self._maps
+        self._maps = self._made_maps()
+        self._changed = False
+        return self._maps
+
+    def _made_maps(self) -> tuple[dict[int, int], dict[int, int], set[int]]:
         mapping: dict[int, int] = {}
         others: dict[int, int] = {}
         shared: set[int] = set()

@@ -189,8 +189,11 @@ class SockDiagReader:
         self.last_timers: dict[SocketKey, tuple[int, int, int]] = {}
         self._tcp_info_seen: dict[SocketKey, tuple[tuple[int | None, ...], TcpInfo]] = {}
         # The last read's sockets by identity, for reuse (see _Parser), and which of its sockets were made new.
-        self._previous_sockets: dict[tuple[int, ...], Socket] = {}
-        self.fresh_ids: set[int] = set()
+        self._previous_sockets: dict[tuple[int, ...] | bytes, Socket] = {}
+        # With reuse: the sockets this read made anew (in order), and the last read's that it did not report again
+        # (closed, or changed: a changed socket is a new object). Together they are everything that changed.
+        self.fresh: list[Socket] = []
+        self.gone: list[Socket] = []
         self._open()
 
     def _open(self) -> netlink.NetlinkSocket:
@@ -241,7 +244,7 @@ class SockDiagReader:
         TCP connection that has one (see the module docstring); without, it is empty.
 
         With `reuse`, a socket reported exactly as in the last read is the same object as then (see _Parser):
-        the caller must not change such a socket in place (`fresh_ids` holds the id() of every new one).
+        the caller must not change such a socket in place (`fresh` lists the new ones, `fresh_ids` their id()).
         """
         out: list[Socket] = []
         users = _Users(user_name) if user_name is not None else _NO_USERS
@@ -261,9 +264,19 @@ class SockDiagReader:
             self.last_tcp_info = parser.info.found
             self._tcp_info_seen = parser.info.seen
         self.last_timers = parser.timers if parser.timers is not None else {}
-        self._previous_sockets = parser.seen if reuse else {}
-        self.fresh_ids = parser.fresh
+        previous, self._previous_sockets = self._previous_sockets, parser.seen if reuse else {}
+        self.fresh = parser.fresh
+        # Identities are unique within a read, so the count tells whether any went; their set difference, which
+        # of them (bytes identities keep their hash), only when some did.
+        reused = len(parser.seen) - len(parser.fresh)
+        self.gone = [previous[identity] for identity in previous.keys() - parser.seen.keys()] if (
+            reuse and reused != len(previous)) else []
         return out
+
+    @property
+    def fresh_ids(self) -> set[int]:
+        """id() of each socket the last read made anew (see read)."""
+        return {id(sock) for sock in self.fresh}
 
     def _dump(self, family: int, protocol: int, parser: _Parser, states: int = ALL_STATES) -> None:
         sock = self._socket()
@@ -288,7 +301,7 @@ class _Parser:
 
     def __init__(
         self, out: list[Socket], users: dict[int, str], first_seen: float,
-        previous: dict[tuple[int, ...], Socket] | None = None,
+        previous: dict[tuple[int, ...] | bytes, Socket] | None = None,
     ) -> None:
         self.out = out
         # Reuse: the previous read's Sockets by (cookie, state, queues, uid, inode). A socket the kernel reports
@@ -298,8 +311,8 @@ class _Parser:
         # (the previous snapshot holds it too): `fresh` tells the new objects apart.
         self.reusing = previous is not None
         self.previous = previous or {}
-        self.seen: dict[tuple[int, ...], Socket] = {}
-        self.fresh: set[int] = set()
+        self.seen: dict[tuple[int, ...] | bytes, Socket] = {}
+        self.fresh: list[Socket] = []
         self.half_open: list[Socket] = []
         self.ended_by_error = False  # the kernel answered with an error, which ends a dump cleanly
         self.users = users
@@ -378,7 +391,7 @@ class _Parser:
                             inode, uid, users[uid] if inode else "", None, "", first_seen,
                         )
                     if reusing:
-                        fresh.add(id(found))
+                        fresh.append(found)
                 if reusing:
                     seen[identity] = found
                 append(found)

@@ -17,8 +17,10 @@ import pytest
 from support import Peer, run_as_nobody
 
 from netscope.collectors.connections import ConnectionCollector
+from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
 from netscope.collectors.owners import NOT_ROOT_WARNING
+from netscope.collectors.processes import OwnerScanner
 
 
 def at_server(sock: Socket, port: int, host: str = "127.0.0.1") -> bool:
@@ -200,6 +202,70 @@ def test_unchanged_sockets_are_reused_and_an_owner_change_is_still_a_change() ->
     finally:
         if child:
             os.kill(child, signal.SIGKILL)
+        process.kill()
+        process.wait(timeout=10)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+CHURN = textwrap.dedent("""
+    import os, socket, sys, time
+    listener = socket.create_server((sys.argv[1], 0), backlog=256)
+    print(listener.getsockname()[1], flush=True)
+    clients, servers = [], []
+    for line in sys.stdin:
+        command, _, count = line.strip().partition(" ")
+        if command == "open":
+            for _ in range(int(count)):
+                clients.append(socket.create_connection(listener.getsockname()))
+                servers.append(listener.accept()[0])
+        elif command == "close":
+            for _ in range(int(count)):
+                clients.pop().close()
+                servers.pop().close()
+        elif command == "send":  # unread bytes: the first server end's Recv-Q changes
+            clients[0].sendall(b"x" * int(count))
+        elif command == "give":  # a new process keeps the first client end, this one closes it: its owner moves
+            if os.fork() == 0:
+                time.sleep(60)
+                os._exit(0)
+            clients.pop(0).close()
+        print("ok", flush=True)
+""")
+
+
+def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket() -> None:
+    """Where the collector builds a snapshot from what changed (new sockets, gone ones, inodes the fd scan maps
+    to another process), its diff is the one diff_snapshots makes comparing every socket, and every owner is
+    what a full fd scan says."""
+    host = f"127.{random.randint(100, 249)}.{random.randint(0, 255)}.1"
+    process = subprocess.Popen([sys.executable, "-c", CHURN, host], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        port = int(process.stdout.readline())
+        collector = ConnectionCollector(reader="netlink")
+        previous = collector.next_diff().snapshot
+        from_changes = 0
+        for command in ("open 20", "", "send 1000", "close 5", "give", "open 3", ""):
+            if command:
+                process.stdin.write(command + "\n")
+                process.stdin.flush()
+                assert process.stdout.readline().strip() == "ok"
+            diff = collector.next_diff()
+            from_changes += collector._changes is not None  # the way under test was taken (not a public API)
+            whole = diff_snapshots(previous, diff.snapshot)
+            for ours, theirs in ((diff.added, whole.added), (diff.removed, whole.removed),
+                                 (diff.changed, whole.changed), (diff.changed_before, whole.changed_before)):
+                assert sorted(map(id, ours)) == sorted(map(id, theirs))
+            holders = OwnerScanner().scan().inode_to_pid
+            mine = [s for s in diff.snapshot.sockets.values() if port in (s.local_port, s.remote_port) and s.inode]
+            assert len(mine) >= 1 and all(s.pid == holders.get(s.inode) for s in mine)
+            previous = diff.snapshot
+        assert from_changes >= 4, "the refreshes never took the way under test"
+        assert {s.pid for s in mine} - {process.pid}, "the given socket's owner never moved to the new process"
+    finally:
         process.kill()
         process.wait(timeout=10)
         for stream in (process.stdin, process.stdout):
