@@ -349,14 +349,14 @@ class ConnectionCollector(SourceDefaults):
         changed = list(fresh)
         for inode in moved:
             key = key_of.get(inode)
-            sock = by_key.get(key) if key is not None else None
-            if sock is None or not inode:
+            held = by_key.get(key) if key is not None and inode else None
+            if held is None:
                 continue
             pid = pid_of.get(inode)
             owner = owner_of.get(pid, NO_OWNER) if pid is not None else NO_OWNER
-            if (sock.pid, sock.program, sock.container, sock.pid_start) != owner:
+            if (held.pid, held.program, held.container, held.pid_start) != owner:
                 # Never changed in place: the last snapshot may hold this very object.
-                by_key[sock.key] = copy = _with_owner(sock, owner)
+                by_key[held.key] = copy = _with_owner(held, owner)
                 changed.append(copy)
         self._last_owners = _LastOwners(pid_of, owner_of, by_key, key_of)
         self._changes = (last.by_key, changed, gone)
