@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import AsyncIterator
@@ -19,11 +20,12 @@ from netscope.collectors import speedups
 from netscope.collectors.diff import diff_changes, diff_snapshots
 from netscope.collectors.gc_pause import gc_paused
 from netscope.collectors.model import LiveTimer, Snapshot, SnapshotDiff, Socket, SocketKey
-from netscope.collectors.netlink import NetlinkError
+from netscope.collectors.netlink import NETLINK_SOCK_DIAG, NetlinkError, NetlinkSocket
 from netscope.collectors.owners import owners_warning
 from netscope.collectors.processes import OwnerScanner, ProcessInfoCache, user_name
 from netscope.collectors.procnet import read_all_sockets
 from netscope.collectors.sockdiag import SockDiagReader, SockDiagUnavailable
+from netscope.collectors.socket_lookup import still_open
 from netscope.collectors.sources import SourceDefaults
 from netscope.collectors.unix_sockets import as_sockets, read_unix_sockets
 
@@ -173,6 +175,7 @@ class ConnectionCollector(SourceDefaults):
         self._last_owners: _LastOwners | None = None
         self._changes: tuple[dict[SocketKey, Socket], list[Socket], list[Socket]] | None = None
         self._netlink: SockDiagReader | None = None
+        self._lookup: NetlinkSocket | None = None  # for _still_open's questions, apart from the dumps' socket
         self._netlink_failures = 0
         self._fallback_warning = ""  # set when "auto" had to settle for /proc: told with every snapshot
         if not unix and (reader == "netlink" or (reader == "auto" and proc_root.rstrip("/") == "/proc")):
@@ -245,9 +248,11 @@ class ConnectionCollector(SourceDefaults):
         self._fallback_warning = _fallback_warning(exc)
 
     def close(self) -> None:
-        """Close the netlink socket, if one is open (the collector still works: it reopens it on demand)."""
+        """Close the netlink sockets, if open (the collector still works: it reopens them on demand)."""
         if self._netlink is not None:
             self._netlink.close()
+        if self._lookup is not None:
+            self._lookup.close()
 
     def collect(self) -> Snapshot:
         """One full snapshot. Blocking: run it in a thread."""
@@ -266,7 +271,9 @@ class ConnectionCollector(SourceDefaults):
                 for key, (kind, retransmits, expires) in reader.last_timers.items()
             } if want_tcp_info and reader is not None and filled else {}
             if self.incremental_owners:
-                owners = self._owners.scan({sock.inode for sock in sockets})
+                owners = self._owners.scan(
+                    {sock.inode for sock in sockets}, functools.partial(self._still_open, sockets, reader)
+                )
             else:
                 owners = self._owners.scan()
             if not filled:
@@ -304,6 +311,19 @@ class ConnectionCollector(SourceDefaults):
         )
         snapshot.collect_seconds = time.perf_counter() - started
         return snapshot
+
+    def _still_open(self, sockets: list[Socket], reader: SockDiagReader | None, inodes: set[int]) -> set[int]:
+        """Of these inodes of the table just read, those the kernel still has (the fd scan asks before it lists
+        every process for a socket no fd holds: on a busy server that is mostly a connection closed since)."""
+        if reader is None or self.unix:
+            return inodes
+        # They are mostly sockets new in this read; look in all of them only for the others.
+        of_inode = {sock.inode: sock for sock in reader.fresh if sock.inode in inodes}
+        if len(of_inode) < len(inodes):
+            of_inode = {sock.inode: sock for sock in sockets if sock.inode in inodes}
+        if self._lookup is None or self._lookup.closed:
+            self._lookup = NetlinkSocket(NETLINK_SOCK_DIAG)
+        return (inodes - of_inode.keys()) | still_open(self._lookup, of_inode.values())
 
     def _only_changes(
         self, sockets: list[Socket], pid_of: dict[int, int], owner_of: dict[int, Owner],

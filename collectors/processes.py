@@ -93,7 +93,10 @@ class OwnerScanner:
       the numbers now holds something else.
     * A table inode that no fd maps to, new since the last scan: some fd cached as a file or as another kind of
       socket may have been reused for it (open a file at fd 5, close it, connect a socket: fd 5 again). Every
-      such fd is read again, and the processes that were not listed (next point) are listed.
+      such fd is read again, and the processes that were not listed (next point) are listed: for the inodes
+      `still_open` (the caller's check with the kernel) says are still open, if the caller gives one. On a busy
+      server a connection often closes between the socket table's read and this scan; listing every process
+      for its inode each refresh cost 0.1 s at 100,000 sockets (measured with 5 connections replaced a second).
       If the inode is still unaccounted for at the next scan, everything is read once (a holder we cannot see,
       such as a socket in flight over a unix socket, may have let a cached number go), but not more often than
       every `min_scans_between_full` scans: sockets of unreadable processes (not root, another PID namespace) and
@@ -138,9 +141,13 @@ class OwnerScanner:
         entry = self._processes.get(pid)
         return None if entry is None else len(entry)
 
-    def scan(self, socket_inodes: Iterable[int] | None = None) -> OwnerScan:
+    def scan(
+        self, socket_inodes: Iterable[int] | None = None,
+        still_open: Callable[[set[int]], set[int]] | None = None,
+    ) -> OwnerScan:
         """Read who holds each socket. Without `socket_inodes`: every link, and every socket inode in the map
-        (unix sockets too). With them (the socket table's inodes, 0 ignored): incremental, see the class doc."""
+        (unix sockets too). With them (the socket table's inodes, 0 ignored): incremental, see the class doc;
+        `still_open` tells, of some of those inodes, which the kernel still has (see the class doc)."""
         root = self._proc_root
         try:
             names = os.listdir(root)
@@ -167,7 +174,10 @@ class OwnerScanner:
             links_read += self._note_changes(self._reread(table, _SUSPECT, denied))
             mapping, others, shared = self._build_maps()
             unresolved = _unresolved(table, mapping, self._unresolved)
-            if unlisted and unresolved - self._unresolved:
+            new = unresolved - self._unresolved if unlisted else set()
+            if new and still_open is not None:
+                new = still_open(new)
+            if new:
                 links_read += self._note_changes(self._relist(unlisted, table, denied))
                 mapping, others, shared = self._build_maps()
                 unresolved = _unresolved(table, mapping, self._unresolved)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+from collections.abc import Iterable
 
 from netscope.collectors import netlink
 from netscope.collectors.model import Socket
@@ -77,3 +78,28 @@ def find_connection(nl: netlink.NetlinkSocket, sock: Socket, ext: int = 0) -> ne
         if (state == TCP_LISTEN) == listener and sport + dport + src + dst == want:
             return message
     return None
+
+
+_INODE_AT = 68  # struct inet_diag_msg: the inode's offset, after idiag_uid
+_INODE = struct.Struct("=I")
+
+
+def still_open(nl: netlink.NetlinkSocket, sockets: Iterable[Socket]) -> set[int]:
+    """The inodes of those of `sockets` the kernel still has under the same inode: a TCP connection closed since
+    it was read is gone, or an orphan (inode 0). A socket that cannot be looked up this way (UDP, a listener's
+    half-open connection) counts as open: a caller then does what it would without asking."""
+    found: set[int] = set()
+    for sock in sockets:
+        if not sock.is_tcp or sock.state == "LISTEN" or not sock.inode:
+            found.add(sock.inode)
+            continue
+        try:
+            message = find_connection(nl, sock)
+        except (netlink.NetlinkError, OSError, ValueError):
+            found.add(sock.inode)
+            continue
+        if message is not None and message.end - message.start >= _INODE_AT + _INODE.size and (
+            _INODE.unpack_from(message.data, message.start + _INODE_AT)[0] == sock.inode
+        ):
+            found.add(sock.inode)
+    return found

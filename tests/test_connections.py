@@ -19,8 +19,11 @@ from support import Peer, run_as_nobody
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
+from netscope.collectors.netlink import NETLINK_SOCK_DIAG, NetlinkSocket
 from netscope.collectors.owners import NOT_ROOT_WARNING
 from netscope.collectors.processes import OwnerScanner
+from netscope.collectors.sockdiag import read_all_sockets_netlink
+from netscope.collectors.socket_lookup import still_open
 
 
 def at_server(sock: Socket, port: int, host: str = "127.0.0.1") -> bool:
@@ -271,3 +274,28 @@ def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 stream.close()
+
+
+def test_the_kernel_says_which_sockets_are_still_open() -> None:
+    """What the fd scan asks before listing every process for a socket no fd holds (socket_lookup.still_open):
+    a connection closed since the table was read is not open any more; one still open, a listener, UDP are."""
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    accepted, _ = server.accept()
+    closing = socket.create_connection(server.getsockname())
+    closing_end, _ = server.accept()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    try:
+        mine = {os.fstat(s.fileno()).st_ino for s in (server, client, accepted, closing, closing_end, udp)}
+        table = {s.inode: s for s in read_all_sockets_netlink()[0] if s.inode in mine}
+        assert len(table) == 6
+        gone = {os.fstat(closing.fileno()).st_ino, os.fstat(closing_end.fileno()).st_ino}
+        closing.close()
+        closing_end.close()
+        with NetlinkSocket(NETLINK_SOCK_DIAG) as nl:
+            assert still_open(nl, table.values()) == mine - gone
+    finally:
+        for sock in (server, client, accepted, udp):
+            sock.close()
+

@@ -493,6 +493,31 @@ def test_same_fd_count_but_a_socket_at_another_number(churner: Churner) -> None:
     assert incremental_scan(scanner, inode)[inode] == churner.pid
 
 
+@pytest.mark.parametrize("says_open", [False, True])
+def test_the_callers_check_decides_whether_skipped_processes_are_listed(churner: Churner, says_open: bool) -> None:
+    # As above, the socket at another number is found only by listing the processes skipped as unchanged. The
+    # caller is asked first whether it is still open: a connection closed since the table was read (the usual
+    # case on a busy server) spares listing every process; one still open is found at once as before.
+    scanner = OwnerScanner()
+    (low,) = churner.ask("file")
+    churner.ask("file")
+    (high,) = churner.ask("file")
+    churner.ask(f"close {low}")
+    incremental_scan(scanner)
+    churner.ask(f"close {high}")
+    fd, inode = churner.ask("listen")
+    assert fd == low
+    asked: list[set[int]] = []
+
+    def still_open(inodes: set[int]) -> set[int]:
+        asked.append(inodes)
+        return inodes if says_open else set()
+
+    scan = scanner.scan(socket_table(), still_open)
+    assert any(inode in inodes for inodes in asked)
+    assert scan.inode_to_pid.get(inode) == (churner.pid if says_open else None)
+
+
 def test_socket_shared_with_a_forked_child_moves_to_it(churner: Churner) -> None:
     scanner = OwnerScanner()
     fd, inode = churner.ask("listen")
