@@ -266,11 +266,9 @@ class SockDiagReader:
         self.last_timers = parser.timers if parser.timers is not None else {}
         previous, self._previous_sockets = self._previous_sockets, parser.seen if reuse else {}
         self.fresh = parser.fresh
-        # Identities are unique within a read, so the count tells whether any went; their set difference, which
-        # of them (bytes identities keep their hash), only when some did.
+        # Identities are unique within a read, so the count tells whether any went, and only then which.
         reused = len(parser.seen) - len(parser.fresh)
-        self.gone = [previous[identity] for identity in previous.keys() - parser.seen.keys()] if (
-            reuse and reused != len(previous)) else []
+        self.gone = _gone(previous, parser.seen) if reuse and reused != len(previous) else []
         return out
 
     @property
@@ -294,6 +292,17 @@ class SockDiagReader:
                 # Stopped halfway: the rest of the dump is still queued and would answer the next request.
                 sock.close()
                 self._sock = None
+
+
+Identities = dict[tuple[int, ...] | bytes, Socket]  # a read's sockets by identity (see _Parser)
+
+
+def _gone(previous: Identities, seen: Identities) -> list[Socket]:
+    """The sockets of `previous` whose identity is not in `seen`: the diff's first pass does it in C."""
+    if speedups.diff_keys is not None:
+        gone: list[Socket] = speedups.diff_keys(previous, seen)[2]
+        return gone
+    return [sock for identity, sock in previous.items() if identity not in seen]
 
 
 class _Parser:
