@@ -230,10 +230,13 @@ CHURN = textwrap.dedent("""
         elif command == "send":  # unread bytes: the first server end's Recv-Q changes
             clients[0].sendall(b"x" * int(count))
         elif command == "give":  # a new process keeps the first client end, this one closes it: its owner moves
-            if os.fork() == 0:
+            child = os.fork()
+            if child == 0:
                 time.sleep(60)
                 os._exit(0)
             clients.pop(0).close()
+            print(child, flush=True)
+            continue
         print("ok", flush=True)
 """)
 
@@ -245,6 +248,7 @@ def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket
     host = f"127.{random.randint(100, 249)}.{random.randint(0, 255)}.1"
     process = subprocess.Popen([sys.executable, "-c", CHURN, host], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)  # fmt: skip
+    child = 0
     try:
         assert process.stdin is not None and process.stdout is not None
         port = int(process.stdout.readline())
@@ -255,7 +259,11 @@ def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket
             if command:
                 process.stdin.write(command + "\n")
                 process.stdin.flush()
-                assert process.stdout.readline().strip() == "ok"
+                answer = process.stdout.readline().strip()
+                if command == "give":
+                    child = int(answer)
+                else:
+                    assert answer == "ok"
             diff = collector.next_diff()
             from_changes += collector._changes is not None  # the way under test was taken (not a public API)
             whole = diff_snapshots(previous, diff.snapshot)
@@ -267,8 +275,10 @@ def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket
             assert len(mine) >= 1 and all(s.pid == holders.get(s.inode) for s in mine)
             previous = diff.snapshot
         assert from_changes >= 4, "the refreshes never took the way under test"
-        assert {s.pid for s in mine} - {process.pid}, "the given socket's owner never moved to the new process"
+        assert {s.pid for s in mine} == {process.pid, child}, "the given socket's owner never moved to the child"
     finally:
+        if child:
+            os.kill(child, signal.SIGKILL)
         process.kill()
         process.wait(timeout=10)
         for stream in (process.stdin, process.stdout):
