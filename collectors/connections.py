@@ -64,10 +64,7 @@ def _attach_owners_python(
     """Give each socket the owner of its inode (NO_OWNER: none): in place where `fresh` is None or holds its id(),
     else a copy put in its place in `sockets`. The sockets by key, or None if two share one."""
     for index, sock in enumerate(sockets):
-        # TIME_WAIT and other orphaned sockets have inode 0, in no process's fds: the kernel owns them.
-        # No owner either when the process exited since the fd scan.
-        pid = pid_of.get(sock.inode)
-        owner = owner_of.get(pid, NO_OWNER) if pid is not None else NO_OWNER
+        owner = _owner_at(sock.inode, pid_of, owner_of)
         if (sock.pid != owner[0] or sock.program != owner[1] or sock.container != owner[2]
                 or sock.pid_start != owner[3]):
             if fresh is None or id(sock) in fresh:
@@ -76,6 +73,13 @@ def _attach_owners_python(
                 sockets[index] = _with_owner(sock, owner)
     by_key = {sock.key: sock for sock in sockets}
     return by_key if len(by_key) == len(sockets) else None
+
+
+def _owner_at(inode: int, pid_of: dict[int, int], owner_of: dict[int, Owner]) -> Owner:
+    """The owner of the socket at `inode`: none for inode 0 (TIME_WAIT and other orphans, which the kernel holds)
+    or for a process that exited since the fd scan."""
+    pid = pid_of.get(inode)
+    return owner_of.get(pid, NO_OWNER) if pid is not None else NO_OWNER
 
 
 def _with_owner(sock: Socket, owner: Owner) -> Socket:
@@ -355,10 +359,7 @@ class ConnectionCollector(SourceDefaults):
             if key_of.get(sock.inode) == sock.key:
                 del key_of[sock.inode]
         for sock in fresh:
-            pid = pid_of.get(sock.inode)
-            sock.pid, sock.program, sock.container, sock.pid_start = (
-                owner_of.get(pid, NO_OWNER) if pid is not None else NO_OWNER
-            )
+            sock.pid, sock.program, sock.container, sock.pid_start = _owner_at(sock.inode, pid_of, owner_of)
             by_key[sock.key] = sock
             key_of[sock.inode] = sock.key
         if len(by_key) != len(sockets):
@@ -372,8 +373,7 @@ class ConnectionCollector(SourceDefaults):
             held = by_key.get(key) if key is not None and inode else None
             if held is None:
                 continue
-            pid = pid_of.get(inode)
-            owner = owner_of.get(pid, NO_OWNER) if pid is not None else NO_OWNER
+            owner = _owner_at(inode, pid_of, owner_of)
             if (held.pid, held.program, held.container, held.pid_start) != owner:
                 # Never changed in place: the last snapshot may hold this very object.
                 by_key[held.key] = copy = _with_owner(held, owner)

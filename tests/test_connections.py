@@ -157,6 +157,17 @@ def test_without_root_owners_of_others_are_unknown_and_it_says_so(
 
 # Listens, then on "go" forks: the child keeps the listening socket and the parent closes its copy, so the same
 # kernel socket (same cookie, inode, state) changes owner.
+def stop_with_child(process: subprocess.Popen[str], child: int) -> None:
+    """Kill a helper and the child it forked (0: none yet), and close its pipes."""
+    if child:
+        os.kill(child, signal.SIGKILL)
+    process.kill()
+    process.wait(timeout=10)
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            stream.close()
+
+
 HAND_OVER = textwrap.dedent("""
     import os, socket, sys, time
     listener = socket.create_server((sys.argv[1], 0))
@@ -203,13 +214,7 @@ def test_unchanged_sockets_are_reused_and_an_owner_change_is_still_a_change() ->
         assert old.pid == process.pid
         assert before.pid == process.pid  # the earlier snapshot's socket was copied, not changed under it
     finally:
-        if child:
-            os.kill(child, signal.SIGKILL)
-        process.kill()
-        process.wait(timeout=10)
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                stream.close()
+        stop_with_child(process, child)
 
 
 CHURN = textwrap.dedent("""
@@ -277,13 +282,7 @@ def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket
         assert from_changes >= 4, "the refreshes never took the way under test"
         assert {s.pid for s in mine} == {process.pid, child}, "the given socket's owner never moved to the child"
     finally:
-        if child:
-            os.kill(child, signal.SIGKILL)
-        process.kill()
-        process.wait(timeout=10)
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                stream.close()
+        stop_with_child(process, child)
 
 
 def test_the_kernel_says_which_sockets_are_still_open() -> None:

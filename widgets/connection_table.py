@@ -37,7 +37,6 @@ from netscope.widgets.formatting import (
     fit,
     format_age,
     format_endpoint,
-    ip_order,
     owner_text,
     printable,
     state_label,
@@ -77,19 +76,16 @@ ADDRESS_MAX_WIDTH = 47  # a full IPv6 address in brackets with a port
 NAMED_ADDRESS_WIDTH = 32  # host names vary too much to size columns on; crop long ones
 
 
-def _endpoint_order(ip: str, port: int) -> tuple[int, bytes, int]:
-    version, packed = ip_order(ip)
-    return (version, packed, port)
-
-
 # not listening, first seen (a non-negative double's big-endian bytes sort as the number), pid
 _PROGRAM_TAIL = struct.Struct(">Bdq").pack
 _PROGRAM_NAMES: dict[str, bytes] = {}  # program -> its part of the key; bounded like the address caches
 
 
 def _program_sort_bytes(sock: Socket) -> bytes:
-    """SORT_KEYS["program"] as one bytes string: owned first, the program's name (UTF-8 sorts as the text does;
-    NUL ends it), listeners first, oldest first, then the pid."""
+    """Owned sockets first, by program (UTF-8 sorts as the text does; NUL ends it); in each program its
+    listeners, then its connections oldest first, so that a new connection lands at the end of its program's rows
+    instead of pushing the rows under it down the screen; then the pid. One bytes string (see
+    endpoints_sort_bytes): it is the default order, which a first load sorts 100,000 rows by."""
     if sock.pid is None:
         return b"\1\0" + _PROGRAM_TAIL(not sock.is_listening, sock.first_seen, 0)
     try:
@@ -111,12 +107,10 @@ SORT_KEYS: dict[str, Callable[[Socket], object]] = {
     "proto": lambda s: s.proto,
     "recv_q": lambda s: s.recv_q,
     "send_q": lambda s: s.send_q,
-    "local": lambda s: _endpoint_order(s.local_ip, s.local_port),
-    "remote": lambda s: _endpoint_order(s.remote_ip, s.remote_port),
+    "local": lambda s: endpoints_sort_bytes(s.local_ip, s.local_port, s.remote_ip, s.remote_port),
+    "remote": lambda s: endpoints_sort_bytes(s.remote_ip, s.remote_port, s.local_ip, s.local_port),
     "state": lambda s: s.state,
-    # Owned sockets first, by program; in each program its listeners, then its connections oldest first, so that a
-    # new connection lands at the end of its program's rows instead of pushing the rows under it down the screen.
-    "program": lambda s: (s.pid is None, s.program.lower(), not s.is_listening, s.first_seen, s.pid or 0),
+    "program": _program_sort_bytes,
     "user": lambda s: s.user,
     # Ascending age means youngest first.
     "age": lambda s: -s.first_seen,
@@ -622,14 +616,9 @@ class ConnectionTable(ScrollView, can_focus=True):
         # Ties go by the endpoints, then the socket's (unique) identity, so equal rows never swap places. The
         # endpoints are one bytes string, not repeated when they are the sorted column: this runs for every row of
         # a first load (100,000 at 50,000 connections), where each tuple, call and comparison shows.
-        if column == "remote":
-            remote_first = endpoints_sort_bytes(sock.remote_ip, sock.remote_port, sock.local_ip, sock.local_port)
-            return (remote_first, sock.key)
+        if column in ("local", "remote"):
+            return (SORT_KEYS[column](sock), sock.key)
         endpoints = endpoints_sort_bytes(sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port)
-        if column == "local":
-            return (endpoints, sock.key)
-        if column == "program":  # the default: the order of SORT_KEYS["program"], as bytes (see above)
-            return (_program_sort_bytes(sock) + endpoints, sock.key)
         if column in SORT_KEYS:
             value: object = SORT_KEYS[column](sock)
         elif column == TIMER_KEY:
