@@ -25,6 +25,7 @@ from netscope.collectors.owners import owners_warning
 from netscope.collectors.processes import OwnerScanner, ProcessInfoCache, user_name
 from netscope.collectors.procnet import read_all_sockets
 from netscope.collectors.sockdiag import SockDiagReader, SockDiagUnavailable
+from netscope.collectors.sockdiag_query import EVERYTHING, KernelQuery
 from netscope.collectors.socket_lookup import still_open
 from netscope.collectors.sources import SourceDefaults
 from netscope.collectors.unix_sockets import as_sockets, read_unix_sockets
@@ -151,6 +152,7 @@ class ConnectionCollector(SourceDefaults):
         incremental_owners: bool = True,
         tcp_info: bool = False,
         unix: bool = False,
+        query: KernelQuery = EVERYTHING,
     ) -> None:
         """`unix`: read unix sockets instead of TCP/UDP (unix_sockets.as_sockets: the Connections view's
         protocol choice), with owners from the same incremental scan. `reader`: "netlink" (sock_diag, raising
@@ -158,6 +160,9 @@ class ConnectionCollector(SourceDefaults):
         now, else /proc/net with a warning saying so. A `proc_root` other than /proc asks for that /proc's files,
         so "auto" reads them. `incremental_owners=False` reads every /proc/*/fd link each refresh, as netscope did
         before (for comparison in benchmarks).
+
+        `query` (sockdiag_query.kernel_query; also settable later) asks the netlink reader's dumps for fewer
+        sockets: a filter's, which the caller still applies (the /proc reader reads every socket).
 
         `tcp_info` (also settable later, between refreshes) fills `Snapshot.tcp_info` from the netlink reader;
         /proc/net has no such thing, so with the /proc reader it stays empty: "-" on screen, never a wrong number.
@@ -167,6 +172,7 @@ class ConnectionCollector(SourceDefaults):
             raise ValueError(f"unknown reader {reader!r}; expected one of {', '.join(READERS)}")
         self.interval = interval
         self.tcp_info = tcp_info
+        self.query = query
         self.unix = unix
         self.proc_root = proc_root
         self.reader = reader
@@ -219,7 +225,7 @@ class ConnectionCollector(SourceDefaults):
         if self._netlink is not None:
             try:
                 sockets = self._netlink.read(
-                    first_seen=taken_at, user_name=user_name, tcp_info=tcp_info, reuse=True
+                    first_seen=taken_at, user_name=user_name, tcp_info=tcp_info, reuse=True, dumps=self.query.dumps
                 )
             except NetlinkError as exc:  # SockDiagUnavailable is an OSError, not a NetlinkError: below
                 if self.reader == "netlink":

@@ -38,6 +38,7 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from netscope.collectors import netlink, speedups
@@ -67,6 +68,7 @@ TCP_SYN_RECV = 3
 # Reply attributes (enum in linux/inet_diag.h) and the idiag_ext bits that ask for them (bit type - 1).
 INET_DIAG_INFO = 2
 INET_DIAG_SKMEMINFO = 7
+INET_DIAG_REQ_BYTECODE = 1  # the request attribute that carries a filter program
 TCP_INFO_EXT = 1 << (INET_DIAG_INFO - 1) | 1 << (INET_DIAG_SKMEMINFO - 1)
 
 # struct inet_diag_req_v2: family, protocol, ext, pad, states, then a zeroed struct inet_diag_sockid (48 bytes)
@@ -148,17 +150,37 @@ _ADDRESSES_MAX = 65_536
 # State number (a u8) -> netstat's name, as procnet maps the hex text: UDP reuses TCP's numbers, 7 meaning
 # unconnected. A state newer than this code shows with its number, as procnet does. Tuples: indexed per socket.
 _UDP_NAMES: dict[int, str] = {**TCP_STATES, 7: "UNCONN", 1: "ESTABLISHED"}
-_TCP_STATE_NAMES: tuple[str, ...] = tuple(TCP_STATES.get(n, f"UNKNOWN({n})") for n in range(256))
-_UDP_STATE_NAMES: tuple[str, ...] = tuple(_UDP_NAMES.get(n, f"UNKNOWN({n})") for n in range(256))
+TCP_STATE_NAMES: tuple[str, ...] = tuple(TCP_STATES.get(n, f"UNKNOWN({n})") for n in range(256))
+UDP_STATE_NAMES: tuple[str, ...] = tuple(_UDP_NAMES.get(n, f"UNKNOWN({n})") for n in range(256))
 
-_PROTO_NAMES: dict[tuple[int, int], str] = {
+DUMP_PROTOS: dict[tuple[int, int], str] = {
     (socket.AF_INET, socket.IPPROTO_TCP): "tcp",
     (socket.AF_INET6, socket.IPPROTO_TCP): "tcp6",
     (socket.AF_INET, socket.IPPROTO_UDP): "udp",
     (socket.AF_INET6, socket.IPPROTO_UDP): "udp6",
 }
 # The order procnet.read_all_sockets reads its files in.
-_DUMPS: tuple[tuple[int, int], ...] = tuple(_PROTO_NAMES)
+_DUMPS: tuple[tuple[int, int], ...] = tuple(DUMP_PROTOS)
+
+
+@dataclass(frozen=True, slots=True)
+class DumpRequest:
+    """One dump to ask for: which sockets (family, protocol), in which states (bit n: kernel state n), and a
+    filter program for the kernel to run on each (b"": none; see sockdiag_query.py)."""
+
+    family: int
+    protocol: int
+    states: int
+    bytecode: bytes = b""
+
+    def attributes(self) -> bytes:
+        """The request's attributes after its struct inet_diag_req_v2: the program, if any."""
+        if not self.bytecode:
+            return b""
+        return struct.pack("=HH", 4 + len(self.bytecode), INET_DIAG_REQ_BYTECODE) + self.bytecode
+
+
+EVERY_DUMP: tuple[DumpRequest, ...] = tuple(DumpRequest(family, proto, ALL_STATES) for family, proto in _DUMPS)
 
 
 class SockDiagUnavailable(OSError):
@@ -234,9 +256,10 @@ class SockDiagReader:
 
     def read(
         self, first_seen: float = 0.0, user_name: Callable[[int], str] | None = None, tcp_info: bool = False,
-        reuse: bool = False,
+        reuse: bool = False, dumps: tuple[DumpRequest, ...] = EVERY_DUMP,
     ) -> list[Socket]:
-        """Every TCP and UDP socket of this network namespace, in procnet's order (tcp, tcp6, udp, udp6).
+        """Every TCP and UDP socket of this network namespace, in procnet's order (tcp, tcp6, udp, udp6); given
+        `dumps` (a sockdiag_query.KernelQuery's), only the dumps, states and sockets they ask for (none: none).
 
         Like procnet's, the sockets have no owner. For the collector's sake, `first_seen` and (given `user_name`)
         the user of each socket that has an inode are filled in as they are made: it spares a second pass over
@@ -256,10 +279,11 @@ class SockDiagReader:
             self._tcp_info_seen = {}
             self.last_tcp_info = {}
         with gc_paused():
-            for family, protocol in _DUMPS:
-                self._dump(family, protocol, parser)
+            for dump in dumps:
+                self._dump(dump.family, dump.protocol, parser, dump.states, dump.attributes())
         if parser.half_open:
-            _give_listener_uids(out, parser.half_open)
+            listeners = out if dumps is EVERY_DUMP else self._listeners()
+            _give_listener_uids(listeners, parser.half_open)
         if parser.info is not None:
             self.last_tcp_info = parser.info.found
             self._tcp_info_seen = parser.info.seen
@@ -276,13 +300,23 @@ class SockDiagReader:
         """id() of each socket the last read made anew (see read)."""
         return {id(sock) for sock in self.fresh}
 
-    def _dump(self, family: int, protocol: int, parser: _Parser, states: int = ALL_STATES) -> None:
+    def _listeners(self) -> list[Socket]:
+        """Every TCP listener, for the uids of half-open connections when a query left the listeners out."""
+        listeners: list[Socket] = []
+        parser = _Parser(listeners, _NO_USERS, 0.0)
+        for family in (socket.AF_INET, socket.AF_INET6):
+            self._dump(family, socket.IPPROTO_TCP, parser, states=1 << TCP_LISTEN)
+        return listeners
+
+    def _dump(
+        self, family: int, protocol: int, parser: _Parser, states: int = ALL_STATES, attributes: bytes = b""
+    ) -> None:
         sock = self._socket()
         finished = False
         ext = TCP_INFO_EXT if parser.info is not None and protocol == socket.IPPROTO_TCP else 0
         try:
             seq = sock.send(
-                SOCK_DIAG_BY_FAMILY, netlink.NLM_F_DUMP, build_request(family, protocol, states, ext)
+                SOCK_DIAG_BY_FAMILY, netlink.NLM_F_DUMP, build_request(family, protocol, states, ext) + attributes
             )
             while not finished:
                 size = sock.receive_into()
@@ -332,9 +366,9 @@ class _Parser:
     def parse(self, buf: bytes | bytearray, size: int, family: int, protocol: int, seq: int) -> bool:
         """Parse one read (`buf[:size]`); True when it ended the dump. Raises NetlinkError (or SockDiagUnavailable)
         on an error reply, setting `ended_by_error`, and NetlinkTruncated on a read that cannot be framed."""
-        proto = _PROTO_NAMES[family, protocol]
+        proto = DUMP_PROTOS[family, protocol]
         is_tcp = protocol == socket.IPPROTO_TCP
-        names = _TCP_STATE_NAMES if is_tcp else _UDP_STATE_NAMES
+        names = TCP_STATE_NAMES if is_tcp else UDP_STATE_NAMES
         unpack = _FAST[family].unpack_from
         header = netlink.HEADER.unpack_from
         addresses, ports, users, first_seen = _ADDRESSES, _port_table(), self.users, self.first_seen

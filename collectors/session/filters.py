@@ -49,18 +49,36 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from netscope.collectors.model import ALL_STATE_NAMES, Socket, is_unix
+from netscope.collectors.sockdiag_query import (
+    BOTH,
+    LOCAL,
+    OPAQUE,
+    REMOTE,
+    AnyOf,
+    Condition,
+    KernelQuery,
+    Listening,
+    Networks,
+    Not,
+    Ports,
+    Protos,
+    States,
+    kernel_query,
+)
 from netscope.collectors.unix_sockets import UNIX_PROTOS
 
 Predicate = Callable[[Socket], bool]
-# A compiled term and a rough cost, so that cheap terms run first and short-circuit the expensive ones.
-Compiled = tuple[Predicate, int]
+# A compiled term: its predicate, a rough cost (so that cheap terms run first and short-circuit the expensive
+# ones), and what it says in terms the kernel's socket dump can test (sockdiag_query.py).
+Compiled = tuple[Predicate, int, Condition]
 
 _CHEAP, _CACHED, _SUBSTRING = 1, 2, 3
 
 # Per-term result caches are dropped when they grow past this: bounded memory on a machine whose peers churn.
 _CACHE_LIMIT = 200_000
 
-_BOTH, _LOCAL, _REMOTE = "both", "local", "remote"
+# Which end of a connection a port or address term tests: the kernel query's names for them.
+_BOTH, _LOCAL, _REMOTE = BOTH, LOCAL, REMOTE
 
 
 class FilterError(ValueError):
@@ -82,9 +100,15 @@ class Filter:
 
     text: str = ""  # the normalized source text: the terms joined by single spaces
     _match: Predicate = field(default=_match_all, repr=False, compare=False)
+    conditions: tuple[Condition, ...] = field(default=(), repr=False, compare=False)
 
     def matches(self, sock: Socket) -> bool:
         return self._match(sock)
+
+    def kernel_query(self) -> KernelQuery:
+        """What to ask the kernel's TCP/UDP dumps for, so that it skips what this filter would drop. Its answer
+        is exactly this filter's sockets when the query is `exact`, a superset otherwise: apply `matches` to it."""
+        return kernel_query(self.conditions)
 
     @property
     def is_empty(self) -> bool:
@@ -97,7 +121,8 @@ def parse_filter(text: str) -> Filter:
     compiled = [_compile_term(term) for term in terms]
     # sorted() is stable, so terms of equal cost keep the order they were typed in.
     compiled.sort(key=lambda c: c[1])
-    return Filter(" ".join(_quote(t) for t in terms), _all_of([pred for pred, _ in compiled]))
+    return Filter(" ".join(_quote(t) for t in terms), _all_of([pred for pred, _, _ in compiled]),
+                  tuple(condition for _, _, condition in compiled))
 
 
 # --- terms -----------------------------------------------------------------------------------------------------
@@ -146,8 +171,8 @@ def _compile_term(raw: str) -> Compiled:
         )
     if term.startswith("!"):
         raise FilterError(f"'{raw}' has more than one '!' — a single '!' negates a term", raw)
-    inner, cost = _compile_positive(term, raw)
-    return (lambda sock: not inner(sock)), cost
+    inner, cost, condition = _compile_positive(term, raw)
+    return (lambda sock: not inner(sock)), cost, Not(condition)
 
 
 def _compile_positive(term: str, raw: str) -> Compiled:
@@ -161,7 +186,8 @@ def _compile_positive(term: str, raw: str) -> Compiled:
     if not all(alternatives):
         raise FilterError(f"'{raw}' has an empty item between commas — remove the extra comma", raw)
     compiled = [_compile_single(alt, raw) for alt in alternatives]
-    return _any_of([pred for pred, _ in compiled]), max(cost for _, cost in compiled)
+    return (_any_of([pred for pred, _, _ in compiled]), max(cost for _, cost, _ in compiled),
+            AnyOf(tuple(condition for _, _, condition in compiled)))
 
 
 def _compile_keyed(word: str, raw: str) -> Compiled | None:
@@ -199,7 +225,7 @@ def _compile_single(word: str, raw: str) -> Compiled:
 def _compile_bare(word: str, raw: str) -> Compiled:
     lower = word.lower()
     if lower == "-l":
-        return _is_listening, _CHEAP
+        return _is_listening, _CHEAP, Listening()
     if word.startswith("-"):
         raise FilterError(
             f"unknown option {_quoted(word, raw)} — the only option is -l (listening); to negate a term put '!' "
@@ -213,13 +239,13 @@ def _compile_bare(word: str, raw: str) -> Compiled:
         if all(ch in _IPV4_CHARS for ch in word):
             return _ip_term_from([word], raw, _BOTH)
     if lower in _PROTOS:
-        return _proto_pred(_PROTOS[lower]), _CHEAP
+        return _proto_compiled(_PROTOS[lower])
     states = _resolve_state(word, raw)
     if states == ("LISTEN",):
         # Bare `listen` (or a prefix of it) means what `netstat -l` lists, which includes unconnected UDP.
-        return _is_listening, _CHEAP
+        return _is_listening, _CHEAP, Listening()
     if states:
-        return _state_pred(states), _CHEAP
+        return _state_compiled(states)
     raise FilterError(
         f"unknown word {_quoted(word, raw)} — expected a state ({_STATE_LIST_LOWER}), a port (80, 8000-8100), "
         f"a protocol (tcp, udp, tcp4, udp4, tcp6, udp6, unix), listen or -l, an IP address or network, "
@@ -307,7 +333,18 @@ def _port_term(value: str, raw: str, end: str) -> Compiled:
             singles.update(range(low, high + 1))
         else:
             ranges.append((low, high))
-    return _port_pred(frozenset(singles), tuple(ranges), end), _CHEAP
+    return _port_pred(frozenset(singles), tuple(ranges), end), _CHEAP, Ports(end, _runs(singles, ranges))
+
+
+def _runs(singles: set[int], ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """The ports as the fewest inclusive ranges, for the kernel's filter program."""
+    runs: list[tuple[int, int]] = []
+    for port in sorted(singles):
+        if runs and runs[-1][1] == port - 1:
+            runs[-1] = (runs[-1][0], port)
+        else:
+            runs.append((port, port))
+    return (*runs, *ranges)
 
 
 def _port_pred(ports: frozenset[int], ranges: tuple[tuple[int, int], ...], end: str) -> Predicate:
@@ -374,15 +411,15 @@ def _state_term(value: str, raw: str) -> Compiled:
         if not found:
             raise FilterError(f"unknown state {_quoted(item, raw)} — states are {_STATE_LIST}", raw)
         states.extend(found)
-    return _state_pred(states), _CHEAP
+    return _state_compiled(states)
 
 
-def _state_pred(states: Iterable[str]) -> Predicate:
+def _state_compiled(states: Iterable[str]) -> Compiled:
     wanted = set(states)
     for state in tuple(wanted):
         wanted.update(_STATE_EXTRAS.get(state, ()))
     frozen = frozenset(wanted)
-    return lambda sock: sock.state in frozen
+    return (lambda sock: sock.state in frozen), _CHEAP, States(frozen)
 
 
 def _is_listening(sock: Socket) -> bool:
@@ -417,12 +454,12 @@ def _proto_term(value: str, raw: str) -> Compiled:
                 raw,
             )
         protos.update(found)
-    return _proto_pred(protos), _CHEAP
+    return _proto_compiled(protos)
 
 
-def _proto_pred(protos: Iterable[str]) -> Predicate:
+def _proto_compiled(protos: Iterable[str]) -> Compiled:
     frozen = frozenset(protos)
-    return lambda sock: sock.proto in frozen
+    return (lambda sock: sock.proto in frozen), _CHEAP, Protos(frozen)
 
 
 def _pid_term(value: str, raw: str) -> Compiled:
@@ -434,15 +471,15 @@ def _pid_term(value: str, raw: str) -> Compiled:
         pids.add(int(item))
     frozen = frozenset(pids)
     # A socket whose owner is unknown has pid None, which is in no set of numbers.
-    return (lambda sock: sock.pid in frozen), _CHEAP
+    return (lambda sock: sock.pid in frozen), _CHEAP, OPAQUE
 
 
 def _user_term(value: str, raw: str) -> Compiled:
     names = frozenset(_alternatives(value, raw, "user:www-data"))
     uids = frozenset(int(name) for name in names if name.isascii() and name.isdigit() and len(name) <= 10)
     if uids:
-        return (lambda sock: sock.user in names or sock.uid in uids), _CHEAP
-    return (lambda sock: sock.user in names), _CHEAP
+        return (lambda sock: sock.user in names or sock.uid in uids), _CHEAP, OPAQUE
+    return (lambda sock: sock.user in names), _CHEAP, OPAQUE
 
 
 def _contains_any(needles: tuple[str, ...]) -> Callable[[str], bool]:
@@ -465,7 +502,7 @@ def _contains_any(needles: tuple[str, ...]) -> Callable[[str], bool]:
 
 def _proc_term(value: str, raw: str) -> Compiled:
     contains = _contains_any(tuple(item.lower() for item in _alternatives(value, raw, "proc:nginx")))
-    return (lambda sock: contains(sock.program)), _SUBSTRING
+    return (lambda sock: contains(sock.program)), _SUBSTRING, OPAQUE
 
 
 def _path_term(value: str, raw: str) -> Compiled:
@@ -474,7 +511,8 @@ def _path_term(value: str, raw: str) -> Compiled:
     def pred(sock: Socket) -> bool:
         return is_unix(sock.proto) and any(n in sock.local_ip or n in sock.remote_ip for n in needles)
 
-    return pred, _SUBSTRING
+    # Only unix sockets have a path: for the kernel's TCP and UDP dumps, this term rules every socket out.
+    return pred, _SUBSTRING, Protos(frozenset(UNIX_PROTOS.values()))
 
 
 # --- addresses -------------------------------------------------------------------------------------------------
@@ -549,11 +587,12 @@ def _ip_term_from(items: list[str], raw: str, end: str) -> Compiled:
             cache[address] = found
         return found
 
+    condition = Networks(end, tuple((version, network, mask.bit_count()) for version, network, mask in networks))
     if end == _LOCAL:
-        return (lambda sock: contains(sock.local_ip)), _CACHED
+        return (lambda sock: contains(sock.local_ip)), _CACHED, condition
     if end == _REMOTE:
-        return (lambda sock: contains(sock.remote_ip)), _CACHED
-    return (lambda sock: contains(sock.local_ip) or contains(sock.remote_ip)), _CACHED
+        return (lambda sock: contains(sock.remote_ip)), _CACHED, condition
+    return (lambda sock: contains(sock.local_ip) or contains(sock.remote_ip)), _CACHED, condition
 
 
 def _ip_term(end: str) -> Callable[[str, str], Compiled]:
@@ -581,7 +620,7 @@ def _container_term(value: str, raw: str) -> Compiled:
             return host and sock.pid is not None
         return contains(name)
 
-    return pred, _SUBSTRING
+    return pred, _SUBSTRING, OPAQUE
 
 
 # --- the grammar, in one table -----------------------------------------------------------------------------------
