@@ -171,8 +171,14 @@ def test_numeric_users_and_verbose(listener: socket.socket) -> None:
     assert row.split()[6] == str(os.getuid())  # User, as a number
     named = netscope("-tlne", "--filter", f"ip:{HOST} :{port}").stdout
     assert rows(named, port)[0].split()[6] == "root" if os.getuid() == 0 else True
+    # The kernel was asked for the filter's sockets alone: TCP listeners (-tl) on this address and port.
     summary = next(line for line in result.stderr.splitlines() if line.startswith("netscope: read "))
-    assert "TCP and UDP sockets from netlink sock_diag" in summary and summary.endswith(" ms")
+    assert summary.startswith("netscope: read 1 TCP and UDP sockets from netlink sock_diag, asking the kernel "
+                              "for tcp (state mask 0x0400, a "), summary
+    assert "udp" not in summary and summary.endswith(" ms")
+    everything = netscope("-v", "--once")
+    summary = next(line for line in everything.stderr.splitlines() if line.startswith("netscope: read "))
+    assert "asking" not in summary and "and their owners" in summary
     total = len(json.loads(netscope("--json").stdout))
     assert abs(int(summary.split()[2]) - total) < 50  # the machine's own sockets come and go meanwhile
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import test_sockdiag
@@ -22,6 +24,7 @@ from netscope.collectors.sockdiag import SockDiagReader
 from netscope.collectors.sockdiag_query import EVERYTHING, KernelQuery
 
 loopback_load = test_sockdiag.loopback_load  # the fixture, shared
+NETSCOPE = [sys.executable, "-m", "netscope"]
 
 
 def both_ways(reader: SockDiagReader, text: str, load: Load) -> tuple[set[Row], set[Row]]:
@@ -120,3 +123,20 @@ def test_a_program_too_long_for_the_kernel_is_left_to_python(loopback_load: Load
         asked = reader.read(dumps=query.dumps)
     flt = parse_filter(text)
     assert {row(s) for s in asked if flt.matches(s)} >= {loopback_load.expected["listen4"]}
+
+
+def test_a_printed_count_asks_the_kernel_and_reads_owners_only_if_needed(loopback_load: Load) -> None:
+    """`netscope --count --filter ...`, the `netstat -nap | grep :80 | grep ESTABLISHED | wc -l` of this tool."""
+    port4 = loopback_load.expected["listen4"][2]
+    flt = parse_filter(f":{port4} established")
+    with SockDiagReader() as reader:
+        expected = len([s for s in reader.read() if flt.matches(s)])
+    assert expected > 400  # both ends of 200 connections, and a few more
+    for text, how in ((f":{port4} established", "(no owners: a count)"),
+                      (f":{port4} established pid:{os.getpid()}", "and their owners")):
+        result = subprocess.run([*NETSCOPE, "--once", "--count", "-v", "--filter", text],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert int(result.stdout) == expected, text
+        assert "asking the kernel for tcp (state mask 0x0002, a 28-byte filter program)" in result.stderr
+        assert how in result.stderr, result.stderr

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from netscope.collectors.model import Snapshot, Socket
 from netscope.collectors.session.filters import parse_filter
 from netscope.collectors.session.folding import Folder
+from netscope.collectors.sockdiag_query import EVERYTHING, KernelQuery
 
 if TYPE_CHECKING:  # only for annotations: one-shot output starts without importing every collector
     from netscope.collectors.view_data import ViewData
@@ -200,13 +201,17 @@ def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int
         print_unix(args, out)
         return 0
 
-    collector = ConnectionCollector()
+    # The kernel leaves out what the filter and flags would drop (not with --fold, which looks at every listener).
+    query = EVERYTHING if getattr(args, "fold", False) else selection.kernel_query()
+    # A count of sockets the kernel chose exactly needs no owners: /proc/*/fd is not read.
+    owners = not (args.count and query.exact and not selection.raw)
+    collector = ConnectionCollector(query=query, owners=owners)
     try:
         snapshot = collector.collect()
     except OSError as error:
         raise Failure(f"cannot read the socket tables: {error}") from None
     if args.verbose:
-        warn(read_summary(snapshot, collector.source))
+        warn(read_summary(snapshot, collector.source, query, owners))
     if not (args.json or args.csv or args.count):
         # Why some owners show "-", on stderr as netstat's "(Not all processes could be identified ...)". Data
         # for programs says it with a null pid.
@@ -222,12 +227,15 @@ def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int
     return 0
 
 
-def read_summary(snapshot: Snapshot, source: str) -> str:
+def read_summary(snapshot: Snapshot, source: str, query: KernelQuery = EVERYTHING, owners: bool = True) -> str:
     """-v: what was read, from where, and how long it took."""
     where = "netlink sock_diag" if source == "netlink" else "/proc/net/{tcp,tcp6,udp,udp6}"
-    owners = {sock.pid for sock in snapshot.sockets.values() if sock.pid is not None}
-    return (f"read {len(snapshot.sockets)} TCP and UDP sockets from {where} and their owners ({len(owners)} "
-            f"processes) from /proc/*/fd in {snapshot.collect_seconds * 1000:.0f} ms")
+    if source == "netlink" and query.narrows:
+        where += f", asking the kernel for {query.describe()}"
+    pids = {sock.pid for sock in snapshot.sockets.values() if sock.pid is not None}
+    whose = f" and their owners ({len(pids)} processes) from /proc/*/fd" if owners else " (no owners: a count)"
+    return f"read {len(snapshot.sockets)} TCP and UDP sockets from {where}{whose} in " \
+           f"{snapshot.collect_seconds * 1000:.0f} ms"
 
 
 def unseen_owners(snapshot: Snapshot, selection: Selection) -> int:

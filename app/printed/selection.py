@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from netscope.collectors.model import Socket
 from netscope.collectors.session.filters import Filter
+from netscope.collectors.sockdiag_query import KernelQuery, Listening, Protos, kernel_query
 from netscope.widgets.formatting import endpoints_sort_bytes
 
 _PROTO_ORDER = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3, "raw": 4, "raw6": 5}
@@ -51,6 +52,20 @@ class Selection:
         if self.listening_only and not sock.is_listening:
             return False
         return self.filter.matches(sock)
+
+    def kernel_query(self) -> KernelQuery:
+        """The TCP/UDP dumps to ask the kernel for (sockdiag_query.py): the filter's and the flags' sockets, or a
+        superset of them; `pick` still chooses among what comes back."""
+        conditions = list(self.filter.conditions)
+        if not (self.tcp and self.udp and self.ipv4 and self.ipv6):
+            conditions.append(Protos(frozenset(
+                proto for proto, wanted in (("tcp", self.tcp and self.ipv4), ("tcp6", self.tcp and self.ipv6),
+                                            ("udp", self.udp and self.ipv4), ("udp6", self.udp and self.ipv6))
+                if wanted
+            )))  # fmt: skip
+        if self.listening_only:
+            conditions.append(Listening())
+        return kernel_query(tuple(conditions))
 
     def pick(self, sockets: Iterable[Socket]) -> list[Socket]:
         if self.tcp and self.udp and self.ipv4 and self.ipv6 and not self.listening_only and self.filter.is_empty:

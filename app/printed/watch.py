@@ -98,14 +98,18 @@ def watched_read(read: Callable[[], _R], stop: threading.Event, stall: float) ->
 
 
 def run_loop(
-    args: argparse.Namespace, out: Output, selection: Selection, on_diff: Callable[[SnapshotDiff], None] | None
+    args: argparse.Namespace, out: Output, selection: Selection, on_diff: Callable[[SnapshotDiff], None] | None,
+    narrow: bool = True,
 ) -> int:
     """`--watch`, `-c` and headless `--record`: a refresh every interval (see ticks()) until a signal,
-    `--duration`, or a closed pipe."""
+    `--duration`, or a closed pipe. With `narrow`, the kernel is asked only for the selection's sockets (a
+    recording keeps every socket)."""
     from netscope.collectors.connections import ConnectionCollector
+    from netscope.collectors.sockdiag_query import EVERYTHING
 
     fmt = "json" if args.json else "csv" if args.csv else "text"
-    collector = ConnectionCollector(interval=args.interval)
+    query = selection.kernel_query() if narrow else EVERYTHING
+    collector = ConnectionCollector(interval=args.interval, query=query)
     with StopSignals() as stop:
         if args.watch and (header := watch_header(fmt)) is not None:
             out.line(header)
@@ -167,7 +171,7 @@ def run_continuous(args: argparse.Namespace, out: Output, selection: Selection) 
         if args.unix:
             print_unix(args, out, told)
 
-    return run_loop(args, out, selection, show)
+    return run_loop(args, out, selection, show, narrow=not getattr(args, "fold", False))
 
 
 def run_record(args: argparse.Namespace, out: Output, selection: Selection) -> int:
@@ -189,7 +193,7 @@ def run_record(args: argparse.Namespace, out: Output, selection: Selection) -> i
     views.start()
     try:
         try:
-            run_loop(args, out, selection, writer.write)
+            run_loop(args, out, selection, writer.write, narrow=False)
         except OSError as error:
             if isinstance(error, BrokenPipeError):
                 raise
