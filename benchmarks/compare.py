@@ -23,11 +23,14 @@ import os
 import platform
 import resource
 import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -138,6 +141,28 @@ def stop_load(loads: list[subprocess.Popen[str]]) -> None:
         load.wait()
         if load.stdout is not None:
             load.stdout.close()
+
+
+# Close with a reset: the service leaves no TIME_WAIT pile behind for the next run.
+RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+
+
+@contextmanager
+def service(connections: int) -> Iterator[int]:
+    """A listener with `connections` established connections to it; yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+    held: list[socket.socket] = [listener]
+    try:
+        for _ in range(connections):
+            client = socket.create_connection(listener.getsockname())
+            server, _ = listener.accept()
+            for sock in (client, server):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+            held += [client, server]
+        yield listener.getsockname()[1]
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def command(argv: list[str]) -> Callable[[], object] | None:

@@ -12,40 +12,16 @@ at 250,000 connections it takes minutes: `--no-ss-p` leaves it out.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from compare import check_limits, machine, start_load, stop_load
-
-RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+from compare import check_limits, machine, service, start_load, stop_load
 
 
 def ss_filter(port: int) -> list[str]:
     return ["state", "established", f"( sport = :{port} or dport = :{port} )"]
-
-
-@contextmanager
-def service(connections: int) -> Iterator[int]:
-    """A listener with `connections` established connections to it; yields its port."""
-    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
-    held: list[socket.socket] = [listener]
-    try:
-        for _ in range(connections):
-            client = socket.create_connection(listener.getsockname())
-            server, _ = listener.accept()
-            for sock in (client, server):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
-            held += [client, server]
-        yield listener.getsockname()[1]
-    finally:
-        for sock in held:
-            sock.close()
 
 
 def commands(port: int, ss_p: bool) -> dict[str, list[str]]:

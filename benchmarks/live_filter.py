@@ -1,0 +1,94 @@
+"""Filtering to one port in the live app at scale: how soon its rows show, and how keys are answered meanwhile.
+
+    python benchmarks/live_filter.py [--connections 250000] [--service 1000] [--seconds 10]
+
+Holds N established loopback connections (compare.py's load) and a "service" of `--service` connections to one
+port. Runs the app headless (160x45, Textual's Pilot, the real worker at a 1 s interval) and times: the first
+full table; typing `/:PORT established` and Enter until the table holds exactly the rows `ss` finds for
+`state established '( sport = :PORT or dport = :PORT )'`; then, with the filter on, each Down/Up press (every
+30 ms for `--seconds`) until the app has handled it; then Escape until every socket is back. `ss -tan` is timed in
+the same run, for the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import time
+
+from compare import check_limits, machine, service, ss_seconds, start_load, stop_load
+
+from netscope.app.netscope_app import NetscopeApp
+
+
+async def until(condition: object, pilot: object, limit: float) -> float:
+    """Seconds until `condition()` holds, polling every 10 ms; raises after `limit` seconds."""
+    started = time.perf_counter()
+    while not condition():  # type: ignore[operator]
+        if time.perf_counter() - started > limit:
+            raise SystemExit(f"gave up after {limit:.0f} s")
+        await pilot.pause(0.01)  # type: ignore[attr-defined]
+    return time.perf_counter() - started
+
+
+async def measure(port: int, expected: int, seconds: float) -> dict[str, float | list[float]]:
+    app = NetscopeApp(interval=1.0)
+    async with app.run_test(size=(160, 45)) as pilot:
+        first = await until(lambda: app.refresh_count >= 1, pilot, 120)
+        total = app.table.row_count
+        await pilot.press("slash", *f":{port} established")
+        typed = time.perf_counter()
+        await pilot.press("enter")
+        await until(lambda: app.table.row_count == expected, pilot, 60)
+        filtered = time.perf_counter() - typed
+        latencies = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            key = "down" if app.table.cursor_row < 500 else "up"
+            pressed = time.perf_counter()
+            await pilot.press(key)
+            latencies.append(time.perf_counter() - pressed)
+            await asyncio.sleep(0.03)
+        await pilot.press("escape")
+        cleared = await until(lambda: app.table.row_count >= total * 0.99, pilot, 60)
+    return {"first": first, "filtered": filtered, "keys": latencies, "cleared": cleared}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=250_000)
+    parser.add_argument("--service", type=int, default=1_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    check_limits(args.connections + args.service)
+    loads = start_load(args.connections)
+    try:
+        with service(args.service) as port:
+            found = subprocess.run(
+                ["ss", "-tanH", "state", "established", f"( sport = :{port} or dport = :{port} )"],
+                capture_output=True, text=True, check=True,
+            ).stdout.splitlines()
+            base = ss_seconds()
+            result = asyncio.run(measure(port, len(found), args.seconds))
+    finally:
+        stop_load(loads)
+    keys = sorted(result["keys"])  # type: ignore[arg-type]
+    print(f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {machine()}; {args.connections:,} connections "
+          f"({2 * args.connections:,} sockets) plus {args.service:,} to the filtered port ({len(found):,} rows); "
+          f"`ss -tan` {base * 1000:.0f} ms\n")
+    print("| measurement | time | × `ss -tan` |\n| --- | ---: | ---: |")
+    for label, value in (("first full table", result["first"]),
+                         (f"`/:{port} established` Enter → its {len(found):,} rows shown", result["filtered"]),
+                         ("Escape → every socket shown again", result["cleared"]),
+                         ("key press, median (filter on)", statistics.median(keys)),
+                         ("key press, 95th percentile", keys[int(len(keys) * 0.95)]),
+                         ("key press, slowest", keys[-1])):  # fmt: skip
+        seconds = float(value)  # type: ignore[arg-type]
+        print(f"| {label} | {seconds * 1000:.0f} ms | {seconds / base:.2f}× |")
+    print(f"\n{len(keys)} key presses.")
+
+
+if __name__ == "__main__":
+    main()
