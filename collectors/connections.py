@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import functools
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -113,6 +114,30 @@ class _LastOwners:
 def _changed_owners(before: dict[int, int], after: dict[int, int]) -> set[int]:
     """The inodes the fd scan maps to another pid, or no longer or newly: two dicts compared in C (items views)."""
     return {inode for inode, _pid in before.items() ^ after.items()}
+
+
+class _Scan(threading.Thread):
+    """A full owner scan, in a thread of its own."""
+
+    def __init__(self, scanner: OwnerScanner) -> None:
+        super().__init__(name="netscope-owners", daemon=True)
+        self._scanner = scanner
+        self._result: OwnerScan | None = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._result = self._scanner.scan()
+        except BaseException as exc:  # handed to the caller, not lost in the thread
+            self._error = exc
+
+    def result(self) -> OwnerScan:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
 
 def _without_duplicates(sockets: list[Socket]) -> dict[SocketKey, Socket]:
@@ -276,6 +301,9 @@ class ConnectionCollector(SourceDefaults):
         # snapshot's and the previous one's) several times per refresh, for nothing, as nothing here is cyclic.
         want_tcp_info = self.tcp_info  # once: it may be switched from another thread meanwhile
         with gc_paused():
+            # Reading every fd link needs no socket table: it runs in a thread while the table is dumped (its
+            # readlinks and listings let go of the GIL).
+            scanning = _Scan(self._owners) if self.owners and not self.incremental_owners else None
             sockets, warnings, filled = self._read_sockets(taken_at, want_tcp_info)
             # Only from a read that asked for them: after a failed netlink read, /proc gave this refresh's sockets.
             reader = self._netlink
@@ -284,14 +312,14 @@ class ConnectionCollector(SourceDefaults):
                 key: LiveTimer(kind, round(taken_at + expires / 1000, 1), retransmits)
                 for key, (kind, retransmits, expires) in reader.last_timers.items()
             } if want_tcp_info and reader is not None and filled else {}
-            if not self.owners:
+            if scanning is not None:
+                owners = scanning.result()
+            elif not self.owners:
                 owners = OwnerScan({}, permission_denied=False)
-            elif self.incremental_owners:
+            else:
                 owners = self._owners.scan(
                     {sock.inode for sock in sockets}, functools.partial(self._still_open, sockets, reader)
                 )
-            else:
-                owners = self._owners.scan()
             if not filled:
                 _fill_first_seen_and_user(sockets, taken_at)
             # One validity check per process, not per socket: a proxy holds thousands of sockets.

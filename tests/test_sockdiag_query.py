@@ -128,12 +128,14 @@ def test_a_program_too_long_for_the_kernel_is_left_to_python(loopback_load: Load
 def test_a_printed_count_asks_the_kernel_and_reads_owners_only_if_needed(loopback_load: Load) -> None:
     """`netscope --count --filter ...`, the `netstat -nap | grep :80 | grep ESTABLISHED | wc -l` of this tool."""
     port4 = loopback_load.expected["listen4"][2]
-    flt = parse_filter(f":{port4} established")
-    with SockDiagReader() as reader:
-        expected = len([s for s in reader.read() if flt.matches(s)])
-    assert expected > 400  # both ends of 200 connections, and a few more
     for text, how in ((f":{port4} established", "(no owners: a count)"),
                       (f":{port4} established pid:{os.getpid()}", "and their owners")):
+        collector = ConnectionCollector()
+        try:
+            expected = len([s for s in collector.collect().sockets.values() if parse_filter(text).matches(s)])
+        finally:
+            collector.close()
+        assert expected > 400  # both ends of 200 connections, and a few more
         result = subprocess.run([*NETSCOPE, "--once", "--count", "-v", "--filter", text],
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr

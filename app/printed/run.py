@@ -205,7 +205,7 @@ def run_once(args: argparse.Namespace, out: Output, selection: Selection) -> int
     query = EVERYTHING if getattr(args, "fold", False) else selection.kernel_query()
     # A count of sockets the kernel chose exactly needs no owners: /proc/*/fd is not read.
     owners = not (args.count and query.exact and not selection.raw)
-    collector = ConnectionCollector(query=query, owners=owners)
+    collector = ConnectionCollector(query=query, owners=owners, incremental_owners=False)  # one read: all at once
     try:
         snapshot = collector.collect()
     except OSError as error:
