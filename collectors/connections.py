@@ -14,8 +14,9 @@ import functools
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from netscope.collectors import speedups
 from netscope.collectors.diff import diff_changes, diff_snapshots
@@ -116,27 +117,29 @@ def _changed_owners(before: dict[int, int], after: dict[int, int]) -> set[int]:
     return {inode for inode, _pid in before.items() ^ after.items()}
 
 
-class _Scan(threading.Thread):
-    """A full owner scan, in a thread of its own."""
+T = TypeVar("T")
 
-    def __init__(self, scanner: OwnerScanner) -> None:
+
+class _InThread(threading.Thread, Generic[T]):
+    """Some owner-scan work, started at once in a thread of its own; result() waits for it."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
         super().__init__(name="netscope-owners", daemon=True)
-        self._scanner = scanner
-        self._result: OwnerScan | None = None
+        self._work = work
+        self._result: T | None = None
         self._error: BaseException | None = None
         self.start()
 
     def run(self) -> None:
         try:
-            self._result = self._scanner.scan()
+            self._result = self._work()
         except BaseException as exc:  # handed to the caller, not lost in the thread
             self._error = exc
 
-    def result(self) -> OwnerScan:
+    def result(self) -> T | None:
         self.join()
         if self._error is not None:
             raise self._error
-        assert self._result is not None
         return self._result
 
 
@@ -301,9 +304,13 @@ class ConnectionCollector(SourceDefaults):
         # snapshot's and the previous one's) several times per refresh, for nothing, as nothing here is cyclic.
         want_tcp_info = self.tcp_info  # once: it may be switched from another thread meanwhile
         with gc_paused():
-            # Reading every fd link needs no socket table: it runs in a thread while the table is dumped (its
-            # readlinks and listings let go of the GIL).
-            scanning = _Scan(self._owners) if self.owners and not self.incremental_owners else None
+            # Reading every fd link needs no socket table: a one-shot read, or a first one, does it in a thread
+            # while the table is dumped (its readlinks and listings let go of the GIL).
+            scanning: _InThread[OwnerScan | None] | None = None
+            if self.owners and not self.incremental_owners:
+                scanning = _InThread(self._owners.scan)
+            elif self.owners and self._owners.first and not self.unix:
+                scanning = _InThread(self._owners.prefetch)
             sockets, warnings, filled = self._read_sockets(taken_at, want_tcp_info)
             # Only from a read that asked for them: after a failed netlink read, /proc gave this refresh's sockets.
             reader = self._netlink
@@ -312,8 +319,9 @@ class ConnectionCollector(SourceDefaults):
                 key: LiveTimer(kind, round(taken_at + expires / 1000, 1), retransmits)
                 for key, (kind, retransmits, expires) in reader.last_timers.items()
             } if want_tcp_info and reader is not None and filled else {}
-            if scanning is not None:
-                owners = scanning.result()
+            scanned = scanning.result() if scanning is not None else None
+            if scanned is not None:
+                owners = scanned
             elif not self.owners:
                 owners = OwnerScan({}, permission_denied=False)
             else:

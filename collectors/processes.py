@@ -135,11 +135,31 @@ class OwnerScanner:
         # from every fd of the machine; the collector then knows that no socket's owner changed.
         self._maps: tuple[dict[int, int], dict[int, int], set[int]] | None = None
         self._changed = True
+        # prefetch()'s pids, denied pids and link count, for the next scan() to file against its table.
+        self._prefetched: tuple[list[int], list[int], int] | None = None
 
     def remembered_fds(self, pid: int) -> int | None:
         """How many of `pid`'s fds the scanner remembers between scans; None if it does not follow that process."""
         entry = self._processes.get(pid)
         return None if entry is None else len(entry)
+
+    @property
+    def first(self) -> bool:
+        """Whether no scan has read anything yet: the next one reads every link."""
+        return not self._processes and self._prefetched is None
+
+    def prefetch(self) -> None:
+        """Read every process's fd links before the socket table is known: a first scan's work, done in a thread
+        while the table is dumped (the readlinks let go of the GIL). The next scan() files what was read against
+        its table instead of reading it again; a process started meanwhile is read by the scan after."""
+        try:
+            names = os.listdir(self._proc_root)
+        except OSError:
+            return
+        pids = sorted(int(name) for name in names if name.isdigit())
+        denied: list[int] = []
+        links_read, _unlisted = self._list_and_read(pids, None, _ALL, denied)
+        self._prefetched = (pids, denied, links_read)
 
     def scan(
         self, socket_inodes: Iterable[int] | None = None,
@@ -148,21 +168,26 @@ class OwnerScanner:
         """Read who holds each socket. Without `socket_inodes`: every link, and every socket inode in the map
         (unix sockets too). With them (the socket table's inodes, 0 ignored): incremental, see the class doc;
         `still_open` tells, of some of those inodes, which the kernel still has (see the class doc)."""
-        root = self._proc_root
-        try:
-            names = os.listdir(root)
-        except OSError:
-            return OwnerScan({}, permission_denied=False)
-        pids = sorted(int(name) for name in names if name.isdigit())
         table: set[int] | None = None
         mode = _ALL
         if socket_inodes is not None:
             table = set(socket_inodes)
             table.discard(0)
-            if self._processes and self._since_full + 1 < self.full_rescan_every:
+            if self._processes and self._since_full + 1 < self.full_rescan_every and self._prefetched is None:
                 mode = _CHANGED
-        denied: list[int] = []
-        links_read, unlisted = self._list_and_read(pids, table, mode, denied)
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            pids, denied, links_read = prefetched
+            unlisted: list[int] = []
+            self._file_against(table)
+        else:
+            try:
+                names = os.listdir(self._proc_root)
+            except OSError:
+                return OwnerScan({}, permission_denied=False)
+            pids = sorted(int(name) for name in names if name.isdigit())
+            denied = []
+            links_read, unlisted = self._list_and_read(pids, table, mode, denied)
         self._changed = self._changed or links_read > 0 or mode == _ALL
         mapping, others, shared = self._build_maps()
         if table is None:
@@ -192,6 +217,17 @@ class OwnerScanner:
         self._shared = shared
         self._since_full = 0 if mode == _ALL else self._since_full + 1
         return OwnerScan(mapping, bool(denied), set(pids), denied, links_read, full=mode == _ALL)
+
+    def _file_against(self, table: set[int] | None) -> None:
+        """Sort prefetched socket links into the table's and the others, as a read with the table would have."""
+        if not table:
+            return
+        for entry in self._processes.values():
+            moved = {name: inode for name, inode in entry.other.items() if inode in table}
+            if moved:
+                entry.inet.update(moved)
+                for name in moved:
+                    del entry.other[name]
 
     def _note_changes(self, links_read: int, everything: bool = False) -> int:
         """Reading links changes the cached fds (what closed is forgotten too): the maps must be made again."""

@@ -629,3 +629,28 @@ def test_exited_process_is_forgotten(churner: Churner) -> None:
     scan = scanner.scan(socket_table())
     assert inode not in scan.inode_to_pid and churner.pid not in scan.live_pids
     assert scanner.remembered_fds(churner.pid) is None
+
+
+def test_a_first_scan_read_before_the_table_was_known_files_its_links_against_it(
+    churner: Churner, tmp_path: Path
+) -> None:
+    """prefetch() reads every link with no table (the collector does it while the table is dumped); the scan
+    that follows files them against its table without reading them again, and the incremental scans after it
+    behave as after any first scan: a socket opened after the prefetch is found, one in a new process too."""
+    _fd, before = churner.ask("listen")
+    scanner = OwnerScanner()
+    assert scanner.first
+    scanner.prefetch()
+    assert not scanner.first
+    _fd, between = churner.ask("listen")  # opened while "the table was dumped"
+    first = scanner.scan(socket_table())
+    assert first.full and first.links_read > 0
+    assert first.inode_to_pid.get(before) == churner.pid
+    incremental_scan(scanner, before, between)
+    _fd, after = churner.ask("listen")
+    other = Churner(tmp_path)
+    try:
+        _fd, elsewhere = other.ask("listen")
+        assert incremental_scan(scanner, before, between, after, elsewhere)[elsewhere] == other.pid
+    finally:
+        other.close()
