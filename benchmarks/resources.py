@@ -5,8 +5,8 @@
 For each N it holds N established loopback connections (2N sockets, `loopback_load.py` via compare.py's
 start_load) and measures:
 
-* `netscope --once --json` and `netscope --once --count` against `ss -tanp`, whole commands with start-up, output
-  to /dev/null: medians of --once-reps interleaved rounds.
+* `netscope --once --json` and `netscope --once --count` against `ss -tanp` and `ss -tan`, whole commands with
+  start-up, output to /dev/null: medians of --once-reps interleaved rounds.
 * time to the first full table, from fork+exec to the moment the counter bar says `ALL:T` with T >= 2N,
   read from the real app in a pseudo-terminal (TERM=xterm-256color, 160x45): median of --reps launches. The same
   from exec of a headless `App.run_test` process (no terminal) until the table holds 2N rows.
@@ -459,6 +459,7 @@ def measure(count: int, args: argparse.Namespace) -> Result:
             "netscope --once --json": [*netscope, "--once", "--json"],
             "netscope --once --count": [*netscope, "--once", "--count"],
             "ss -tanp": ["ss", "-tanp"],
+            "ss -tan": ["ss", "-tan"],  # issue 14's yardstick, in the same rounds
         }, args.once_reps)
         headless = [headless_first_table(expected) for _ in range(args.reps)]
         first = [pty_first_table(expected, args.timeout) for _ in range(args.reps)]
@@ -549,6 +550,19 @@ def print_table(results: list[Result]) -> None:
         json_s, ss_s = r.once["netscope --once --json"], r.once["ss -tanp"]
         ratios.append(f"{json_s / ss_s:.2f}x" if json_s and ss_s else "n/a")
     row("**`--once --json` / `ss -tanp`**", ratios, TARGETS["once"])
+    # Issue 14's targets, as ratios to one `ss -tan` of the same load, timed in the --once rounds above.
+    row("`ss -tan`", [msec(r.once["ss -tan"]) for r in results])
+    for label, seconds_of, target in (
+        ("CPU per tick, UI + worker",
+         lambda r, w: ((w.usage.ui_tick_ms or 0) + (w.usage.worker_tick_ms or 0)) / 1000, "≤ 0.75×"),
+        ("first full table, pty", lambda r, w: median(r.pty_first), "≤ 4×"),
+        ("`--once --json`", lambda r, w: r.once["netscope --once --json"], "≤ 4×"),
+    ):
+        cells = []
+        for r, w in zip(results, steady, strict=True):
+            base, seconds = r.once["ss -tan"], seconds_of(r, w)
+            cells.append(f"{seconds / base:.2f}×" if base and seconds else "n/a")
+        row(f"**{label} / `ss -tan`**", cells, target)
 
 
 def main() -> None:
