@@ -171,8 +171,12 @@ class OwnerScanner:
         table: set[int] | None = None
         mode = _ALL
         if socket_inodes is not None:
-            table = set(socket_inodes)
-            table.discard(0)
+            # A set of the table's inodes without 0 (as the collector keeps it) is only read, not copied.
+            if isinstance(socket_inodes, set) and 0 not in socket_inodes:
+                table = socket_inodes
+            else:
+                table = set(socket_inodes)
+                table.discard(0)
             if self._processes and self._since_full + 1 < self.full_rescan_every and self._prefetched is None:
                 mode = _CHANGED
         prefetched, self._prefetched = self._prefetched, None
