@@ -234,6 +234,8 @@ def test_incremental_counts_equal_a_recount_as_clients_come_and_go(
     diff = feed(collector, counter)
     same_as_recount(diff)
     assert f"{net}.3" not in by_key(counter, "remote_ip")  # and then it is gone
+    # The last refresh's change is forgotten too (the same question as above, answered anew, not remembered).
+    assert by_key(counter, "remote_ip")[f"{net}.1"].change == 0
     assert f"ns-top-few ({few.pid})" not in by_key(counter, "process")
 
     # A new client from NET.4 with 7 connections.
