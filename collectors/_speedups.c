@@ -144,7 +144,6 @@ done:
 enum {
     NL_HEADER_LEN = 16,
     DIAG_MESSAGE_LEN = 16 + 72,
-    SOCK_DIAG_BY_FAMILY = 20,
     TCP_SYN_RECV = 3,
     TCP_LISTEN = 10,
 };
@@ -178,23 +177,25 @@ static PyObject *address_text(PyObject *addresses, PyObject *make_address, long 
 }
 
 PyDoc_STRVAR(parse_inet_diag_doc,
-"parse_inet_diag(buf, size, offset, seq, family, proto, is_tcp, state_names, addresses, make_address, users,\n"
-"                first_seen, socket_type, previous, seen, fresh, out, half_open) -> offset\n\n"
+"parse_inet_diag(buf, size, offset, seq, msg_type, family, proto4, proto6, is_tcp, state_names, addresses,\n"
+"                make_address, users, first_seen, socket_type, previous, seen, fresh, out, half_open) -> offset\n\n"
 "Make a Socket of each reply message of a dump from buf[offset:size], as collectors/sockdiag.py's _Parser.parse\n"
 "does, until the end or the first message that is not a whole inet_diag_msg of this dump (DONE, an error, a late\n"
-"reply, a truncated one): returns where that one starts, for the Python loop to take it from there.");
+"reply, a truncated one): returns where that one starts, for the Python loop to take it from there. `family` 0:\n"
+"a dump of both families (each message says its own), whose sockets are named proto4 or proto6.");
 
 static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_buffer view;
     Py_ssize_t size, offset;
-    unsigned long seq;
+    unsigned long seq, msg_type;
     long family;
     int is_tcp;
     double first_seen;
-    PyObject *proto, *names, *addresses, *make_address, *users, *socket_type, *previous, *seen, *fresh, *out,
-        *half_open;
-    if (!PyArg_ParseTuple(args, "y*nnklUpO!O!OOdOOOOO!O!:parse_inet_diag", &view, &size, &offset, &seq, &family,
-                          &proto, &is_tcp, &PyTuple_Type, &names, &PyDict_Type, &addresses, &make_address, &users,
+    PyObject *proto4, *proto6, *names, *addresses, *make_address, *users, *socket_type, *previous, *seen, *fresh,
+        *out, *half_open;
+    if (!PyArg_ParseTuple(args, "y*nnkklUUpO!O!OOdOOOOO!O!:parse_inet_diag", &view, &size, &offset, &seq,
+                          &msg_type, &family, &proto4, &proto6, &is_tcp, &PyTuple_Type, &names, &PyDict_Type,
+                          &addresses, &make_address, &users,
                           &first_seen, &socket_type, &previous, &seen, &fresh, &PyList_Type, &out, &PyList_Type,
                           &half_open))
         return NULL;
@@ -211,13 +212,16 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     if (first_seen_obj == NULL || kwnames == NULL || empty == NULL)
         goto done;
     const unsigned char *buf = view.buf;
-    const Py_ssize_t address_size = family == AF_INET ? 4 : 16;
     while (offset + DIAG_MESSAGE_LEN <= size) {
         const unsigned char *message = buf + offset;
         uint32_t length = u32_at(message);
-        if (length < DIAG_MESSAGE_LEN || (Py_ssize_t)length > size - offset || u16_at(message + 4) != SOCK_DIAG_BY_FAMILY ||
-            u32_at(message + 8) != seq || message[16] != family)
+        const long message_family = message[16];
+        if (length < DIAG_MESSAGE_LEN || (Py_ssize_t)length > size - offset || u16_at(message + 4) != msg_type ||
+            u32_at(message + 8) != seq ||
+            (family ? message_family != family : message_family != AF_INET && message_family != AF_INET6))
             break; /* the Python loop takes it from here */
+        const Py_ssize_t address_size = message_family == AF_INET ? 4 : 16;
+        PyObject *proto = message_family == AF_INET ? proto4 : proto6;
         const unsigned char *diag = message + NL_HEADER_LEN;
         unsigned state = diag[1];
         uint64_t cookie;
@@ -243,8 +247,9 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
             }
         }
         if (found == NULL) {
-            PyObject *local = address_text(addresses, make_address, family, diag + 8, address_size);
-            PyObject *remote = local ? address_text(addresses, make_address, family, diag + 24, address_size) : NULL;
+            PyObject *local = address_text(addresses, make_address, message_family, diag + 8, address_size);
+            PyObject *remote =
+                local ? address_text(addresses, make_address, message_family, diag + 24, address_size) : NULL;
             PyObject *user = NULL;
             if (remote != NULL) {
                 if (inode) {
