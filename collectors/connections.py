@@ -258,7 +258,8 @@ class ConnectionCollector(SourceDefaults):
         if self._netlink is not None:
             try:
                 sockets = self._netlink.read(
-                    first_seen=taken_at, user_name=user_name, tcp_info=tcp_info, reuse=True, dumps=self.query.dumps
+                    first_seen=taken_at, user_name=user_name, tcp_info=tcp_info, dumps=self.query.dumps,
+                    reuse=self.incremental_owners,  # a one-shot read has no next read to reuse its sockets
                 )
             except NetlinkError as exc:  # SockDiagUnavailable is an OSError, not a NetlinkError: below
                 if self.reader == "netlink":
@@ -337,7 +338,8 @@ class ConnectionCollector(SourceDefaults):
             owner_of: dict[int, Owner] = {
                 pid: (info.pid, info.name, info.container, info.start_time) for pid, info in infos.items()
             }
-            reused = reader if filled and reader is not None and not self.unix else None
+            reusing = filled and reader is not None and not self.unix and self.incremental_owners
+            reused = reader if reusing else None
             by_key = self._only_changes(sockets, owners.inode_to_pid, owner_of, reused)
             if by_key is None:
                 self._changes = None

@@ -276,7 +276,8 @@ def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket
                                  (diff.changed, whole.changed), (diff.changed_before, whole.changed_before)):
                 assert sorted(map(id, ours)) == sorted(map(id, theirs))
             holders = OwnerScanner().scan().inode_to_pid
-            mine = [s for s in diff.snapshot.sockets.values() if port in (s.local_port, s.remote_port) and s.inode]
+            mine = [s for s in diff.snapshot.sockets.values()  # by address too: another's port may be the same
+                    if (host, port) in ((s.local_ip, s.local_port), (s.remote_ip, s.remote_port)) and s.inode]
             assert len(mine) >= 1 and all(s.pid == holders.get(s.inode) for s in mine)
             previous = diff.snapshot
         assert from_changes >= 4, "the refreshes never took the way under test"
