@@ -116,7 +116,7 @@ class KernelQuery:
     @property
     def narrows(self) -> bool:
         """Whether this asks the kernel for less than every socket."""
-        return self != EVERYTHING
+        return self.dumps != EVERY_DUMP
 
     def describe(self) -> str:
         """For -v: what the kernel was asked for."""
