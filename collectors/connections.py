@@ -313,7 +313,12 @@ class ConnectionCollector(SourceDefaults):
                 scanning = _InThread(self._owners.scan)
             elif self.owners and self._owners.first and not self.unix:
                 scanning = _InThread(self._owners.prefetch)
-            sockets, warnings, filled = self._read_sockets(taken_at, want_tcp_info)
+            try:
+                sockets, warnings, filled = self._read_sockets(taken_at, want_tcp_info)
+            except BaseException:
+                if scanning is not None:
+                    scanning.join()  # never leave it changing the scanner under the next refresh
+                raise
             # Only from a read that asked for them: after a failed netlink read, /proc gave this refresh's sockets.
             reader = self._netlink
             tcp_info = reader.last_tcp_info if want_tcp_info and reader is not None and filled else {}
