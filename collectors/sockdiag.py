@@ -1,7 +1,9 @@
 """Reading the kernel's TCP and UDP sockets over netlink (NETLINK_SOCK_DIAG, the interface `ss` uses).
 
 Four dump requests (SOCK_DIAG_BY_FAMILY with a struct inet_diag_req_v2): AF_INET and AF_INET6, each for
-IPPROTO_TCP and IPPROTO_UDP, every state. Each reply message is a struct inet_diag_msg, unpacked with one
+IPPROTO_TCP and IPPROTO_UDP, every state; or, where probe() found the kernel takes it, one TCPDIAG_GETSOCK dump for
+TCP of both families (see TCPDIAG_GETSOCK) and the two UDP ones. A query (sockdiag_query.py) may ask for fewer
+dumps, states and sockets. Each reply message is a struct inet_diag_msg, unpacked with one
 precompiled Struct straight from the netlink socket's receive buffer (header and body in one call, the fields we
 do not show skipped as padding), addresses and ports converted through caches, the cyclic GC paused meanwhile: a
 dump of 100,000 sockets takes about as long as `ss -tan` (benchmarks/README.md), where /proc/net takes twice that.
@@ -283,8 +285,9 @@ class SockDiagReader:
         self, first_seen: float = 0.0, user_name: Callable[[int], str] | None = None, tcp_info: bool = False,
         reuse: bool = False, dumps: tuple[DumpRequest, ...] = EVERY_DUMP,
     ) -> list[Socket]:
-        """Every TCP and UDP socket of this network namespace, in procnet's order (tcp, tcp6, udp, udp6); given
-        `dumps` (a sockdiag_query.KernelQuery's), only the dumps, states and sockets they ask for (none: none).
+        """Every TCP and UDP socket of this network namespace: tcp, tcp6 (mixed, from one dump of both families
+        where `both_families`), udp, udp6; given `dumps` (a sockdiag_query.KernelQuery's), only the dumps, states
+        and sockets they ask for (none: none).
 
         Like procnet's, the sockets have no owner. For the collector's sake, `first_seen` and (given `user_name`)
         the user of each socket that has an inode are filled in as they are made: it spares a second pass over

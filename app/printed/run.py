@@ -234,8 +234,8 @@ def read_summary(snapshot: Snapshot, source: str, query: KernelQuery = EVERYTHIN
         where += f", asking the kernel for {query.describe()}"
     pids = {sock.pid for sock in snapshot.sockets.values() if sock.pid is not None}
     whose = f" and their owners ({len(pids)} processes) from /proc/*/fd" if owners else " (no owners: a count)"
-    return f"read {len(snapshot.sockets)} TCP and UDP sockets from {where}{whose} in " \
-           f"{snapshot.collect_seconds * 1000:.0f} ms"
+    return (f"read {len(snapshot.sockets)} TCP and UDP sockets from {where}{whose} in "
+            f"{snapshot.collect_seconds * 1000:.0f} ms")
 
 
 def unseen_owners(snapshot: Snapshot, selection: Selection) -> int:
