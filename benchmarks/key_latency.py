@@ -16,10 +16,25 @@ import sys
 import time
 from pathlib import Path
 
+from textual.pilot import Pilot
+
 from netscope.app.netscope_app import NetscopeApp
 
 LOAD = Path(__file__).with_name("loopback_load.py")
 PER_PROCESS = 5000
+
+
+async def press_keys(app: NetscopeApp, pilot: Pilot[None], seconds: float) -> list[float]:
+    """Down (Up near row 500) every 30 ms for `seconds`: each press's time until the app has handled it."""
+    latencies = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        key = "down" if app.table.cursor_row < 500 else "up"
+        pressed = time.perf_counter()
+        await pilot.press(key)
+        latencies.append(time.perf_counter() - pressed)
+        await asyncio.sleep(0.03)
+    return latencies
 
 
 async def measure_app() -> tuple[float, list[float], int, float]:
@@ -29,14 +44,7 @@ async def measure_app() -> tuple[float, list[float], int, float]:
         while app.refresh_count < 1:
             await pilot.pause(0.01)
         first_table = time.perf_counter() - started
-        latencies = []
-        end = time.perf_counter() + 8
-        while time.perf_counter() < end:
-            key = "down" if app.table.cursor_row < 500 else "up"
-            pressed = time.perf_counter()
-            await pilot.press(key)
-            latencies.append(time.perf_counter() - pressed)
-            await asyncio.sleep(0.03)
+        latencies = await press_keys(app, pilot, 8)
         collect = app.session.snapshot.collect_seconds if app.session.snapshot else 0.0
         return first_table, latencies, app.table.row_count, collect
 

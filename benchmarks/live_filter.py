@@ -19,6 +19,7 @@ import subprocess
 import time
 
 from compare import check_limits, machine, service, ss_seconds, start_load, stop_load
+from key_latency import press_keys
 
 from netscope.app.netscope_app import NetscopeApp
 
@@ -43,14 +44,7 @@ async def measure(port: int, expected: int, seconds: float) -> dict[str, float |
         await pilot.press("enter")
         await until(lambda: app.table.row_count == expected, pilot, 60)
         filtered = time.perf_counter() - typed
-        latencies = []
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            key = "down" if app.table.cursor_row < 500 else "up"
-            pressed = time.perf_counter()
-            await pilot.press(key)
-            latencies.append(time.perf_counter() - pressed)
-            await asyncio.sleep(0.03)
+        latencies = await press_keys(app, pilot, seconds)
         pressed = time.perf_counter()
         await pilot.press("escape")
         await until(lambda: app.table.row_count >= total * 0.99, pilot, 60)

@@ -77,9 +77,6 @@ _CHEAP, _CACHED, _SUBSTRING = 1, 2, 3
 # Per-term result caches are dropped when they grow past this: bounded memory on a machine whose peers churn.
 _CACHE_LIMIT = 200_000
 
-# Which end of a connection a port or address term tests: the kernel query's names for them.
-_BOTH, _LOCAL, _REMOTE = BOTH, LOCAL, REMOTE
-
 
 class FilterError(ValueError):
     """A malformed filter. The message says, in plain words, what is wrong and what is accepted."""
@@ -211,7 +208,7 @@ def _compile_single(word: str, raw: str) -> Compiled:
     if sep:
         # Not a known key, so it can only be an IPv6 address or network (`::1`, `fe80::/10`).
         if word.startswith(":") or _looks_like_ipv6(word):
-            return _ip_term_from([word], raw, _BOTH)
+            return _ip_term_from([word], raw, BOTH)
         if key and len(key) <= 4 and _looks_like_ipv6(key):
             # `fe80::zz`: say both readings, since we cannot tell a mistyped address from a mistyped key.
             raise FilterError(
@@ -235,9 +232,9 @@ def _compile_bare(word: str, raw: str) -> Compiled:
     if word[0].isdigit():
         if all(ch in _PORT_CHARS for ch in word):
             # A bare number is a port: `80` is the same as `:80`.
-            return _port_term(word, raw, _BOTH)
+            return _port_term(word, raw, BOTH)
         if all(ch in _IPV4_CHARS for ch in word):
-            return _ip_term_from([word], raw, _BOTH)
+            return _ip_term_from([word], raw, BOTH)
     if lower in _PROTOS:
         return _proto_compiled(_PROTOS[lower])
     states = _resolve_state(word, raw)
@@ -354,14 +351,14 @@ def _port_pred(ports: frozenset[int], ranges: tuple[tuple[int, int], ...], end: 
         def wanted(port: int) -> bool:
             return port in ports or any(low <= port <= high for low, high in ranges)
 
-        if end == _LOCAL:
+        if end == LOCAL:
             return lambda sock: wanted(sock.local_port) and not is_unix(sock.proto)
-        if end == _REMOTE:
+        if end == REMOTE:
             return lambda sock: wanted(sock.remote_port) and not is_unix(sock.proto)
         return lambda sock: (wanted(sock.local_port) or wanted(sock.remote_port)) and not is_unix(sock.proto)
-    if end == _LOCAL:
+    if end == LOCAL:
         return lambda sock: sock.local_port in ports and not is_unix(sock.proto)
-    if end == _REMOTE:
+    if end == REMOTE:
         return lambda sock: sock.remote_port in ports and not is_unix(sock.proto)
     return lambda sock: (sock.local_port in ports or sock.remote_port in ports) and not is_unix(sock.proto)
 
@@ -588,9 +585,9 @@ def _ip_term_from(items: list[str], raw: str, end: str) -> Compiled:
         return found
 
     condition = Networks(end, tuple((version, network, mask.bit_count()) for version, network, mask in networks))
-    if end == _LOCAL:
+    if end == LOCAL:
         return (lambda sock: contains(sock.local_ip)), _CACHED, condition
-    if end == _REMOTE:
+    if end == REMOTE:
         return (lambda sock: contains(sock.remote_ip)), _CACHED, condition
     return (lambda sock: contains(sock.local_ip) or contains(sock.remote_ip)), _CACHED, condition
 
@@ -644,10 +641,10 @@ class Term:
 # The one description of the language: the parser's keys, the help screen (`?`) and the README's "Filter language"
 # table (tests/test_filters.py checks the README against it) all come from here.
 GRAMMAR: tuple[Term, ...] = (
-    Term("`:80`, `80`, `:8000-8100`", "local or remote port", {"port": _ports_for(_BOTH)}, kind="port"),
+    Term("`:80`, `80`, `:8000-8100`", "local or remote port", {"port": _ports_for(BOTH)}, kind="port"),
     Term("`lport:80`, `rport:5432`", "local / remote port (`sport:` and `dport:` too)",
-         {"lport": _ports_for(_LOCAL), "sport": _ports_for(_LOCAL), "rport": _ports_for(_REMOTE),
-          "dport": _ports_for(_REMOTE)}, kind="port"),
+         {"lport": _ports_for(LOCAL), "sport": _ports_for(LOCAL), "rport": _ports_for(REMOTE),
+          "dport": _ports_for(REMOTE)}, kind="port"),
     Term("`established`, `state:time_wait`, `estab`",
          "a state (case-insensitive; an unambiguous prefix is enough; `syn_recv,syn_sent` any of)",
          {"state": _state_term}, kind="state"),
@@ -669,7 +666,7 @@ GRAMMAR: tuple[Term, ...] = (
          {"path": _path_term}, kind="path"),
     Term("`ip:10.0.0.5`, `ip:10.0.0.0/8`, `lip:`, `rip:`",
          "either end's address or network (IPv4 also matches `::ffff:` mapped addresses)",
-         {"ip": _ip_term(_BOTH), "lip": _ip_term(_LOCAL), "rip": _ip_term(_REMOTE)}, kind="ip"),
+         {"ip": _ip_term(BOTH), "lip": _ip_term(LOCAL), "rip": _ip_term(REMOTE)}, kind="ip"),
 )
 # How terms combine, said once for the help screen and the README.
 GRAMMAR_RULES = (
