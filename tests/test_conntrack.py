@@ -288,9 +288,9 @@ async def test_the_nat_view_replays_what_was_recorded_while_shown(
 
 def test_the_nat_table_orders_addresses_as_numbers_and_filters_by_either_tuple() -> None:
     from netscope.collectors.conntrack import Flow, Tuple
+    from netscope.collectors.row_order import ip_order
     from netscope.collectors.session.filters import parse_filter
     from netscope.collectors.session.nat import NatTable
-    from netscope.widgets.formatting import ip_order
 
     def flow(src: str, outside: str, sent: int, family: int = 4) -> Flow:
         return Flow(family, 6, Tuple(src, "192.0.2.1", 40000, 443, None, 3, sent),

@@ -11,7 +11,6 @@ the same sorted list, and a change to any of them changes what the others may as
 from __future__ import annotations
 
 import functools
-import struct
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -29,11 +28,18 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from netscope.collectors.model import ChangeKind, LiveTimer, SnapshotDiff, Socket, SocketKey, is_unix
+from netscope.collectors.row_order import (
+    BYTES_COLUMNS,
+    DEFAULT_SORT,
+    bytes_sort_key,
+    local_sort_bytes,
+    program_sort_bytes,
+    remote_sort_bytes,
+)
 from netscope.collectors.session.folding import FoldedSockets, Folder, RowChanges, socket_count
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
 from netscope.widgets.formatting import (
-    endpoints_sort_bytes,
     fit,
     format_age,
     format_endpoint,
@@ -76,48 +82,8 @@ ADDRESS_MAX_WIDTH = 47  # a full IPv6 address in brackets with a port
 NAMED_ADDRESS_WIDTH = 32  # host names vary too much to size columns on; crop long ones
 
 
-# not listening, first seen (a non-negative double's big-endian bytes sort as the number), pid
-_PROGRAM_TAIL = struct.Struct(">Bdq").pack
-_PROGRAM_NAMES: dict[str, bytes] = {}  # program -> its part of the key; bounded like the address caches
-
-
-def _program_sort_bytes(sock: Socket) -> bytes:
-    """Owned sockets first, by program (UTF-8 sorts as the text does; NUL ends it); in each program its
-    listeners, then its connections oldest first, so that a new connection lands at the end of its program's rows
-    instead of pushing the rows under it down the screen; then the pid. One bytes string (see
-    endpoints_sort_bytes): it is the default order, which a first load sorts 100,000 rows by."""
-    if sock.pid is None:
-        return b"\1\0" + _PROGRAM_TAIL(not sock.is_listening, sock.first_seen, 0)
-    try:
-        name = _PROGRAM_NAMES[sock.program]
-    except KeyError:
-        if len(_PROGRAM_NAMES) >= 65_536:
-            _PROGRAM_NAMES.clear()
-        name = _PROGRAM_NAMES[sock.program] = b"\0" + sock.program.lower().encode("utf-8", "surrogatepass") + b"\0"
-    return name + _PROGRAM_TAIL(not sock.is_listening, sock.first_seen, sock.pid)
-
-
-def _local_sort_bytes(sock: Socket) -> bytes:
-    return endpoints_sort_bytes(sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port)
-
-
-def _remote_sort_bytes(sock: Socket) -> bytes:
-    return endpoints_sort_bytes(sock.remote_ip, sock.remote_port, sock.local_ip, sock.local_port)
-
-
-# A row's place in the sort order: one bytes string where the sorted column allows, else a tuple.
+# A row's place in the sort order: one bytes string where the sorted column allows (row_order), else a tuple.
 SortKey = bytes | tuple[object, ...]
-_TIE = struct.Struct(">q").pack  # the last part of a row's key: an inode, 0, or a fold's negative number
-_PROTO_BYTES: dict[str, bytes] = {}  # protocol name -> its part of the tie (a handful of names)
-
-
-def _tie_bytes(sock: Socket) -> bytes:
-    """What tells two rows with the same endpoints apart (the protocol, and the rest of their key), as bytes. The
-    order it gives among such rows only needs to be the same every time."""
-    proto = _PROTO_BYTES.get(sock.proto)
-    if proto is None:
-        proto = _PROTO_BYTES[sock.proto] = sock.proto.encode("utf-8", "surrogatepass") + b"\0"
-    return proto + _TIE(sock.key[5])
 
 
 def _line_width(widths: list[int]) -> int:
@@ -130,10 +96,10 @@ SORT_KEYS: dict[str, Callable[[Socket], object]] = {
     "proto": lambda s: s.proto,
     "recv_q": lambda s: s.recv_q,
     "send_q": lambda s: s.send_q,
-    "local": _local_sort_bytes,
-    "remote": _remote_sort_bytes,
+    "local": local_sort_bytes,
+    "remote": remote_sort_bytes,
     "state": lambda s: s.state,
-    "program": _program_sort_bytes,
+    "program": program_sort_bytes,
     "user": lambda s: s.user,
     # Ascending age means youngest first.
     "age": lambda s: -s.first_seen,
@@ -148,10 +114,6 @@ TEXT_COLUMNS: dict[str, tuple[Column, Callable[[Socket], str]]] = {
     "container": (Column("container", "Container", 9), lambda s: s.container),
 }
 
-
-# What a busy server's operator acts on first: each program's listeners and connections, the ownerless (TIME_WAIT
-# and its folds) last. Sorting by local address would open on a page of TIME_WAIT rows of the busiest port.
-DEFAULT_SORT = "program"
 
 MOVE = "move the cursor (it stays on its connection while rows move)"
 
@@ -637,17 +599,9 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def _sort_key_of(self, column: str, sock: Socket) -> SortKey:
         # Ties go by the endpoints, then the rest of the socket's (unique) key, so equal rows never swap places.
-        # The endpoints are one bytes string, not repeated when they are the sorted column; where the column's
-        # value is bytes too (the default order, and the endpoints), the whole key is one bytes string: this runs
-        # for every row of a first load (100,000 at 50,000 connections), where each tuple, call and comparison
-        # shows.
-        if column == "local":
-            return _local_sort_bytes(sock) + _tie_bytes(sock)
-        if column == "remote":
-            return _remote_sort_bytes(sock) + _tie_bytes(sock)
-        endpoints = endpoints_sort_bytes(sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port)
-        if column == "program":
-            return _program_sort_bytes(sock) + endpoints + _tie_bytes(sock)
+        if column in BYTES_COLUMNS:
+            return bytes_sort_key(column, sock)
+        endpoints = local_sort_bytes(sock)
         if column in SORT_KEYS:
             value: object = SORT_KEYS[column](sock)
         elif column == TIMER_KEY:

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from netscope.collectors.model import Socket
+from netscope.collectors.row_order import endpoints_sort_bytes
 from netscope.collectors.session.filters import Filter
 from netscope.collectors.sockdiag_query import KernelQuery, Listening, Protos, kernel_query
-from netscope.widgets.formatting import endpoints_sort_bytes
 
 _PROTO_ORDER = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3, "raw": 4, "raw6": 5}
 

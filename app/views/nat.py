@@ -13,11 +13,12 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from netscope.collectors.conntrack import NO_FLOWS_HINT, Flow
+from netscope.collectors.row_order import ip_order
 from netscope.collectors.session.filters import parse_filter
 from netscope.collectors.session.nat import NatTable
 from netscope.collectors.view_data import ConntrackSnapshot
 from netscope.widgets.filter_bar import FilterBar
-from netscope.widgets.formatting import flow_end_text, flow_tuple_text, format_age, format_count, ip_order
+from netscope.widgets.formatting import flow_end_text, flow_tuple_text, format_age, format_count
 from netscope.widgets.live_table import LiveRow, LiveTable
 
 # Both tuples first: at 80 columns they are what must show (the rest scrolls into view with → or the mouse).

@@ -57,7 +57,7 @@ class NatTable:
     flows: list[Flow] = field(default_factory=list)
     filter: Filter = field(default_factory=Filter)
     sort_index: int = 0
-    # How addresses order (the view gives widgets/formatting.ip_order: 10.0.0.9 before 10.0.0.10); text order else
+    # How addresses order (the view gives collectors/row_order.ip_order: 10.0.0.9 before 10.0.0.10); else text
     address_order: AddressOrder = str
 
     @property

@@ -1,0 +1,125 @@
+"""The order of the connection table's rows, as keys that sort the way a person reads the table: the table sorts
+by them, `--once` sorts by their endpoints, and the collector worker picks a first screen by them.
+
+Keys are one bytes string where the column allows: sorting 100,000 rows compares bytes (memcmp) in a third of the
+time it takes to compare tuples of tuples (measured), and a first load sorts every socket of the machine.
+"""
+
+from __future__ import annotations
+
+import heapq
+import socket
+import struct
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import lru_cache
+
+from netscope.collectors.model import Socket
+
+# What a busy server's operator acts on first: each program's listeners and connections, the ownerless (TIME_WAIT
+# and its folds) last. Sorting by local address would open on a page of TIME_WAIT rows of the busiest port.
+DEFAULT_SORT = "program"
+# The columns whose whole key is one bytes string (bytes_sort_key).
+BYTES_COLUMNS = frozenset({"program", "local", "remote"})
+
+
+@lru_cache(maxsize=65536)
+def ip_order(ip: str) -> tuple[int, bytes]:
+    """Numeric order for addresses (10.0.0.9 before 10.0.0.10), IPv4 before IPv6. inet_pton, not ipaddress: a
+    flood from 50,000 addresses is sorted at start, and ipaddress takes ten times as long per address."""
+    try:
+        if ":" in ip:
+            return (6, socket.inet_pton(socket.AF_INET6, ip))
+        return (4, socket.inet_pton(socket.AF_INET, ip))
+    except OSError:
+        return (9, ip.encode())
+
+
+@lru_cache(maxsize=65536)
+def address_sort_bytes(ip: str) -> bytes:
+    """ip_order as one bytes string that sorts the same way: its version, then the address (a text that is no
+    address, such as a unix socket's path, ends with NUL, so that no key is the start of another)."""
+    version, packed = ip_order(ip)
+    return bytes((version,)) + packed + (b"\0" if version == 9 else b"")
+
+
+_PORT = struct.Struct(">I").pack  # a port, or a unix socket's inode where it stands in for one
+
+
+def endpoints_sort_bytes(first_ip: str, first_port: int, second_ip: str, second_port: int) -> bytes:
+    """(address, port, address, port) in number order, as one bytes string."""
+    return address_sort_bytes(first_ip) + _PORT(first_port) + address_sort_bytes(second_ip) + _PORT(second_port)
+
+
+# not listening, first seen (a non-negative double's big-endian bytes sort as the number), pid
+_PROGRAM_TAIL = struct.Struct(">Bdq").pack
+_PROGRAM_NAMES: dict[str, bytes] = {}  # program -> its part of the key; bounded like the address caches
+
+
+def program_sort_bytes(sock: Socket) -> bytes:
+    """Owned sockets first, by program (UTF-8 sorts as the text does; NUL ends it); in each program its
+    listeners, then its connections oldest first, so that a new connection lands at the end of its program's rows
+    instead of pushing the rows under it down the screen; then the pid."""
+    if sock.pid is None:
+        return b"\1\0" + _PROGRAM_TAIL(not sock.is_listening, sock.first_seen, 0)
+    try:
+        name = _PROGRAM_NAMES[sock.program]
+    except KeyError:
+        if len(_PROGRAM_NAMES) >= 65_536:
+            _PROGRAM_NAMES.clear()
+        name = _PROGRAM_NAMES[sock.program] = b"\0" + sock.program.lower().encode("utf-8", "surrogatepass") + b"\0"
+    return name + _PROGRAM_TAIL(not sock.is_listening, sock.first_seen, sock.pid)
+
+
+def local_sort_bytes(sock: Socket) -> bytes:
+    return endpoints_sort_bytes(sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port)
+
+
+def remote_sort_bytes(sock: Socket) -> bytes:
+    return endpoints_sort_bytes(sock.remote_ip, sock.remote_port, sock.local_ip, sock.local_port)
+
+
+_TIE = struct.Struct(">q").pack  # the last part of a row's key: an inode, 0, or a fold's negative number
+_PROTO_BYTES: dict[str, bytes] = {}  # protocol name -> its part of the tie (a handful of names)
+
+
+def tie_bytes(sock: Socket) -> bytes:
+    """What tells two rows with the same endpoints apart (the protocol, and the rest of their key), as bytes. The
+    order it gives among such rows only needs to be the same every time."""
+    proto = _PROTO_BYTES.get(sock.proto)
+    if proto is None:
+        proto = _PROTO_BYTES[sock.proto] = sock.proto.encode("utf-8", "surrogatepass") + b"\0"
+    return proto + _TIE(sock.key[5])
+
+
+def bytes_sort_key(column: str, sock: Socket) -> bytes:
+    """A row's whole key for a column in BYTES_COLUMNS: the column, then (unless the column is one) the
+    endpoints, then the tie, so that equal rows never swap places."""
+    if column == "local":
+        return local_sort_bytes(sock) + tie_bytes(sock)
+    if column == "remote":
+        return remote_sort_bytes(sock) + tie_bytes(sock)
+    if column == "program":
+        return program_sort_bytes(sock) + local_sort_bytes(sock) + tie_bytes(sock)
+    raise ValueError(f"{column!r} has no bytes key")
+
+
+def first_rows(sockets: Iterable[Socket], count: int) -> list[Socket]:
+    """The first `count` sockets with an owner in the default order, in order: what a first screen shows. The
+    table starts with them whether it folds or not: ownerless sockets come after every owned one, and may fold.
+
+    Without a whole key for every socket: the sockets are grouped by their program part (program, listening,
+    first seen, pid: a quarter of the key's cost), and only the first groups that hold `count` sockets between
+    them get whole keys (at 50,000 connections held by ten processes: 8 ms, where keying all takes 80)."""
+    if count <= 0:
+        return []
+    groups: defaultdict[bytes, list[Socket]] = defaultdict(list)
+    for sock in sockets:
+        if sock.pid is not None:
+            groups[program_sort_bytes(sock)].append(sock)
+    candidates: list[Socket] = []
+    for prefix in sorted(groups):
+        if len(candidates) >= count:
+            break
+        candidates.extend(groups[prefix])
+    return heapq.nsmallest(count, candidates, key=lambda sock: bytes_sort_key(DEFAULT_SORT, sock))
