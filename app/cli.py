@@ -422,13 +422,16 @@ def _print(args: argparse.Namespace, flt: Filter) -> int:
 
 
 def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
+    from netscope.collectors.model import FIRST_SCREEN_ROWS
     from netscope.collectors.process_collector import ProcessCollector, start_worker
     from netscope.collectors.recording import RecordingTee
 
     # The collector worker starts first: its start-up and first read overlap with loading Textual (0.4 s), so the
-    # first table comes sooner.
+    # first table comes sooner; and its first screen (the unfiltered table's top) shows while the first full frame
+    # crosses the pipe.
     worker = None if args.replay else start_worker(
-        args.interval, tcp_info=bool(config.columns), netns=netns, cpu_share=args.cpu_share)
+        args.interval, tcp_info=bool(config.columns), netns=netns, cpu_share=args.cpu_share,
+        first_screen=0 if args.filter else FIRST_SCREEN_ROWS)
     # Imported here so that `--help`, a bad filter and every printed output answer without loading Textual.
     from netscope.app.netscope_app import NetscopeApp
 

@@ -186,6 +186,26 @@ class SnapshotDiff:
         return not (self.added or self.changed or self.removed)
 
 
+# The rows a first screen holds: more than a terminal shows.
+FIRST_SCREEN_ROWS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class FirstScreen:
+    """What a collector worker can send ahead of its first, full refresh: the top of the table in the default
+    order (row_order.first_rows) and every socket's count by counter bucket (Socket.counter_name). At 500,000
+    sockets the full refresh takes seconds to cross the pipe and be sorted; meanwhile the screen shows its top and
+    its totals. Nothing else (alerts, Top, a recording) takes it: it is not a refresh."""
+
+    taken_at: float
+    rows: list[Socket]
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
 @dataclass(slots=True)
 class ProcessDetails:
     """What the details view shows about the process that owns a socket."""

@@ -14,14 +14,17 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.gc_pause import gc_paused
-from netscope.collectors.model import SnapshotDiff
+from netscope.collectors.model import FirstScreen, SnapshotDiff
 from netscope.collectors.pace import DEFAULT_CPU_SHARE, PaceState
 from netscope.collectors.sources import SourceDefaults
-from netscope.collectors.wire import HEADER, DiffAssembler, decode_frame
+from netscope.collectors.wire import HEADER, DiffAssembler, WireFirstScreen, decode_frame
+
+if TYPE_CHECKING:
+    from netscope.collectors.sources import SourceUpdate
 
 # A frame this large (the first, full one at scale) is decoded in a thread so the event loop keeps turning.
 LARGE_FRAME = 1 << 20
@@ -34,22 +37,24 @@ FIRST_FRAME_FACTOR = 6
 
 
 def worker_command(interval: float, tcp_info: bool, netns: str = "", cpu_share: float = DEFAULT_CPU_SHARE,
-                   unix: bool = False) -> list[str]:
+                   unix: bool = False, first_screen: int = 0) -> list[str]:
     """`netns`: a network namespace file (see namespaces.namespace_path) the worker enters first; "" for ours.
     `cpu_share`: the share of one core refreshing may cost before the worker waits longer (0: never). `unix`:
-    unix sockets instead of TCP/UDP."""
+    unix sockets instead of TCP/UDP. `first_screen`: rows of a FirstScreen to send ahead of the first frame (0:
+    none)."""
     return [
         sys.executable, "-m", "netscope.collectors.worker", "--interval", repr(interval),
         "--cpu-share", repr(cpu_share), "--parent", str(os.getpid()), *(["--tcp-info"] if tcp_info else []),
         *(["--netns", netns] if netns else []), *(["--unix"] if unix else []),
+        *(["--first-screen", str(first_screen)] if first_screen > 0 else []),
     ]
 
 
 def start_worker(interval: float = 1.0, tcp_info: bool = False, netns: str = "",
-                 cpu_share: float = DEFAULT_CPU_SHARE) -> subprocess.Popen[bytes]:
+                 cpu_share: float = DEFAULT_CPU_SHARE, first_screen: int = 0) -> subprocess.Popen[bytes]:
     """Start the collector worker now, before there is an event loop (see ProcessCollector's `prestarted`)."""
     return subprocess.Popen(
-        worker_command(interval, tcp_info, netns, cpu_share),
+        worker_command(interval, tcp_info, netns, cpu_share, first_screen=first_screen),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
@@ -72,13 +77,15 @@ class ProcessCollector(SourceDefaults):
         stall_seconds: float | None = None,
         cpu_share: float = DEFAULT_CPU_SHARE,
         unix: bool = False,
+        first_screen: int = 0,
     ) -> None:
         """`unix`: the worker reads unix sockets instead of TCP/UDP. `prestarted`: a worker already started with
         `start_worker` (the CLI starts it before importing Textual, so that the two start-ups overlap); it is used
         first, and any restart is started as usual. `netns`: a network namespace file every worker started here
         enters (give `prestarted` the same). `stall_seconds`: how long a silent worker is waited for before it is
         restarted (default: STALL_SECONDS or 5 intervals, whichever is longer). `cpu_share`: see worker_command;
-        give `prestarted` the same."""
+        give `prestarted` the same. `first_screen`: the first worker started here sends a FirstScreen of that many
+        rows ahead of its first frame (a restarted one does not: the table is there by then)."""
         self.interval = interval
         self.cpu_share = cpu_share
         self._pace: PaceState | None = None  # the worker's, from its latest frame
@@ -89,6 +96,7 @@ class ProcessCollector(SourceDefaults):
         self.tcp_info = tcp_info
         self._process: Any = None  # an asyncio Process, or an _AdoptedWorker with the same interface
         self._prestarted = prestarted
+        self._first_screen = first_screen
 
     def set_tcp_info(self, enabled: bool) -> None:
         """Collect TCP internals (or stop) from the worker's next refresh on."""
@@ -103,7 +111,7 @@ class ProcessCollector(SourceDefaults):
         with contextlib.suppress(OSError, RuntimeError):
             process.stdin.write(b"tcp-info on\n" if self.tcp_info else b"tcp-info off\n")
 
-    async def stream(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]:
+    async def stream(self) -> AsyncIterator[SourceUpdate]:
         """Diffs from the worker; if it dies it is restarted after an interval, and the failure reported."""
         while True:
             try:
@@ -114,16 +122,18 @@ class ProcessCollector(SourceDefaults):
             self.restarts += 1
             await asyncio.sleep(self.interval)
 
-    async def _stream_once(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]:
+    async def _stream_once(self) -> AsyncIterator[SourceUpdate]:
         prestarted, self._prestarted = self._prestarted, None
         if prestarted is not None:
+            self._first_screen = 0  # the prestarted worker was asked, or not, when it was started
             started_with = isinstance(prestarted.args, list) and "--tcp-info" in prestarted.args
             process: Any = await _AdoptedWorker.adopt(prestarted)
             self._process = process
         else:
             started_with = self.tcp_info
+            first_screen, self._first_screen = self._first_screen, 0
             self._process = process = await asyncio.create_subprocess_exec(
-                *worker_command(self.interval, started_with, self.netns, self.cpu_share, self.unix),
+                *worker_command(self.interval, started_with, self.netns, self.cpu_share, self.unix, first_screen),
                 stdin=asyncio.subprocess.PIPE,  # for set_tcp_info's commands
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -202,10 +212,14 @@ class ProcessCollector(SourceDefaults):
         return self._process.pid if self._process is not None else None
 
 
-def _decode_and_apply(assembler: DiffAssembler, data: bytes) -> tuple[SnapshotDiff | str, PaceState | None]:
-    """The frame's diff, or the worker's error message if the refresh failed; and the worker's pace."""
+def _decode_and_apply(assembler: DiffAssembler, data: bytes
+                      ) -> tuple[SnapshotDiff | FirstScreen | str, PaceState | None]:
+    """The frame's diff (or first screen), or the worker's error message if the refresh failed; and the worker's
+    pace."""
     with gc_paused():  # a first frame is 100,000 sockets: see gc_pause
         wire = decode_frame(data)
+        if isinstance(wire, WireFirstScreen):
+            return wire.rebuilt(), None
         if wire.error:
             return wire.error, wire.pace
         return assembler.apply(wire), wire.pace

@@ -8,15 +8,19 @@ answers "none of these", so a source states only what it adds.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
-from netscope.collectors.model import SnapshotDiff
+from netscope.collectors.model import FirstScreen, SnapshotDiff
 
 if TYPE_CHECKING:
     from netscope.collectors.connections import CollectionFailure
     from netscope.collectors.pace import PaceState
     from netscope.collectors.recording import RecordingWriter
     from netscope.collectors.view_data import ViewData, ViewSource
+
+    # What a source streams: refreshes, failures, and (from a worker asked for one) a first screen before the
+    # first refresh.
+    SourceUpdate: TypeAlias = SnapshotDiff | CollectionFailure | FirstScreen
 
 
 class ReplayControls(Protocol):
@@ -68,7 +72,7 @@ class SnapshotSource(Protocol):
 
     interval: float
 
-    def stream(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]: ...
+    def stream(self) -> AsyncIterator[SourceUpdate]: ...
 
     async def aclose(self) -> None: ...
 

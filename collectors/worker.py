@@ -1,8 +1,10 @@
 """The collector worker: `python -m netscope.collectors.worker --interval S [--cpu-share F] [--tcp-info]
-[--unix] [--netns PATH]` polls sockets (TCP/UDP, or with --unix unix sockets) and writes WireDiffs to stdout, so
-that reading 100,000 sockets never competes with the UI for the GIL. It paces itself (collectors/pace.py): when a
-refresh costs more than `--cpu-share` of one core (0: never) it waits longer, and each frame says the pace in
-effect.
+[--unix] [--netns PATH] [--first-screen ROWS]` polls sockets (TCP/UDP, or with --unix unix sockets) and writes
+WireDiffs to stdout, so that reading 100,000 sockets never competes with the UI for the GIL. It paces itself
+(collectors/pace.py): when a refresh costs more than `--cpu-share` of one core (0: never) it waits longer, and each
+frame says the pace in effect. With `--first-screen` it sends, ahead of its first full frame, the first ROWS rows
+of the table in the default order and the counts (model.FirstScreen): the UI shows them while the full frame
+crosses the pipe.
 
 With `--netns` it first enters that network namespace, in its main thread, before any socket is opened: setns
 moves only the calling thread, and the main thread is the one that collects (and /proc/self/net follows it). If
@@ -32,7 +34,7 @@ from netscope.collectors.model import LiveTimer, SocketKey
 from netscope.collectors.namespaces import enter_namespace
 from netscope.collectors.pace import DEFAULT_CPU_SHARE, Pace
 from netscope.collectors.tcpinfo import TcpInfo
-from netscope.collectors.wire import WireDiff, to_wire, write_frame
+from netscope.collectors.wire import WireDiff, first_screen_frame, to_wire, write_frame
 
 PR_SET_PDEATHSIG = 1
 
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tcp-info", action="store_true", help="collect TCP internals (tcp_info) per connection")
     parser.add_argument("--unix", action="store_true", help="collect unix sockets instead of TCP/UDP")
     parser.add_argument("--netns", default="", help="network namespace file to enter first (see namespaces.py)")
+    parser.add_argument("--first-screen", type=int, default=0, metavar="ROWS",
+                        help="send the first ROWS rows and the counts ahead of the first full frame (0: no)")
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
     out = sys.stdout.buffer
@@ -101,11 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     sent_timers: dict[SocketKey, LiveTimer] = {}
     pace = Pace(args.interval, args.cpu_share)
     interval = args.interval
+    first_screen = max(0, args.first_screen)
     try:
         while True:
             started, cpu_started = time.monotonic(), time.process_time()
             try:
                 diff = collector.next_diff()
+                if diff.first and first_screen > 0:
+                    write_frame(out, first_screen_frame(diff.snapshot, first_screen))
+                    first_screen = 0  # a restarted read is no first screen: the UI has a table by then
                 wire = to_wire(diff, sent_tcp_info, sent_timers)
                 sent_tcp_info, sent_timers = diff.snapshot.tcp_info, diff.snapshot.timers
                 # The first, full read (every owner scanned) is no measure of what the next ones cost.

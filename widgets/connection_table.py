@@ -312,6 +312,16 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._refold()
         self._rebuild()
 
+    def show_first_screen(self, rows: list[Socket], now: float) -> None:
+        """Show the top rows of a first refresh that is still on its way (model.FirstScreen), with no highlights;
+        the refresh replaces them, the cursor staying on its connection."""
+        self.load(rows, now)
+
+    @property
+    def in_default_order(self) -> bool:
+        """Sorted as a first screen's rows were picked (whether a filter is on is the caller's to know)."""
+        return self.sort_column == DEFAULT_SORT and not self.sort_reverse
+
     def expire_highlights(self, now: float) -> None:
         """Called on a timer so highlights fade and closed rows go even when refreshes are slow.
 

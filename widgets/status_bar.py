@@ -20,6 +20,7 @@ class Status:
     late_seconds: int = 0  # how old the data is once it is late (no refresh for a while); 0 while it is fresh
     low_bandwidth: bool = False
     stretched_for: float = 0.0  # the CPU share (0.2) the interval was stretched to keep under; 0: not stretched
+    loading: int = 0  # the sockets of a first refresh while only its first screen is shown; 0: all are
 
 
 def rounded_ms(ms: float) -> str:
@@ -64,7 +65,10 @@ class StatusBar(Widget):
             text.append("no filter")
         text.append(f"  sort: {status.sort_label}")
         text.append(f"  {'names' if status.names else 'numeric'}")
-        if status.late_seconds:
+        if status.loading:
+            # Said while it lasts: scrolling, sorting and filtering see only the first screen's rows until then.
+            text.append(f"  showing the top of {status.loading:,} sockets; loading the rest")
+        elif status.late_seconds:
             # Said instead of the read time: a stalled collector must never look like a live table.
             text.append("  ")
             text.append(f"no refresh for {status.late_seconds}s: the data is that old",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from netscope.app.metrics.endpoint import MetricsServer, build_labels, label_text, parse_address
 from netscope.app.printed.run import warn
 from netscope.collectors.connections import CollectionFailure
+from netscope.collectors.model import FirstScreen
 from netscope.collectors.pace import PaceState
 from netscope.collectors.session.alerts import Thresholds
 from netscope.collectors.session.metrics import MetricsSettings
@@ -81,6 +82,8 @@ async def _serve(source: SnapshotSource, feed: MetricsFeed, duration: float | No
 
     async def consume() -> None:
         async for update in source.stream():
+            if isinstance(update, FirstScreen):
+                continue  # a preview of the first refresh, which follows: nothing to count yet
             feed.take(update)
             # Said once each: a log that repeats a failure every second says less, not more. The count is in
             # netscope_refresh_failures_total.

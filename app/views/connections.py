@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from netscope.collectors.interfaces import Interface
 from netscope.collectors.model import (
     COUNTED_STATES,
     UNIX_COUNTED_STATES,
+    FirstScreen,
     Snapshot,
     SnapshotDiff,
     Socket,
@@ -142,6 +144,7 @@ class ConnectionsView(Vertical):
         self._groups_owed = False
         self._painted_at = 0.0
         self._sparklines_at = 0.0
+        self._first_screen: FirstScreen | None = None  # shown until the first refresh comes
         self._read_time = SteadyFigure(tolerance=0.5, least=5.0)  # ms: news when it moves by half either way
         # B/s: over SSH, lo carries the session's own 1-3 KB/s, which must not repaint the panel every second.
         self._rates = SteadyFigures(tolerance=0.5, least=4000)
@@ -187,8 +190,22 @@ class ConnectionsView(Vertical):
         if self.session is self.main_session:
             self._draw(refresh)
 
+    def show_first_screen(self, first: FirstScreen) -> None:
+        """The top of the first refresh and its totals, while the refresh itself crosses the pipe (at 500,000
+        sockets, seconds). Only over a table that has had no refresh and shows what the rows were picked for: no
+        filter, the default order."""
+        if self.session.refresh_count or self._showing_unix or not self.session.filter.is_empty:
+            return
+        if not self.table.in_default_order:
+            return
+        self._first_screen = first
+        self.table.show_first_screen(first.rows, first.taken_at)
+        self.show_counts()
+
     def _draw(self, refresh: Refresh) -> None:
         diff = refresh.diff
+        if diff is not None:
+            self._first_screen = None
         if diff is not None and self.low_bandwidth and self.session.refresh_count > 1:
             self._held.append(diff)  # drawn with the next paint (tick)
             return
@@ -281,8 +298,13 @@ class ConnectionsView(Vertical):
     def show_counts(self) -> None:
         table, session = self.table, self.session
         states = UNIX_COUNTED_STATES if self.showing_unix else COUNTED_STATES
-        self.counters.show_counts(table.filtered_counts, session.totals, not session.filter.is_empty,
-                                  session.syn_recv.alert, states)
+        first = self._first_screen
+        if first is not None:
+            totals = Counter(first.counts)
+            self.counters.show_counts(totals, totals, False, False, states)
+        else:
+            self.counters.show_counts(table.filtered_counts, session.totals, not session.filter.is_empty,
+                                      session.syn_recv.alert, states)
         snapshot = session.snapshot
         self.status_bar.show_status(Status(
             filter_terms=tuple(filter_terms(session.filter.text)),
@@ -296,6 +318,7 @@ class ConnectionsView(Vertical):
             warning=self._source_state() or session.standing_warning,
             late_seconds=session.late_seconds(self.refresh_interval, self.is_replay),
             low_bandwidth=self.low_bandwidth,
+            loading=first.total if first is not None else 0,
         ))
 
     def _source_state(self) -> str:
@@ -477,6 +500,8 @@ class ConnectionsView(Vertical):
     async def _follow_unix(self, source: SnapshotSource, session: LiveSession) -> None:
         try:
             async for update in source.stream():
+                if isinstance(update, FirstScreen):
+                    continue  # not asked of the unix sockets' worker
                 refresh = session.take(update)
                 tell = [told for message, severity in refresh.tell
                         for told in self.main_session.warn_once(message, severity)]

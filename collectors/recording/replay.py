@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.model import SnapshotDiff
@@ -24,6 +25,9 @@ from netscope.collectors.recording.reader import (
 from netscope.collectors.recording.writer import RecordingWriter
 from netscope.collectors.sources import Recorder, ReplayControls, SnapshotSource, SourceDefaults
 from netscope.collectors.view_data import ViewData, ViewSource, ViewSourceDefaults
+
+if TYPE_CHECKING:
+    from netscope.collectors.sources import SourceUpdate
 
 # --- sources for the UI ------------------------------------------------------------------------------------------
 
@@ -104,8 +108,8 @@ class RecordingTee(SourceDefaults):
             return f"Views not recorded this time: {error}"
         return None
 
-    async def stream(self) -> AsyncIterator[SnapshotDiff | CollectionFailure]:
-        async for update in self.source.stream():
+    async def stream(self) -> AsyncIterator[SourceUpdate]:
+        async for update in self.source.stream():  # a FirstScreen passes unrecorded: it is not a refresh
             yield update
             writer = self.writer
             if isinstance(update, SnapshotDiff) and writer is not None and self.recording:
