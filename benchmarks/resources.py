@@ -8,8 +8,11 @@ start_load) and measures:
 * `netscope --once --json` and `netscope --once --count` against `ss -tanp` and `ss -tan`, whole commands with
   start-up, output to /dev/null: medians of --once-reps interleaved rounds.
 * time to the first full table, from fork+exec to the moment the counter bar says `ALL:T` with T >= 2N,
-  read from the real app in a pseudo-terminal (TERM=xterm-256color, 160x45): median of --reps launches. The same
-  from exec of a headless `App.run_test` process (no terminal) until the table holds 2N rows.
+  read from the real app in a pseudo-terminal (TERM=xterm-256color, 160x45): median of --reps launches. That is
+  the worker's first screen (the table's top rows and every socket's count) where it sends one; so also the time
+  until the status line stops saying "loading the rest" (the whole table: scrolling, sorting and filtering see
+  every socket). The same from exec of a headless `App.run_test` process (no terminal) until the table holds 2N
+  rows (the whole table).
 * one long run of the real app in the pseudo-terminal, at its default 1 s interval, with no key pressed:
   - memory: VmRSS of the UI process and of its collector worker (`python -m netscope.collectors.worker`) from
     /proc/PID/status, --settle seconds after the first full table; VmHWM (the peak) at the end of the run;
@@ -69,6 +72,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 FIRST_MINUTE = 61.0  # past it every Age shows minutes and changes once a minute
 # The counter bar's ALL: `ALL:T`, or `ALL:S/T` while a filter is on.
 STATUS = re.compile(r"ALL:(\d+)(?:/(\d+))?")
+# The status line once a refresh is in the table (its read time; 0 before any): not while it says that only a first
+# screen is shown ("loading the rest"), nor before anything came.
+REFRESHED = re.compile(r"read in [1-9]\d* ms")
 CURSOR_TO = re.compile(rb"\x1b\[(\d+);(\d+)H")
 ESCAPE = re.compile(rb"\x1b\[[0-9;?<>=$ ]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
 TARGETS = {
@@ -187,6 +193,8 @@ class Terminal:
         self.row_text: dict[int, str] = {}
         self.status: tuple[int, int] | None = None
         self.status_at = 0.0
+        self.refreshed = False  # the status line says a refresh is in the table (REFRESHED)
+        self.last_at = 0.0  # when the last output was read
         self.exited = False
         self._row = 0
         self._text_tail = ""
@@ -214,11 +222,14 @@ class Terminal:
             self._stream.feed(data)
             same = sum(rows[row] for row in written if before[row] == [buffer[row - 1][x] for x in range(columns)])
             found = [STATUS.search(line) for line in self._screen.display]
+            self.refreshed = any(REFRESHED.search(line) for line in self._screen.display)
         else:
             # No emulator: the counter bar is written as one run of text, so strip escapes and look at the end.
             self._text_tail = (self._text_tail + ESCAPE.sub(b"", data).decode(errors="replace"))[-4096:]
             found = list(STATUS.finditer(self._text_tail))[-1:]
+            self.refreshed = self.refreshed or REFRESHED.search(self._text_tail[-1024:]) is not None
         self.chunks.append(Chunk(at, len(data), rows, same))
+        self.last_at = at
         for match in found:
             if match:
                 shown = int(match.group(1))
@@ -269,6 +280,14 @@ class Terminal:
                 f" last screen rows: {[self.screen_row(r) for r in range(LINES - 3, LINES + 1)]}"
             )
         return self.status_at - self.started
+
+    def wait_whole_table(self, expected: int, timeout: float) -> float:
+        """Seconds from fork until the counter bar counts `expected` and the status line says a refresh is in the
+        table, not only a first screen: every socket is (scrolling, sorting and filtering see them all)."""
+        if not self.pump(time.monotonic() + timeout,
+                         lambda: self.status is not None and self.status[1] >= expected and self.refreshed):
+            raise RuntimeError(f"the table did not finish loading within {timeout:.0f} s")
+        return self.last_at - self.started
 
     def bytes_between(self, start: float, end: float) -> tuple[int, int, Counter[int]]:
         """(all bytes, bytes that rewrote a row unchanged, bytes per row) read in [start, end)."""
@@ -350,10 +369,11 @@ async def _probe(expected: int) -> None:
         print(time.monotonic(), flush=True)
 
 
-def pty_first_table(expected: int, timeout: float) -> float:
+def pty_first_table(expected: int, timeout: float) -> tuple[float, float]:
+    """Seconds to the first table (counts and the top rows), and to the whole table."""
     terminal = Terminal(netscope_command())
     try:
-        return terminal.wait_first_table(expected, timeout)
+        return terminal.wait_first_table(expected, timeout), terminal.wait_whole_table(expected, timeout)
     finally:
         terminal.close()
 
@@ -439,6 +459,7 @@ class Result:
     connections: int
     once: dict[str, float | None]
     pty_first: list[float]
+    pty_whole: list[float]
     headless_first: list[float]
     run: LongRun
     load_average: tuple[str, str]  # /proc/loadavg before and after: how quiet the machine was
@@ -462,12 +483,12 @@ def measure(count: int, args: argparse.Namespace) -> Result:
             "ss -tan": ["ss", "-tan"],  # issue 14's yardstick, in the same rounds
         }, args.once_reps)
         headless = [headless_first_table(expected) for _ in range(args.reps)]
-        first = [pty_first_table(expected, args.timeout) for _ in range(args.reps)]
+        first, whole = zip(*(pty_first_table(expected, args.timeout) for _ in range(args.reps)), strict=True)
         with tempfile.TemporaryDirectory() as scratch:
             run = long_run(expected, args, Path(scratch) / "ticks")
     finally:
         stop_load(loads)
-    return Result(count, once, first, headless, run, (before, load_average()))
+    return Result(count, once, list(first), list(whole), headless, run, (before, load_average()))
 
 
 # ------------------------------------------------------------------------------------------- printing
@@ -494,6 +515,7 @@ def print_details(result: Result) -> None:
         print(f"  {name:<26} {msec(value):>10}")
     print(f"  first full table, pty:      {', '.join(f'{x:.2f}' for x in result.pty_first)} s"
           f" (in the long run {run.first_table:.2f} s)")
+    print(f"  whole table loaded, pty:    {', '.join(f'{x:.2f}' for x in result.pty_whole)} s")
     print(f"  first full table, headless: {', '.join(f'{x:.2f}' for x in result.headless_first)} s")
     print(f"  RSS {run.ui_rss / 1024:.0f} + {run.worker_rss / 1024:.0f} MiB (UI + worker) after the first table;"
           f" {run.ui_rss_end / 1024:.0f} + {run.worker_rss_end / 1024:.0f} MiB after the steady window;"
@@ -542,6 +564,7 @@ def print_table(results: list[Result]) -> None:
         row(f"terminal output, {name} replaced on screen",
             [f"{w.bytes_per_s:,.0f} B/s" if w else "n/a" for w in churned])
     row("**first full table, pty** (median)", [secs(median(r.pty_first)) for r in results], TARGETS["first"])
+    row("whole table loaded, pty (median)", [secs(median(r.pty_whole)) for r in results])
     row("first full table, headless run_test (median)", [secs(median(r.headless_first)) for r in results])
     for name in ("netscope --once --json", "netscope --once --count", "ss -tanp"):
         row(f"`{name}`", [msec(r.once[name]) for r in results])
@@ -556,6 +579,7 @@ def print_table(results: list[Result]) -> None:
         ("CPU per tick, UI + worker",
          lambda r, w: ((w.usage.ui_tick_ms or 0) + (w.usage.worker_tick_ms or 0)) / 1000, "≤ 0.75×"),
         ("first full table, pty", lambda r, w: median(r.pty_first), "≤ 4×"),
+        ("whole table loaded, pty", lambda r, w: median(r.pty_whole), ""),
         ("`--once --json`", lambda r, w: r.once["netscope --once --json"], "≤ 4×"),
     ):
         cells = []

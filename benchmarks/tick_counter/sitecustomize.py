@@ -21,8 +21,9 @@ if _PATH and "netscope.collectors.worker" in getattr(sys, "orig_argv", ()):
     _fd = os.open(_PATH, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     _write_frame = wire.write_frame
 
-    def _counted(stream: BinaryIO, diff: wire.WireDiff) -> None:
-        _write_frame(stream, diff)
-        os.write(_fd, b".")
+    def _counted(stream: BinaryIO, frame: wire.WireDiff | wire.WireFirstScreen) -> None:
+        _write_frame(stream, frame)
+        if isinstance(frame, wire.WireDiff):  # a first screen is sent ahead of a refresh, not as one
+            os.write(_fd, b".")
 
     wire.write_frame = _counted
