@@ -7,8 +7,9 @@ import signal
 import time
 from collections.abc import Callable
 
+import psutil
 from fixed_data import T0, FixedSource, sock
-from support import Peer, type_filter, wait_for
+from support import Peer, stop_peer, type_filter, wait_for
 
 from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
@@ -105,6 +106,32 @@ async def test_sort_keys_and_header_click(server_with_clients: tuple[Peer, list[
         assert table.sort_column == "state"
         assert not table.sort_reverse
         assert table.rows[-1].state == "LISTEN"
+
+
+async def test_a_widened_filter_sorts_a_connection_that_changed_by_what_it_is_now(
+    server_with_clients: tuple[Peer, list[Peer]],
+) -> None:
+    """A rebuild (a wider filter, Escape) sorts every row again from sort keys it remembers; a connection that
+    changed since its key was made is sorted by its new state, not the remembered one."""
+    server, clients = server_with_clients
+    app = NetscopeApp(interval=0.2, filter_text=f":{server.port}")
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.table
+        await wait_for(pilot, lambda: table.row_count == 7)
+        table.sort_by("state")  # every row's key made, and remembered
+        await type_filter(pilot, f":{server.port} pid:{server.pid}")
+        await wait_for(pilot, lambda: table.row_count == 4)
+        # The client whose connection sorts last among the server's ends: remembered as ESTABLISHED, the server's
+        # end would stay after the others, where CLOSE_WAIT is out of order.
+        victim = max(clients, key=lambda client: psutil.Process(client.pid).net_connections("tcp")[0].laddr.port)
+        stop_peer(victim)
+        await wait_for(pilot, lambda: any(row.state == "CLOSE_WAIT" for row in table.rows))
+        await type_filter(pilot, f":{server.port}")
+        await wait_for(pilot, lambda: table.row_count >= 7)
+        states = [row.state for row in table.rows if row.pid == server.pid]
+        assert states == ["CLOSE_WAIT", "ESTABLISHED", "ESTABLISHED", "LISTEN"]
+        everything = [row.state for row in table.rows]
+        assert everything == sorted(everything)
 
 
 async def test_selection_follows_its_connection_when_rows_move(
