@@ -17,6 +17,7 @@ from netscope.app.screens.details import DetailsScreen
 from netscope.app.screens.help import HelpScreen, plain
 from netscope.collectors.model import Snapshot, Socket
 from netscope.collectors.session.filters import GRAMMAR
+from netscope.collectors.session.insights import GroupCounter
 from netscope.widgets.state_counters import StateCounters
 
 SIZE = (160, 45)
@@ -132,6 +133,42 @@ async def test_a_widened_filter_sorts_a_connection_that_changed_by_what_it_is_no
         assert states == ["CLOSE_WAIT", "ESTABLISHED", "ESTABLISHED", "LISTEN"]
         everything = [row.state for row in table.rows]
         assert everything == sorted(everything)
+
+
+async def test_clearing_a_filter_shows_what_sorting_every_socket_again_would(
+    server_with_clients: tuple[Peer, list[Peer]], spawn_peer: Callable[..., Peer]
+) -> None:
+    """Escape takes back the unfiltered rows and counts, kept up to date while the filter was on, instead of
+    sorting and counting every socket again: they must be what that would give, after connections opened, changed
+    and closed under the filter."""
+    server, clients = server_with_clients
+    app = NetscopeApp(interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        table, session = app.table, app.connections.main_session
+        await wait_for(pilot, lambda: any(row.pid == server.pid for row in table.rows))
+        await type_filter(pilot, f"pid:{server.pid} listen")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        stop_peer(clients[0])  # its end and the server's change state under the filter
+        late = spawn_peer("client", str(server.port), "--count", "3", "--name", "ns-late-client")
+        await wait_for(pilot, lambda: late.pid in {sock.pid for sock in session.snapshot.sockets.values()}
+                       and any(sock.state == "CLOSE_WAIT" for sock in session.snapshot.sockets.values()))
+        await pilot.pause(0.5)  # a few more refreshes fed to both
+        await pilot.press("escape")
+        assert session.filter.is_empty
+        rows, counts = list(table.rows), dict(table.filtered_counts)
+        assert {row.pid for row in rows} >= {server.pid, late.pid}
+        groups = {name: session.groups.groups(name) for name in ("remote_ip", "local_port", "process")}
+        # The same, made from scratch from the same sockets (nothing is awaited: no refresh comes in between).
+        table.set_filter(lambda sock: True)
+        assert table.rows == rows
+        assert dict(table.filtered_counts) == counts
+        recounted = GroupCounter()
+        recounted.set_filter(None, session.snapshot)
+        for name, found in groups.items():
+            # A group that emptied in the last refresh shows its 0 until the next (the change it made).
+            assert [(g.key, g.total, g.states) for g in found if g.total] == [
+                (g.key, g.total, g.states) for g in recounted.groups(name)
+            ]
 
 
 async def test_selection_follows_its_connection_when_rows_move(

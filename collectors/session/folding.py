@@ -119,6 +119,15 @@ class Folder:
             else:
                 self.rows.update(members)
 
+    def emptied(self) -> Folder:
+        """A folder with no sockets yet that folds as this one does: its settings, listeners and opened groups."""
+        other = Folder(self.fold_at, self.unfold_at)
+        other.enabled = self.enabled
+        other.listening_ports = self.listening_ports
+        other._opened = set(self._opened)
+        other.now = self.now
+        return other
+
     def open(self, group: GroupKey) -> None:
         """Show this group's sockets one by one from now on (call `reset` after)."""
         self._opened.add(group)

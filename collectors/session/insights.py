@@ -189,14 +189,20 @@ class GroupCounter:
         # groups() answers since the counts last moved: on an idle server every refresh asks the same questions,
         # and each answer picks the top few of tens of thousands of groups (12 ms a refresh at 100,000 sockets).
         self._answers: dict[tuple[str, str, int | None], list[Group]] = {}
+        # While a filter is on, the counts of every socket too, fed the same diffs: clearing the filter takes
+        # them back instead of recounting every socket (90 ms at 100,000 sockets, keys unanswered meanwhile).
+        self._unfiltered: GroupCounter | None = None
 
     # --- feeding ---------------------------------------------------------------------------------------------
 
     def apply_diff(self, diff: SnapshotDiff) -> None:
         self._snapshot = diff.snapshot
         if diff.first:
+            self._unfiltered = None
             self._recount(diff.snapshot.sockets.values())
             return
+        if self._unfiltered is not None:
+            self._unfiltered.apply_diff(diff)
         if any(tally.before for tally in self._tallies.values()):
             self._answers.clear()  # the last refresh's changes, and the groups it emptied, are forgotten now
         for tally in self._tallies.values():
@@ -231,10 +237,27 @@ class GroupCounter:
 
     def set_filter(self, matches: Matcher | None, snapshot: Snapshot | None) -> None:
         """Count only the sockets `matches` accepts (None: all), recounting `snapshot` (None: the last one fed)."""
-        self._matches = matches
         snapshot = snapshot if snapshot is not None else self._snapshot
+        unfiltered = self._unfiltered
+        if matches is None and unfiltered is not None and unfiltered._snapshot is snapshot:
+            # Kept up to date with every diff since the filter came on: what a recount would give.
+            self._take_counts_of(unfiltered)
+            self._matches = None
+            self._unfiltered = None
+            return
+        if self._matches is None and matches is not None and snapshot is self._snapshot:
+            self._unfiltered = GroupCounter()
+            self._unfiltered._take_counts_of(self)
+        elif matches is None or snapshot is not self._snapshot:
+            self._unfiltered = None  # counts of another snapshot than the one fed: a recount is the truth
+        self._matches = matches
         self._snapshot = snapshot
         self._recount(snapshot.sockets.values() if snapshot is not None else ())
+
+    def _take_counts_of(self, other: GroupCounter) -> None:
+        # _recount makes new tallies: `other`'s are shared with no one from here on.
+        self._tallies, self._programs, self._snapshot = other._tallies, other._programs, other._snapshot
+        self._answers = {}
 
     def _recount(self, sockets: Iterable[Socket]) -> None:
         """Count from scratch. Not via _account: tallying (key, state) pairs with Counter, which counts in C, is
