@@ -14,7 +14,7 @@ import functools
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 
 from rich.segment import Segment
@@ -124,33 +124,38 @@ class _UnfilteredRows:
     folder: Folder
     rows: list[Socket]
     order: list[SortKey]
-    shown: dict[SocketKey, tuple[SortKey, bool]]
+    shown: dict[SocketKey, SortKey]
     counts: Counter[str]
+    lingering: set[SocketKey] = field(default_factory=set)  # none: the filtered table shows the closed rows
 
 
-def _insert_row(rows: list[Socket], order: list[SortKey], shown: dict[SocketKey, tuple[SortKey, bool]],
-                counts: Counter[str], sock: Socket, sort_key: SortKey, live: bool) -> None:
-    """Insert one row into sorted rows, by bisection."""
+def _insert_row(rows: list[Socket], order: list[SortKey], shown: dict[SocketKey, SortKey],
+                lingering: set[SocketKey], counts: Counter[str], sock: Socket, sort_key: SortKey,
+                live: bool) -> None:
+    """Insert one row into sorted rows, by bisection; a closed one that lingers is not counted."""
     index = bisect_left(order, sort_key)
     order.insert(index, sort_key)
     rows.insert(index, sock)
-    shown[sock.key] = (sort_key, live)
+    shown[sock.key] = sort_key
     if live:
         counts[sock.counter_name] += socket_count(sock)
+    else:
+        lingering.add(sock.key)
 
 
-def _remove_row(rows: list[Socket], order: list[SortKey], shown: dict[SocketKey, tuple[SortKey, bool]],
-                counts: Counter[str], key: SocketKey) -> None:
+def _remove_row(rows: list[Socket], order: list[SortKey], shown: dict[SocketKey, SortKey],
+                lingering: set[SocketKey], counts: Counter[str], key: SocketKey) -> None:
     """Take one row out of sorted rows (if there), by bisection."""
-    entry = shown.pop(key, None)
-    if entry is None:
+    sort_key = shown.pop(key, None)
+    if sort_key is None:
         return
-    sort_key, live = entry
     index = bisect_left(order, sort_key)
     sock = rows[index]
     del order[index]
     del rows[index]
-    if live:
+    if key in lingering:
+        lingering.discard(key)
+    else:
         counts[sock.counter_name] -= socket_count(sock)
 
 
@@ -232,12 +237,13 @@ class ConnectionTable(ScrollView, can_focus=True):
         # O(changes x log rows), not a re-sort of 100,000 rows.
         self._rows: list[Socket] = []
         self._order: list[SortKey] = []
-        self._shown: dict[SocketKey, tuple[SortKey, bool]] = {}  # key -> (sort key, is live)
-        # Every row's sort key (shown or filtered out) with the socket it was made from, for one column whose keys
-        # depend on the socket alone: a rebuild (Escape from a filter, a reversed sort) makes 100,000 keys at
-        # 3.5 us each and finds a cached one in a tenth of that. A socket that changes is a new object: its key is
-        # made again. Kept to the live sockets (and closed rows that linger) by apply_diff and _cached_sort_key.
-        self._key_cache: dict[SocketKey, tuple[Socket, SortKey]] = {}
+        self._shown: dict[SocketKey, SortKey] = {}  # key -> the sort key it was inserted by
+        self._lingering: set[SocketKey] = set()  # the shown rows that are closed ones lingering
+        # Every row's sort key (shown or filtered out), for one column whose keys depend on the socket alone: a
+        # rebuild (a new filter, a reversed sort) makes 100,000 keys at 3.5 us each and finds a cached one in a
+        # tenth of that. apply_diff forgets the key of every socket that changed or went, and load and a first
+        # diff forget them all: a key is only ever of the socket now under its SocketKey.
+        self._key_cache: dict[SocketKey, SortKey] = {}
         self._key_cache_column = ""
         self._unfiltered: _UnfilteredRows | None = None  # while a filter is on (a sort by the socket alone)
         self._cursor = 0
@@ -268,6 +274,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         if diff.first:
             self._gone.clear()
             self._flash.clear()
+            self._key_cache.clear()
             self._sockets = dict(diff.snapshot.sockets)
             self._count_listeners()
             self._refold()
@@ -281,6 +288,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             self._count_listener(last, -1)
             gone.append(last)
         for sock in (*diff.changed, *diff.added):
+            cached.pop(sock.key, None)
             before = sockets.get(sock.key)
             sockets[sock.key] = sock
             if before is not None:
@@ -311,7 +319,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         if count > len(unfiltered.rows) // 4 + 64:
             self._unfiltered = None  # so much churn that clearing the filter may as well sort everything again
             return
-        rows = (unfiltered.rows, unfiltered.order, unfiltered.shown, unfiltered.counts)
+        rows = (unfiltered.rows, unfiltered.order, unfiltered.shown, unfiltered.lingering, unfiltered.counts)
         sort_key = self._sort_key_for(unfiltered.column)
         for row in (*changes.removed, *changes.hidden):
             _remove_row(*rows, row.key)
@@ -376,6 +384,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         """Show a fixed set of sockets (the details view), with no highlights."""
         self._now = now
         self._sockets = {sock.key: sock for sock in sockets}
+        self._key_cache.clear()
         self._count_listeners()
         self._gone.clear()
         self._flash.clear()
@@ -442,6 +451,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             self._unfiltered = None
             self.folder = unfiltered.folder
             self._rows, self._order, self._shown = unfiltered.rows, unfiltered.order, unfiltered.shown
+            self._lingering = unfiltered.lingering
             self.filtered_counts = unfiltered.counts
             for key, row in self._gone.items():
                 if key not in self.folder.rows:
@@ -462,11 +472,11 @@ class ConnectionTable(ScrollView, can_focus=True):
         if column not in SORT_KEYS:
             return None  # timer and tcp_info keys move on their own: such rows cannot be kept in order by diffs
         stash = _UnfilteredRows(column, self.folder, self._rows, self._order, self._shown, self.filtered_counts)
-        for key in self._gone:
-            if not stash.shown.get(key, (None, True))[1]:
-                _remove_row(stash.rows, stash.order, stash.shown, stash.counts, key)
+        for key in self._lingering:
+            _remove_row(stash.rows, stash.order, stash.shown, stash.lingering, stash.counts, key)
         self.folder = self.folder.emptied()
         self._rows, self._order, self._shown, self.filtered_counts = [], [], {}, Counter()
+        self._lingering = set()
         return stash
 
     def _display_row_after_filter(self, key: SocketKey) -> bool:
@@ -568,10 +578,10 @@ class ConnectionTable(ScrollView, can_focus=True):
         return self._rows[len(self._rows) - 1 - row] if self.sort_reverse else self._rows[row]
 
     def _display_row(self, key: SocketKey) -> int | None:
-        entry = self._shown.get(key)
-        if entry is None:
+        sort_key = self._shown.get(key)
+        if sort_key is None:
             return None
-        index = bisect_left(self._order, entry[0])
+        index = bisect_left(self._order, sort_key)
         return len(self._rows) - 1 - index if self.sort_reverse else index
 
     @property
@@ -724,11 +734,11 @@ class ConnectionTable(ScrollView, can_focus=True):
 
         def sort_key(sock: Socket) -> SortKey:
             hit = cached(sock.key)
-            if hit is not None and hit[0] is sock:
-                return hit[1]
+            if hit is not None:
+                return hit
             made = make(sock)
-            if type(sock) is Socket:
-                cache[sock.key] = (sock, made)
+            if type(sock) is Socket:  # a fold's count moves in place
+                cache[sock.key] = made
             return made
 
         return sort_key
@@ -752,11 +762,12 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def _show(self, sock: Socket, live: bool) -> None:
         """Insert one row in sort order (the filter has let it through)."""
-        _insert_row(self._rows, self._order, self._shown, self.filtered_counts, sock, self._sort_key(sock), live)
+        _insert_row(self._rows, self._order, self._shown, self._lingering, self.filtered_counts, sock,
+                    self._sort_key(sock), live)
         self._widths_stale = self._widths_stale or self._widens(sock)
 
     def _hide(self, key: SocketKey) -> None:
-        _remove_row(self._rows, self._order, self._shown, self.filtered_counts, key)
+        _remove_row(self._rows, self._order, self._shown, self._lingering, self.filtered_counts, key)
 
     def _selected_key_now(self) -> SocketKey | None:
         selected = self.selected_socket
@@ -777,8 +788,8 @@ class ConnectionTable(ScrollView, can_focus=True):
         order = sorted(range(len(rows)), key=keys.__getitem__)
         self._order = list(map(keys.__getitem__, order))
         self._rows = list(map(rows.__getitem__, order))
-        self._shown = dict(zip(map(attrgetter("key"), self._rows),
-                               zip(self._order, map(live_count.__gt__, order), strict=True), strict=True))
+        self._shown = dict(zip(map(attrgetter("key"), rows), keys, strict=True))
+        self._lingering = {sock.key for sock in rows[live_count:]}
         live_rows = rows[:live_count]
         filtered_counts = Counter(map(attrgetter("counter_name"), live_rows))
         for fold in [row for row in live_rows if type(row) is FoldedSockets]:
