@@ -21,6 +21,7 @@ class Status:
     low_bandwidth: bool = False
     stretched_for: float = 0.0  # the CPU share (0.2) the interval was stretched to keep under; 0: not stretched
     loading: int = 0  # the sockets of a first refresh while only its first screen is shown; 0: all are
+    waiting: bool = False  # nothing read yet: no read time to show
 
 
 def rounded_ms(ms: float) -> str:
@@ -65,7 +66,9 @@ class StatusBar(Widget):
             text.append("no filter")
         text.append(f"  sort: {status.sort_label}")
         text.append(f"  {'names' if status.names else 'numeric'}")
-        if status.loading:
+        if status.waiting:
+            text.append("  waiting for the first read")
+        elif status.loading:
             # Said while it lasts: scrolling, sorting and filtering see only the first screen's rows until then.
             text.append(f"  showing the top of {status.loading:,} sockets; loading the rest")
         elif status.late_seconds:

@@ -178,6 +178,7 @@ class ConnectionsView(Vertical):
     def on_mount(self) -> None:
         if not self.session.filter.is_empty:
             self.table.set_filter(self.session.filter.matches)
+        self.show_counts()  # the sort and filter from the start, before the first read
 
     @property
     def is_replay(self) -> bool:
@@ -319,6 +320,7 @@ class ConnectionsView(Vertical):
             late_seconds=session.late_seconds(self.refresh_interval, self.is_replay),
             low_bandwidth=self.low_bandwidth,
             loading=first.total if first is not None else 0,
+            waiting=snapshot is None and first is None,
         ))
 
     def _source_state(self) -> str:
