@@ -149,6 +149,12 @@ async def test_clearing_a_filter_shows_what_sorting_every_socket_again_would(
         # unfolds at 1), so kept rows may fold what a rebuild from the same sockets would not.
         table.set_folding(False)
         await wait_for(pilot, lambda: any(row.pid == server.pid for row in table.rows))
+        # A closed row lingering when the filter comes on: it is shown, but not counted, and not kept aside.
+        spare = spawn_peer("server", "--name", "ns-spare-server")
+        await wait_for(pilot, lambda: any(row.pid == spare.pid for row in table.rows))
+        [spare_key] = [row.key for row in table.rows if row.pid == spare.pid]
+        stop_peer(spare)
+        await wait_for(pilot, lambda: table.flash_of(spare_key) == "removed")
         await type_filter(pilot, f"pid:{server.pid} listen")
         await wait_for(pilot, lambda: table.row_count == 1)
         stop_peer(clients[0])  # its end and the server's change state under the filter

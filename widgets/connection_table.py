@@ -14,7 +14,7 @@ import functools
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import attrgetter
 
 from rich.segment import Segment
@@ -126,7 +126,7 @@ class _UnfilteredRows:
     order: list[SortKey]
     shown: dict[SocketKey, SortKey]
     counts: Counter[str]
-    lingering: set[SocketKey] = field(default_factory=set)  # none: the filtered table shows the closed rows
+    lingering: set[SocketKey]  # emptied when set aside: the filtered table shows the closed rows
 
 
 def _insert_row(rows: list[Socket], order: list[SortKey], shown: dict[SocketKey, SortKey],
@@ -471,8 +471,9 @@ class ConnectionTable(ScrollView, can_focus=True):
         column = self.sort_column
         if column not in SORT_KEYS:
             return None  # timer and tcp_info keys move on their own: such rows cannot be kept in order by diffs
-        stash = _UnfilteredRows(column, self.folder, self._rows, self._order, self._shown, self.filtered_counts)
-        for key in self._lingering:
+        stash = _UnfilteredRows(column, self.folder, self._rows, self._order, self._shown, self.filtered_counts,
+                                self._lingering)
+        for key in list(stash.lingering):  # not counted: taken out without a count to take back
             _remove_row(stash.rows, stash.order, stash.shown, stash.lingering, stash.counts, key)
         self.folder = self.folder.emptied()
         self._rows, self._order, self._shown, self.filtered_counts = [], [], {}, Counter()
