@@ -177,12 +177,13 @@ static PyObject *address_text(PyObject *addresses, PyObject *make_address, long 
 }
 
 PyDoc_STRVAR(parse_inet_diag_doc,
-"parse_inet_diag(buf, size, offset, seq, msg_type, family, proto4, proto6, is_tcp, state_names, addresses,\n"
+"parse_inet_diag(buf, size, offset, seq, msg_type, family, proto4, proto6, is_tcp, state_names, ports, addresses,\n"
 "                make_address, users, first_seen, socket_type, previous, seen, fresh, out, half_open) -> offset\n\n"
 "Make a Socket of each reply message of a dump from buf[offset:size], as collectors/sockdiag.py's _Parser.parse\n"
 "does, until the end or the first message that is not a whole inet_diag_msg of this dump (DONE, an error, a late\n"
 "reply, a truncated one): returns where that one starts, for the Python loop to take it from there. `family` 0:\n"
-"a dump of both families (each message says its own), whose sockets are named proto4 or proto6.");
+"a dump of both families (each message says its own), whose sockets are named proto4 or proto6. `ports`: the\n"
+"port of each of the 65,536 raw (host-order read) values, shared by every socket instead of an int each.");
 
 static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_buffer view;
@@ -191,17 +192,18 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     long family;
     int is_tcp;
     double first_seen;
-    PyObject *proto4, *proto6, *names, *addresses, *make_address, *users, *socket_type, *previous, *seen, *fresh,
+    PyObject *proto4, *proto6, *names, *ports, *addresses, *make_address, *users, *socket_type, *previous, *seen, *fresh,
         *out, *half_open;
-    if (!PyArg_ParseTuple(args, "y*nnkklUUpO!O!OOdOOOOO!O!:parse_inet_diag", &view, &size, &offset, &seq,
-                          &msg_type, &family, &proto4, &proto6, &is_tcp, &PyTuple_Type, &names, &PyDict_Type,
+    if (!PyArg_ParseTuple(args, "y*nnkklUUpO!O!O!OOdOOOOO!O!:parse_inet_diag", &view, &size, &offset, &seq,
+                          &msg_type, &family, &proto4, &proto6, &is_tcp, &PyTuple_Type, &names, &PyTuple_Type,
+                          &ports, &PyDict_Type,
                           &addresses, &make_address, &users,
                           &first_seen, &socket_type, &previous, &seen, &fresh, &PyList_Type, &out, &PyList_Type,
                           &half_open))
         return NULL;
     PyObject *result = NULL, *first_seen_obj = NULL, *kwnames = NULL, *empty = NULL;
     int reusing = previous != Py_None;
-    if (size > view.len || offset < 0 || PyTuple_GET_SIZE(names) != 256 ||
+    if (size > view.len || offset < 0 || PyTuple_GET_SIZE(names) != 256 || PyTuple_GET_SIZE(ports) != 65536 ||
         (reusing && (!PyDict_Check(previous) || !PyDict_Check(seen) || !PyList_Check(fresh)))) {
         PyErr_SetString(PyExc_ValueError, "parse_inet_diag: bad arguments");
         goto done;
@@ -264,8 +266,8 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
                 int listening = state == TCP_LISTEN && is_tcp;
                 /* A listener's Send-Q is its backlog limit; netstat says 0 (see sockdiag.py) */
                 PyObject *call[15] = {
-                    NULL, proto, local, PyLong_FromUnsignedLong(ntohs(u16_at(diag + 4))), remote,
-                    PyLong_FromUnsignedLong(ntohs(u16_at(diag + 6))), PyTuple_GET_ITEM(names, state),
+                    NULL, proto, local, Py_NewRef(PyTuple_GET_ITEM(ports, u16_at(diag + 4))), remote,
+                    Py_NewRef(PyTuple_GET_ITEM(ports, u16_at(diag + 6))), PyTuple_GET_ITEM(names, state),
                     PyLong_FromUnsignedLong(recv_q), PyLong_FromUnsignedLong(listening ? 0 : send_q),
                     PyLong_FromUnsignedLong(inode), PyLong_FromUnsignedLong(uid), user, Py_None, empty,
                     first_seen_obj,

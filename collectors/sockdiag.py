@@ -417,8 +417,9 @@ class _Parser:
             # The same loop compiled, for as far as it goes: every whole message of this dump, whose Sockets it
             # makes, reuses and files exactly as below; what is left (DONE, an error) is for this loop.
             offset = speedups.parse_inet_diag(
-                buf, size, 0, seq, reply_type, family, proto4, proto6, is_tcp, names, addresses, _address, users,
-                first_seen, Socket, self.previous if reusing else None, seen, fresh, self.out, self.half_open,
+                buf, size, 0, seq, reply_type, family, proto4, proto6, is_tcp, names, ports, addresses, _address,
+                users, first_seen, Socket, self.previous if reusing else None, seen, fresh, self.out,
+                self.half_open,
             )
         while offset < size:
             if offset + _MESSAGE_LEN <= size:
