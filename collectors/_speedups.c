@@ -192,12 +192,11 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     long family;
     int is_tcp;
     double first_seen;
-    PyObject *proto4, *proto6, *names, *ports, *addresses, *make_address, *users, *socket_type, *previous, *seen, *fresh,
-        *out, *half_open;
+    PyObject *proto4, *proto6, *names, *ports, *addresses, *make_address, *users, *socket_type, *previous, *seen,
+        *fresh, *out, *half_open;
     if (!PyArg_ParseTuple(args, "y*nnkklUUpO!O!O!OOdOOOOO!O!:parse_inet_diag", &view, &size, &offset, &seq,
                           &msg_type, &family, &proto4, &proto6, &is_tcp, &PyTuple_Type, &names, &PyTuple_Type,
-                          &ports, &PyDict_Type,
-                          &addresses, &make_address, &users,
+                          &ports, &PyDict_Type, &addresses, &make_address, &users,
                           &first_seen, &socket_type, &previous, &seen, &fresh, &PyList_Type, &out, &PyList_Type,
                           &half_open))
         return NULL;
