@@ -4,18 +4,17 @@ Built on Textual's Line API (a `ScrollView` that renders one line at a time from
 `DataTable`: with 50,000 rows only the visible lines are ever rendered, and a refresh repaints only the screen
 lines whose content changed, which is what crosses a slow SSH link.
 
-Long, and one thing: sorting, filtering, the diff applied by bisection, highlights and the line cache all work on
-the same sorted list, and a change to any of them changes what the others may assume about it.
+Long, and one thing: sorting, filtering, the diff applied to the rows, highlights and the line cache all work on
+the same sorted rows (kept by bisection in collectors/session/sorted_rows.py), and a change to any of them changes
+what the others may assume about it.
 """
 
 from __future__ import annotations
 
 import functools
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from operator import attrgetter
 
 from rich.segment import Segment
 from rich.style import Style
@@ -37,6 +36,7 @@ from netscope.collectors.row_order import (
     remote_sort_bytes,
 )
 from netscope.collectors.session.folding import FoldedSockets, Folder, RowChanges, socket_count
+from netscope.collectors.session.sorted_rows import SortedRows, SortKey, UnfilteredRows, too_much_churn
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
 from netscope.widgets.formatting import (
@@ -82,10 +82,6 @@ ADDRESS_MAX_WIDTH = 47  # a full IPv6 address in brackets with a port
 NAMED_ADDRESS_WIDTH = 32  # host names vary too much to size columns on; crop long ones
 
 
-# A row's place in the sort order: one bytes string where the sorted column allows (row_order), else a tuple.
-SortKey = bytes | tuple[object, ...]
-
-
 def _line_width(widths: list[int]) -> int:
     """Cells a row takes: the shown columns (width > 0) and one space between each two."""
     shown = [width for width in widths if width]
@@ -113,50 +109,6 @@ PROGRAM_COLUMN_MAX = 24
 TEXT_COLUMNS: dict[str, tuple[Column, Callable[[Socket], str]]] = {
     "container": (Column("container", "Container", 9), lambda s: s.container),
 }
-
-
-@dataclass(slots=True)
-class _UnfilteredRows:
-    """Every row in `column`'s order, fed every diff while a filter is on: clearing the filter swaps them back
-    instead of folding and sorting every socket again (Escape at 100,000 sockets: 170 ms with keys unanswered)."""
-
-    column: str
-    folder: Folder
-    rows: list[Socket]
-    order: list[SortKey]
-    shown: dict[SocketKey, SortKey]
-    counts: Counter[str]
-    lingering: set[SocketKey]  # emptied when set aside: the filtered table shows the closed rows
-
-
-def _insert_row(rows: list[Socket], order: list[SortKey], shown: dict[SocketKey, SortKey],
-                lingering: set[SocketKey], counts: Counter[str], sock: Socket, sort_key: SortKey,
-                live: bool) -> None:
-    """Insert one row into sorted rows, by bisection; a closed one that lingers is not counted."""
-    index = bisect_left(order, sort_key)
-    order.insert(index, sort_key)
-    rows.insert(index, sock)
-    shown[sock.key] = sort_key
-    if live:
-        counts[sock.counter_name] += socket_count(sock)
-    else:
-        lingering.add(sock.key)
-
-
-def _remove_row(rows: list[Socket], order: list[SortKey], shown: dict[SocketKey, SortKey],
-                lingering: set[SocketKey], counts: Counter[str], key: SocketKey) -> None:
-    """Take one row out of sorted rows (if there), by bisection."""
-    sort_key = shown.pop(key, None)
-    if sort_key is None:
-        return
-    index = bisect_left(order, sort_key)
-    sock = rows[index]
-    del order[index]
-    del rows[index]
-    if key in lingering:
-        lingering.discard(key)
-    else:
-        counts[sock.counter_name] -= socket_count(sock)
 
 
 MOVE = "move the cursor (it stays on its connection while rows move)"
@@ -232,20 +184,14 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._gone: dict[SocketKey, Socket] = {}  # closed sockets that linger, marked, for flash_seconds
         self._flash: dict[SocketKey, tuple[ChangeKind, float]] = {}
         self._predicate: SocketPredicate | None = None
-        # The shown rows, always in ascending sort order (a reversed sort reads them back to front), with their
-        # sort keys in a parallel list so that one row is found, added or removed by bisection: a refresh costs
-        # O(changes x log rows), not a re-sort of 100,000 rows.
-        self._rows: list[Socket] = []
-        self._order: list[SortKey] = []
-        self._shown: dict[SocketKey, SortKey] = {}  # key -> the sort key it was inserted by
-        self._lingering: set[SocketKey] = set()  # the shown rows that are closed ones lingering
+        self._sorted = SortedRows()  # the shown rows, in sort order
         # Every row's sort key (shown or filtered out), for one column whose keys depend on the socket alone: a
         # rebuild (a new filter, a reversed sort) makes 100,000 keys at 3.5 us each and finds a cached one in a
         # tenth of that. apply_diff forgets the key of every socket that changed or went, and load and a first
         # diff forget them all: a key is only ever of the socket now under its SocketKey.
         self._key_cache: dict[SocketKey, SortKey] = {}
         self._key_cache_column = ""
-        self._unfiltered: _UnfilteredRows | None = None  # while a filter is on (a sort by the socket alone)
+        self._unfiltered: UnfilteredRows | None = None  # while a filter is on (a sort by the socket alone)
         self._cursor = 0
         self._selected_key: SocketKey | None = None
         self._now = 0.0
@@ -258,7 +204,6 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._formatter: EndpointFormatter = format_endpoint
         self._names_on = False
         self._painted: dict[int, tuple[object, ...]] = {}  # screen line -> signature of what was drawn there
-        self.filtered_counts: Counter[str] = Counter()
         self._widths_stale = False
         self._content_widths = (0, 0, 0, 0, 0)  # local, remote, user, recv_q, send_q: what the rows need
         self._text_widths: dict[str, int] = {}  # the optional text columns' widths, as last sized
@@ -303,29 +248,10 @@ class ConnectionTable(ScrollView, can_focus=True):
             if passes(sock):
                 folder.add(sock)
         self._apply_rows(folder.take_changes(), now)
-        if self._unfiltered is not None:
-            self._feed_unfiltered(self._unfiltered, gone, (*diff.changed, *diff.added), now)
-
-    def _feed_unfiltered(self, unfiltered: _UnfilteredRows, gone: list[Socket], arrived: Iterable[Socket],
-                         now: float) -> None:
-        folder = unfiltered.folder
-        folder.now = now
-        for sock in gone:
-            folder.remove(sock)
-        for sock in arrived:
-            folder.add(sock)
-        changes = folder.take_changes()
-        count = len(changes.added) + len(changes.changed) + len(changes.removed) + len(changes.hidden)
-        if count > len(unfiltered.rows) // 4 + 64:
-            self._unfiltered = None  # so much churn that clearing the filter may as well sort everything again
-            return
-        rows = (unfiltered.rows, unfiltered.order, unfiltered.shown, unfiltered.lingering, unfiltered.counts)
-        sort_key = self._sort_key_for(unfiltered.column)
-        for row in (*changes.removed, *changes.hidden):
-            _remove_row(*rows, row.key)
-        for row in (*changes.changed, *changes.added):
-            _remove_row(*rows, row.key)
-            _insert_row(*rows, row, sort_key(row), True)
+        unfiltered = self._unfiltered
+        if unfiltered is not None and not unfiltered.feed(gone, (*diff.changed, *diff.added), now,
+                                                          self._sort_key_for(unfiltered.column)):
+            self._unfiltered = None
 
     def _count_listener(self, sock: Socket, step: int) -> None:
         if sock.state != "LISTEN":
@@ -337,9 +263,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             self._listening.pop(sock.local_port, None)
 
     def _apply_rows(self, changes: RowChanges, now: float) -> None:
-        count = len(changes.added) + len(changes.changed) + len(changes.removed) + len(changes.hidden)
-        if count > len(self._rows) // 4 + 64:
-            # So much churn that one sort is cheaper than many insertions.
+        if too_much_churn(len(changes), len(self._sorted.rows)):
             self._mark(changes, now + self.flash_seconds)
             self._expire(now)
             self._rebuild()
@@ -397,6 +321,11 @@ class ConnectionTable(ScrollView, can_focus=True):
         self.load(rows, now)
 
     @property
+    def filtered_counts(self) -> Counter[str]:
+        """The shown rows' sockets by Socket.counter_name (closed rows lingering not counted)."""
+        return self._sorted.counts
+
+    @property
     def in_default_order(self) -> bool:
         """Sorted as a first screen's rows were picked (whether a filter is on is the caller's to know)."""
         return self.sort_column == DEFAULT_SORT and not self.sort_reverse
@@ -449,10 +378,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             del self._gone[key]
         if predicate is None and unfiltered is not None and unfiltered.column == self.sort_column:
             self._unfiltered = None
-            self.folder = unfiltered.folder
-            self._rows, self._order, self._shown = unfiltered.rows, unfiltered.order, unfiltered.shown
-            self._lingering = unfiltered.lingering
-            self.filtered_counts = unfiltered.counts
+            self.folder, self._sorted = unfiltered.folder, unfiltered.rows
             for key, row in self._gone.items():
                 if key not in self.folder.rows:
                     self._show(row, live=False)
@@ -466,18 +392,13 @@ class ConnectionTable(ScrollView, can_focus=True):
         self.scroll_to(y=0, animate=False)
         self._rebuild(selected if selected is not None and self._display_row_after_filter(selected) else None)
 
-    def _stash_unfiltered(self) -> _UnfilteredRows | None:
-        """Set the unfiltered rows aside (the closed ones lingering aside), and start the rows afresh."""
+    def _stash_unfiltered(self) -> UnfilteredRows | None:
+        """Set the unfiltered rows aside, and start the rows afresh."""
         column = self.sort_column
         if column not in SORT_KEYS:
             return None  # timer and tcp_info keys move on their own: such rows cannot be kept in order by diffs
-        stash = _UnfilteredRows(column, self.folder, self._rows, self._order, self._shown, self.filtered_counts,
-                                self._lingering)
-        for key in list(stash.lingering):  # not counted: taken out without a count to take back
-            _remove_row(stash.rows, stash.order, stash.shown, stash.lingering, stash.counts, key)
-        self.folder = self.folder.emptied()
-        self._rows, self._order, self._shown, self.filtered_counts = [], [], {}, Counter()
-        self._lingering = set()
+        stash = UnfilteredRows.set_aside(column, self.folder, self._sorted)
+        self.folder, self._sorted = self.folder.emptied(), SortedRows()
         return stash
 
     def _display_row_after_filter(self, key: SocketKey) -> bool:
@@ -549,7 +470,7 @@ class ConnectionTable(ScrollView, can_focus=True):
     @property
     def empty_message(self) -> str:
         """What an empty table says instead of nothing."""
-        if self._rows:
+        if self._sorted.rows:
             return ""
         if self._predicate is not None:
             return "No socket matches the filter. Press Escape to clear it, / to change it."
@@ -557,12 +478,12 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     @property
     def row_count(self) -> int:
-        return len(self._rows)
+        return len(self._sorted.rows)
 
     @property
     def rows(self) -> list[Socket]:
         """The rows in display order, lingering closed ones included (a copy: for tests and exports)."""
-        return self._rows[::-1] if self.sort_reverse else list(self._rows)
+        return self._sorted.rows[::-1] if self.sort_reverse else list(self._sorted.rows)
 
     @property
     def cursor_row(self) -> int:
@@ -570,20 +491,19 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     @property
     def selected_socket(self) -> Socket | None:
-        if 0 <= self._cursor < len(self._rows):
+        if 0 <= self._cursor < len(self._sorted.rows):
             return self._row_at(self._cursor)
         return None
 
     def _row_at(self, row: int) -> Socket:
         """The socket shown on display row `row` (0 = top)."""
-        return self._rows[len(self._rows) - 1 - row] if self.sort_reverse else self._rows[row]
+        return self._sorted.rows[len(self._sorted.rows) - 1 - row] if self.sort_reverse else self._sorted.rows[row]
 
     def _display_row(self, key: SocketKey) -> int | None:
-        sort_key = self._shown.get(key)
-        if sort_key is None:
+        index = self._sorted.index_of(key)
+        if index is None:
             return None
-        index = bisect_left(self._order, sort_key)
-        return len(self._rows) - 1 - index if self.sort_reverse else index
+        return len(self._sorted.rows) - 1 - index if self.sort_reverse else index
 
     @property
     def column_widths(self) -> list[int]:
@@ -763,12 +683,11 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def _show(self, sock: Socket, live: bool) -> None:
         """Insert one row in sort order (the filter has let it through)."""
-        _insert_row(self._rows, self._order, self._shown, self._lingering, self.filtered_counts, sock,
-                    self._sort_key(sock), live)
+        self._sorted.insert(sock, self._sort_key(sock), live)
         self._widths_stale = self._widths_stale or self._widens(sock)
 
     def _hide(self, key: SocketKey) -> None:
-        _remove_row(self._rows, self._order, self._shown, self._lingering, self.filtered_counts, key)
+        self._sorted.remove(key)
 
     def _selected_key_now(self) -> SocketKey | None:
         selected = self.selected_socket
@@ -780,22 +699,10 @@ class ConnectionTable(ScrollView, can_focus=True):
         """Filter and sort everything from scratch (first load, new filter, new sort order)."""
         selected = selected or self._selected_key_now()
         live = self.folder.rows
-        # Lists and maps rather than a tuple per row: at 100,000 rows each comprehension and tuple shows (Escape
-        # from a filter rebuilds every row). Rows below `live_count` are live; the rest are closed ones lingering.
-        rows = list(live.values())
+        rows = list(live.values())  # then the closed ones lingering
         live_count = len(rows)
         rows.extend(sock for key, sock in self._gone.items() if key not in live)
-        keys = list(map(self._cached_sort_key(), rows))
-        order = sorted(range(len(rows)), key=keys.__getitem__)
-        self._order = list(map(keys.__getitem__, order))
-        self._rows = list(map(rows.__getitem__, order))
-        self._shown = dict(zip(map(attrgetter("key"), rows), keys, strict=True))
-        self._lingering = {sock.key for sock in rows[live_count:]}
-        live_rows = rows[:live_count]
-        filtered_counts = Counter(map(attrgetter("counter_name"), live_rows))
-        for fold in [row for row in live_rows if type(row) is FoldedSockets]:
-            filtered_counts[fold.counter_name] += fold.count - 1  # counted once above
-        self.filtered_counts = filtered_counts
+        self._sorted = SortedRows.sorted_from(rows, list(map(self._cached_sort_key(), rows)), live_count)
         self._widths_stale = True
         self._after_rows_changed(selected)
 
@@ -810,7 +717,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             if row is not None:
                 self._cursor = row
                 self._selected_key = selected
-        self._cursor = max(0, min(self._cursor, len(self._rows) - 1))
+        self._cursor = max(0, min(self._cursor, len(self._sorted.rows) - 1))
         widths_changed = self._widths_stale and self._update_widths()
         self._widths_stale = False
         self._set_virtual_height()
@@ -824,7 +731,7 @@ class ConnectionTable(ScrollView, can_focus=True):
     def _set_virtual_height(self) -> None:
         """Tell the scrollbar how many rows there are, without the full repaint that assigning `virtual_size`
         (a layout reactive) causes: one socket opening off-screen must not resend every visible line."""
-        size = Size(self.size.width, len(self._rows) + 1)
+        size = Size(self.size.width, len(self._sorted.rows) + 1)
         if size != self.virtual_size:
             self.set_reactive(ScrollView.virtual_size, size)
             self._scroll_update(size)  # the scrollbar, and scroll_y clamped if the rows shrank
@@ -849,23 +756,23 @@ class ConnectionTable(ScrollView, can_focus=True):
         if self._names_on:
             local_width = remote_width = NAMED_ADDRESS_WIDTH
         else:
-            local_width = self._address_width({(s.local_ip, s.proto) for s in self._rows})
-            remote_width = self._address_width({(s.remote_ip, s.proto) for s in self._rows})
+            local_width = self._address_width({(s.local_ip, s.proto) for s in self._sorted.rows})
+            remote_width = self._address_width({(s.remote_ip, s.proto) for s in self._sorted.rows})
         widths[3] = max(COLUMNS[3].width, local_width)
         widths[4] = max(COLUMNS[4].width, remote_width)
-        users = {s.user for s in self._rows}
+        users = {s.user for s in self._sorted.rows}
         widths[7] = max(COLUMNS[7].width, min(16, max((len(user) for user in users), default=0)))
         # Text columns (a container's name) take what their longest value needs, up to TEXT_COLUMN_MAX.
         for index, key in enumerate(self._extra_keys, start=len(COLUMNS)):
             if key in TEXT_COLUMNS:
                 column, text_of = TEXT_COLUMNS[key]
-                longest = max((len(text_of(s)) for s in self._rows), default=0)
+                longest = max((len(text_of(s)) for s in self._sorted.rows), default=0)
                 widths[index] = max(column.width, min(TEXT_COLUMN_MAX, longest))
         self._text_widths = {key: widths[index] for index, key in enumerate(self._extra_keys, start=len(COLUMNS))
                              if key in TEXT_COLUMNS}
         # A queue of megabytes must never be cut: a cropped number reads as a different number.
-        widths[1] = max(COLUMNS[1].width, len(str(max((s.recv_q for s in self._rows), default=0))))
-        widths[2] = max(COLUMNS[2].width, len(str(max((s.send_q for s in self._rows), default=0))))
+        widths[1] = max(COLUMNS[1].width, len(str(max((s.recv_q for s in self._sorted.rows), default=0))))
+        widths[2] = max(COLUMNS[2].width, len(str(max((s.send_q for s in self._sorted.rows), default=0))))
         self._content_widths = (widths[3], widths[4], widths[7], widths[1], widths[2])
         available = self.scrollable_content_region.width
         # On a narrow terminal (80 columns over SSH) the owner matters more than the age, the user or the queues:
@@ -898,7 +805,7 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self._update_widths()
-        self.virtual_size = Size(self.size.width, len(self._rows) + 1)
+        self.virtual_size = Size(self.size.width, len(self._sorted.rows) + 1)
         self._painted.clear()
         self._scroll_cursor_into_view()
 
@@ -909,9 +816,9 @@ class ConnectionTable(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.height - 1)
 
     def move_cursor(self, row: int) -> None:
-        if not self._rows:
+        if not self._sorted.rows:
             return
-        row = max(0, min(row, len(self._rows) - 1))
+        row = max(0, min(row, len(self._sorted.rows) - 1))
         if row == self._cursor:
             return
         old = self._cursor
@@ -928,7 +835,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         self.move_cursor(self._cursor + direction * self._page_height)
 
     def action_jump(self, row: int) -> None:
-        self.move_cursor(row if row >= 0 else len(self._rows) - 1)
+        self.move_cursor(row if row >= 0 else len(self._sorted.rows) - 1)
 
     def action_activate(self) -> None:
         sock = self.selected_socket
@@ -957,7 +864,7 @@ class ConnectionTable(ScrollView, can_focus=True):
                 self.sort_by(column)
             return
         row = round(self.scroll_y) + offset.y - 1
-        if 0 <= row < len(self._rows):
+        if 0 <= row < len(self._sorted.rows):
             self.move_cursor(row)
             if event.chain == 2:
                 self.action_activate()
@@ -996,7 +903,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         return ("header", self.sort_column, self.sort_reverse, tuple(self._widths))
 
     def _row_signature(self, row: int) -> tuple[object, ...]:
-        if not 0 <= row < len(self._rows):
+        if not 0 <= row < len(self._sorted.rows):
             return ("blank", row == 0 and self.empty_message)
         sock = self._row_at(row)
         flash = self._flash.get(sock.key)
@@ -1032,7 +939,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             return self._render_header(width)
         row = round(self.scroll_y) + y - 1
         self._painted[y] = self._row_signature(row)
-        if not 0 <= row < len(self._rows):
+        if not 0 <= row < len(self._sorted.rows):
             if row == 0 and self.empty_message:
                 style = self.get_component_rich_style("connection-table--dim")
                 return Strip([Segment(fit(f" {self.empty_message}", width), style)])

@@ -76,6 +76,9 @@ class RowChanges:
     removed: list[Socket] = field(default_factory=list)
     hidden: list[Socket] = field(default_factory=list)
 
+    def __len__(self) -> int:
+        return len(self.added) + len(self.changed) + len(self.removed) + len(self.hidden)
+
 
 class Folder:
     """Keeps the rows for a set of sockets: each socket its own row, except groups of FOLD_AT or more."""
