@@ -422,7 +422,7 @@ def _print(args: argparse.Namespace, flt: Filter) -> int:
 
 
 def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
-    from netscope.collectors.model import FIRST_SCREEN_ROWS
+    from netscope.collectors.model import first_screen_rows
     from netscope.collectors.process_collector import ProcessCollector, start_worker
     from netscope.collectors.recording import RecordingTee
 
@@ -431,7 +431,7 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
     # crosses the pipe.
     worker = None if args.replay else start_worker(
         args.interval, tcp_info=bool(config.columns), netns=netns, cpu_share=args.cpu_share,
-        first_screen=0 if args.filter else FIRST_SCREEN_ROWS)
+        first_screen=first_screen_rows(args.filter))
     # Imported here so that `--help`, a bad filter and every printed output answer without loading Textual.
     from netscope.app.netscope_app import NetscopeApp
 

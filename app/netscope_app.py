@@ -35,7 +35,7 @@ from netscope.app.views_reader import ViewsReader
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.conntrack import link_local_sockets
 from netscope.collectors.gc_pause import gc_paused
-from netscope.collectors.model import FIRST_SCREEN_ROWS, FirstScreen, SnapshotDiff
+from netscope.collectors.model import FirstScreen, SnapshotDiff, first_screen_rows
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.recording import RecordingTee, RecordingWriter
 from netscope.collectors.session.alerts import Alert, Thresholds
@@ -124,9 +124,8 @@ class NetscopeApp(CoalescedToasts):
         # Live data passes through a RecordingTee so that R can start recording at any time.
         if source is None and unix_source is None:
             unix_source = functools.partial(ProcessCollector, interval=interval, unix=True)
-        first_screen = FIRST_SCREEN_ROWS if not filter_text else 0  # its rows are the unfiltered table's top
-        self.source: SnapshotSource = source or RecordingTee(ProcessCollector(interval=interval,
-                                                                              first_screen=first_screen))
+        self.source: SnapshotSource = source or RecordingTee(ProcessCollector(
+            interval=interval, first_screen=first_screen_rows(filter_text)))
         self.session = LiveSession(filter_text, thresholds)  # a bad filter raises FilterError: the CLI checked
         self.metrics = metrics
         self._initial_columns = list(columns or [])

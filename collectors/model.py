@@ -190,6 +190,11 @@ class SnapshotDiff:
 FIRST_SCREEN_ROWS = 200
 
 
+def first_screen_rows(filter_text: str) -> int:
+    """The rows of a first screen to ask a worker for: none under a filter (they are the unfiltered top)."""
+    return 0 if filter_text else FIRST_SCREEN_ROWS
+
+
 @dataclass(frozen=True, slots=True)
 class FirstScreen:
     """What a collector worker can send ahead of its first, full refresh: the top of the table in the default
