@@ -297,10 +297,11 @@ def test_both_owner_attachments_and_diffs_agree_on_a_real_table(holder: Holder) 
                             connections._with_owner)  # fmt: skip
         assert by_key is not None
         copied = [index for index, sock in enumerate(sockets) if sock is not before[index]]
-        results.append(([(s.key, s.pid, s.program, s.pid_start) for s in sockets], copied, list(by_key)))
+        owners = [(s.key, s.pid, s.program, s.container, s.pid_start) for s in sockets]
+        results.append((owners, copied, list(by_key)))
         assert all(by_key[sock.key] is sock for sock in sockets)
     assert results[0] == results[1]
-    owned = {key: pid for key, pid, _program, _start in results[0][0] if pid == holder.pid}
+    owned = {key: pid for key, pid, _program, _container, _start in results[0][0] if pid == holder.pid}
     assert len(owned) >= len(holder.tcp_inodes)
     assert results[0][1], "some reused sockets got an owner: copied, not changed under the last snapshot"
     assert all(sock.pid is None for sock in first)  # the last read's sockets were never changed
