@@ -85,21 +85,37 @@ def socket_record(sock: Socket, folded: bool = False, timer: Timer | None = None
     return record
 
 
+class _Quoted(dict[str, str]):
+    """Each text as a JSON string, made once: the addresses, protocols, states, programs and users of 100,000
+    sockets are a few hundred texts. A dict's own lookup, with the escaping only on a miss, halves the cost of
+    --json against calling the escaper per field (130 -> 80 ms at 100,000 sockets, measured). Bounded: cleared
+    when full, as the texts come from the machine."""
+
+    def __missing__(self, value: str) -> str:
+        if len(self) >= 65_536:
+            self.clear()
+        quoted = self[value] = _json_text(value)
+        return quoted
+
+
+_QUOTED = _Quoted()
+
+
 def socket_json(sock: Socket) -> str:
     """`json.dumps(socket_record(sock), ensure_ascii=True)`, character for character, made directly: at 100,000
     sockets `--once --json` spent half a second in json.dumps's set-up per call (measured; tests check the two
-    agree). Strings go through the same C escaper json.dumps uses."""
+    agree). Strings go through the same C escaper json.dumps uses; the numbers are ints (the readers make them)."""
     if sock.proto.startswith("raw"):  # its extra field: the general way
         return json.dumps(socket_record(sock), ensure_ascii=True)
-    text = _json_text
+    quoted = _QUOTED
     owned = sock.pid is not None
     return (
-        f'{{"proto": {text(sock.proto)}, "recv_q": {sock.recv_q:d}, "send_q": {sock.send_q:d}, '
-        f'"local_address": {text(sock.local_ip)}, "local_port": {sock.local_port:d}, '
-        f'"remote_address": {text(sock.remote_ip)}, "remote_port": {sock.remote_port:d}, '
-        f'"state": {text(state_label(sock))}, "pid": {sock.pid if owned else "null"}, '
-        f'"program": {text(sock.program) if owned else "null"}, '
-        f'"user": {text(sock.user) if sock.user else "null"}, "uid": {sock.uid:d}, "inode": {sock.inode:d}}}'
+        f'{{"proto": {quoted[sock.proto]}, "recv_q": {sock.recv_q}, "send_q": {sock.send_q}, '
+        f'"local_address": {quoted[sock.local_ip]}, "local_port": {sock.local_port}, '
+        f'"remote_address": {quoted[sock.remote_ip]}, "remote_port": {sock.remote_port}, '
+        f'"state": {quoted[state_label(sock)]}, "pid": {sock.pid if owned else "null"}, '
+        f'"program": {quoted[sock.program] if owned else "null"}, '
+        f'"user": {quoted[sock.user] if sock.user else "null"}, "uid": {sock.uid}, "inode": {sock.inode}}}'
     )
 
 
