@@ -394,19 +394,19 @@ def _print(args: argparse.Namespace, flt: Filter) -> int:
             from netscope.app.printed.replay import run_replay
 
             return run_replay(args, out, selection)
+        if args.continuous:
+            from netscope.app.printed.watch import run_continuous
+
+            return run_continuous(args, out, selection)
         if args.masquerade:
             print_conntrack(args, out)
             return 0
         if args.interfaces or args.route or args.statistics or args.groups:
             return run_view(args, out)
-        if args.continuous or args.record or args.watch:
-            from netscope.app.printed.watch import run_continuous, run_loop, run_record
+        if args.record or args.watch:
+            from netscope.app.printed.watch import run_loop, run_record
 
-            if args.continuous:
-                return run_continuous(args, out, selection)
-            if args.record:
-                return run_record(args, out, selection)
-            return run_loop(args, out, selection, None)
+            return run_record(args, out, selection) if args.record else run_loop(args, out, selection, None)
         return run_once(args, out, selection)
     except BrokenPipeError:
         # The reader went away (`| head -1`): not an error. Point stdout at /dev/null so that the interpreter's
