@@ -34,7 +34,7 @@ from netscope.app.views.top import TopView
 from netscope.app.views_reader import ViewsReader
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.conntrack import link_local_sockets
-from netscope.collectors.gc_pause import gc_paused
+from netscope.collectors.gc_pause import freeze_first_read, gc_paused
 from netscope.collectors.model import FirstScreen, SnapshotDiff, first_screen_rows
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.recording import RecordingTee, RecordingWriter
@@ -222,7 +222,10 @@ class NetscopeApp(CoalescedToasts):
         """One refresh, as if from the source (benchmarks feed it directly)."""
         # A first refresh makes several objects per socket (rows, sort keys, groups): see gc_pause.
         with gc_paused():
-            self._show_refresh(self.session.take(diff))
+            refresh = self.session.take(diff)
+            self._show_refresh(refresh)
+            if refresh.diff is not None and refresh.diff.first:
+                freeze_first_read(len(refresh.diff.snapshot.sockets))
 
     def _show_refresh(self, refresh: Refresh) -> None:
         self.tell(refresh.tell)

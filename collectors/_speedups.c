@@ -459,7 +459,8 @@ static PyObject *attach_owners(PyObject *Py_UNUSED(module), PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "attach_owners: bad arguments");
         return NULL;
     }
-    PyObject *by_key = PyDict_New();
+    /* Sized for every socket at once: growing it to 500,000 keys rehashed it 16 times (a sixth of the call). */
+    PyObject *by_key = _PyDict_NewPresized(PyList_GET_SIZE(sockets));
     if (by_key == NULL)
         return NULL;
     /* The sockets' type, where its slots can be read in place; any other object goes the generic way. */

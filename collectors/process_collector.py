@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import IO, TYPE_CHECKING, Any
 
 from netscope.collectors.connections import CollectionFailure
-from netscope.collectors.gc_pause import gc_paused
+from netscope.collectors.gc_pause import freeze_first_read, gc_paused
 from netscope.collectors.model import FirstScreen, SnapshotDiff
 from netscope.collectors.pace import DEFAULT_CPU_SHARE, PaceState
 from netscope.collectors.sources import SourceDefaults
@@ -222,7 +222,10 @@ def _decode_and_apply(assembler: DiffAssembler, data: bytes
             return wire.rebuilt(), None
         if wire.error:
             return wire.error, wire.pace
-        return assembler.apply(wire), wire.pace
+        diff = assembler.apply(wire)
+        if diff.first:
+            freeze_first_read(len(diff.snapshot.sockets))
+        return diff, wire.pace
 
 
 class _AdoptedWorker:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 
 import psutil
@@ -30,6 +32,12 @@ def test_assembler_rebuilds_snapshots_from_wire_diffs() -> None:
     assert rebuilt.changed_before == original.changed_before
     # The earlier snapshot is left as it was: the UI may still hold it.
     assert rebuilt_first.snapshot.sockets == first.sockets
+    # A refresh that changes no socket shares the last snapshot's sockets (nothing changes them), and the next one
+    # that does gets its own again.
+    idle = assembler.apply(to_wire(diff_snapshots(second, second)))
+    assert idle.is_empty and idle.snapshot.sockets is rebuilt.snapshot.sockets
+    back = assembler.apply(to_wire(diff_snapshots(second, first)))
+    assert back.snapshot.sockets == first.sockets and idle.snapshot.sockets == second.sockets
 
 
 async def test_worker_streams_real_sockets_and_restarts_after_dying(
@@ -248,3 +256,19 @@ async def test_a_worker_started_before_the_event_loop_is_adopted_then_restarted_
         await stream.aclose()
     assert prestarted.poll() is not None
     assert restarted is not None and not psutil.pid_exists(restarted)
+
+
+FREEZE = """
+import gc
+from netscope.collectors.gc_pause import LONG_LIVED, freeze_first_read
+small = freeze_first_read(LONG_LIVED - 1)
+before = gc.get_freeze_count()
+large = freeze_first_read(LONG_LIVED)
+print(small, before, large, gc.get_freeze_count() > 1000)
+"""
+
+
+def test_only_a_large_first_read_is_kept_out_of_garbage_collections() -> None:
+    # In a process of its own: freezing is process-wide, and for good.
+    out = subprocess.run([sys.executable, "-c", FREEZE], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["False", "0", "True", "True"]
