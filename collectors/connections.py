@@ -211,6 +211,7 @@ class ConnectionCollector(SourceDefaults):
         self._owners = OwnerScanner()
         self._processes = ProcessInfoCache()
         self._previous: Snapshot | None = None
+        self._has_read = False
         # What the last collect() gave each socket from, for the next one to tell whether any owner can have
         # changed; and what changed in the last collect() when it could be told cheaply (see _only_changes).
         self._last_owners: _LastOwners | None = None
@@ -363,7 +364,8 @@ class ConnectionCollector(SourceDefaults):
                     owners.inode_to_pid, owner_of, by_key, {sock.inode: sock.key for sock in by_key.values()}
                 )
             self._processes.prune(owners.live_pids)
-            if self._previous is None:
+            if not self._has_read:  # only a first read: each freeze keeps what is alive for good
+                self._has_read = True
                 freeze_first_read(len(by_key))
         snapshot = Snapshot(
             taken_at=taken_at,
