@@ -427,8 +427,7 @@ def _print(args: argparse.Namespace, flt: Filter) -> int:
 
 def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
     from netscope.collectors.model import first_screen_rows
-    from netscope.collectors.process_collector import ProcessCollector, start_worker
-    from netscope.collectors.recording import RecordingTee
+    from netscope.collectors.worker_launch import start_worker
 
     # The collector worker starts first: its start-up and first read overlap with loading Textual (0.4 s), so the
     # first table comes sooner; and its first screen (the unfiltered table's top) shows while the first full frame
@@ -438,6 +437,8 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
         first_screen=first_screen_rows(args.filter))
     # Imported here so that `--help`, a bad filter and every printed output answer without loading Textual.
     from netscope.app.netscope_app import NetscopeApp
+    from netscope.collectors.process_collector import ProcessCollector
+    from netscope.collectors.recording import RecordingTee
 
     settings: dict[str, Any] = {
         "thresholds": config.thresholds,

@@ -12,7 +12,6 @@ import contextlib
 import functools
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import IO, TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from netscope.collectors.model import FirstScreen, SnapshotDiff
 from netscope.collectors.pace import DEFAULT_CPU_SHARE, PaceState
 from netscope.collectors.sources import SourceDefaults
 from netscope.collectors.wire import HEADER, DiffAssembler, WireFirstScreen, decode_frame
+from netscope.collectors.worker_launch import worker_command
 
 if TYPE_CHECKING:
     from netscope.collectors.sources import SourceUpdate
@@ -34,29 +34,6 @@ STREAM_LIMIT = 1 << 24
 # times as long.
 STALL_SECONDS = 10.0
 FIRST_FRAME_FACTOR = 6
-
-
-def worker_command(interval: float, tcp_info: bool, netns: str = "", cpu_share: float = DEFAULT_CPU_SHARE,
-                   unix: bool = False, first_screen: int = 0) -> list[str]:
-    """`netns`: a network namespace file (see namespaces.namespace_path) the worker enters first; "" for ours.
-    `cpu_share`: the share of one core refreshing may cost before the worker waits longer (0: never). `unix`:
-    unix sockets instead of TCP/UDP. `first_screen`: rows of a FirstScreen to send ahead of the first frame (0:
-    none)."""
-    return [
-        sys.executable, "-m", "netscope.collectors.worker", "--interval", repr(interval),
-        "--cpu-share", repr(cpu_share), "--parent", str(os.getpid()), *(["--tcp-info"] if tcp_info else []),
-        *(["--netns", netns] if netns else []), *(["--unix"] if unix else []),
-        *(["--first-screen", str(first_screen)] if first_screen > 0 else []),
-    ]
-
-
-def start_worker(interval: float = 1.0, tcp_info: bool = False, netns: str = "",
-                 cpu_share: float = DEFAULT_CPU_SHARE, first_screen: int = 0) -> subprocess.Popen[bytes]:
-    """Start the collector worker now, before there is an event loop (see ProcessCollector's `prestarted`)."""
-    return subprocess.Popen(
-        worker_command(interval, tcp_info, netns, cpu_share, first_screen=first_screen),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
 
 
 class ProcessCollector(SourceDefaults):

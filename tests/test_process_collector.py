@@ -15,8 +15,9 @@ from support import Peer, next_matching
 from netscope.collectors.connections import CollectionFailure, ConnectionCollector
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.model import SnapshotDiff
-from netscope.collectors.process_collector import ProcessCollector, start_worker
+from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.wire import DiffAssembler, to_wire
+from netscope.collectors.worker_launch import start_worker
 
 
 def test_assembler_rebuilds_snapshots_from_wire_diffs() -> None:
