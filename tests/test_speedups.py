@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from netscope.collectors import connections, diff, fd_links, speedups
+from netscope.collectors.model import Socket
 from netscope.collectors.processes import OwnerScanner
 from netscope.collectors.sockdiag import SockDiagReader
 
@@ -202,9 +203,14 @@ def test_version_says_which_readers_run() -> None:
 
 DUMP = r"""
 import dataclasses, json, sys
-from netscope.collectors import speedups
+from netscope.collectors import sockdiag, speedups
+from netscope.collectors.model import Socket
 from netscope.collectors.sockdiag import SockDiagReader
 endpoints = set(json.loads(sys.argv[1]))
+if sys.argv[2:] == ["subclass"]:  # a type whose slots the compiled parser cannot fill in place: it calls it
+    class Subclass(Socket):
+        __slots__ = ()
+    sockdiag.Socket = Subclass
 with SockDiagReader() as reader:
     sockets = reader.read(first_seen=1.0, user_name=lambda uid: f"user{uid}")
 rows = [{**dataclasses.asdict(s), "backlog": s.backlog, "key": list(s.key)} for s in sockets
@@ -213,9 +219,9 @@ print(json.dumps([speedups.describe(), rows]))
 """
 
 
-def dump_rows(endpoints: set[str], **env: str) -> tuple[str, list[dict[str, object]]]:
+def dump_rows(endpoints: set[str], *args: str, **env: str) -> tuple[str, list[dict[str, object]]]:
     out = subprocess.run(
-        [sys.executable, "-c", DUMP, json.dumps(sorted(endpoints))], capture_output=True, text=True,
+        [sys.executable, "-c", DUMP, json.dumps(sorted(endpoints)), *args], capture_output=True, text=True,
         check=True, env={**os.environ, **env}, timeout=60,
     ).stdout
     how, rows = json.loads(out)
@@ -229,6 +235,7 @@ def test_both_dump_parsers_make_the_same_sockets(holder: Holder) -> None:
     how, pure_rows = dump_rows(holder.endpoints, NETSCOPE_PURE_PYTHON="1")
     assert how == "readers: pure Python, NETSCOPE_PURE_PYTHON is set"
     assert compiled_rows == pure_rows
+    assert dump_rows(holder.endpoints, "subclass") == ("readers: compiled C", compiled_rows)
     by_state: dict[object, list[dict[str, object]]] = {}
     for row in compiled_rows:
         by_state.setdefault(row["state"], []).append(row)
@@ -305,6 +312,15 @@ def test_both_owner_attachments_and_diffs_agree_on_a_real_table(holder: Holder) 
     assert len(owned) >= len(holder.tcp_inodes)
     assert results[0][1], "some reused sockets got an owner: copied, not changed under the last snapshot"
     assert all(sock.pid is None for sock in first)  # the last read's sockets were never changed
+
+    class Subclass(Socket):  # slots the compiled pass does not read and write in place: the generic way
+        __slots__ = ()
+
+    copies = [Subclass(**{f.name: getattr(s, f.name) for f in dataclasses.fields(s) if f.init}) for s in second]
+    by_key = compiled.attach_owners(copies, scan.inode_to_pid, owner_of, connections.NO_OWNER, None,  # type: ignore[attr-defined]
+                                    connections._with_owner)  # fmt: skip
+    assert by_key is not None and all(type(sock) is Subclass for sock in by_key.values())
+    assert [(s.key, s.pid, s.program, s.container, s.pid_start) for s in copies] == results[0][0]
 
     old = {sock.key: sock for sock in first}
     new = {sock.key: sock for sock in second[5:]}  # five gone; and some added
