@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from compare import check_limits, machine, start_load, stop_load
+from compare import bytecode_as_installed, check_limits, machine, start_load, stop_load
 
 TARGET = 4.0
 STAGES = r"""
@@ -51,6 +51,7 @@ def main() -> None:
         "`netscope --once`": [*netscope, "--once"],
     }
     check_limits(args.connections)
+    print(bytecode_as_installed())
     loads = start_load(args.connections)
     try:
         times: dict[str, list[float]] = {name: [] for name in contenders}

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from compare import check_limits, machine, start_load, stop_load
+from compare import bytecode_as_installed, check_limits, machine, start_load, stop_load
 
 try:
     import pyte  # optional: benchmark-only, reads the screen as a terminal would
@@ -606,6 +606,7 @@ def main() -> None:
     if any(count < 1 for count in args.connections):
         parser.error("--connections: at least 1")
     print(machine())
+    print(bytecode_as_installed())
     print(f"screen text read with {'pyte' if pyte is not None else 'escape codes stripped (pyte not installed)'}")
     results = []
     for count in args.connections:
