@@ -234,6 +234,20 @@ static PyObject *filled_socket(PyObject *type, const Py_ssize_t offsets[SOCKET_S
     return sock;
 }
 
+/* A Socket made by calling `type` with the init fields of `values` (its slots up to `key`, in order; new
+ * references, released here), for a type whose slots socket_layout does not know. NULL with an error set. */
+static PyObject *called_socket(PyObject *type, PyObject *values[SOCKET_SLOTS]) {
+    PyObject *sock = NULL;
+    int complete = 1;
+    for (int i = 0; i < S_KEY; i++)
+        complete = complete && values[i] != NULL;
+    if (complete)
+        sock = PyObject_Vectorcall(type, values, S_KEY, NULL);
+    for (int i = 0; i < SOCKET_SLOTS; i++)
+        Py_XDECREF(values[i]);
+    return sock;
+}
+
 PyDoc_STRVAR(parse_inet_diag_doc,
 "parse_inet_diag(buf, size, offset, seq, msg_type, family, proto4, proto6, is_tcp, state_names, ports, addresses,\n"
 "                make_address, users, first_seen, socket_type, previous, seen, fresh, out, half_open) -> offset\n\n"
@@ -258,8 +272,8 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
                           &first_seen, &socket_type, &previous, &seen, &fresh, &PyList_Type, &out, &PyList_Type,
                           &half_open))
         return NULL;
-    PyObject *result = NULL, *first_seen_obj = NULL, *kwnames = NULL, *empty = NULL, *zero_float = NULL,
-             *zero_int = NULL, *udp_text = NULL;
+    PyObject *result = NULL, *first_seen_obj = NULL, *empty = NULL, *zero_float = NULL, *zero_int = NULL,
+             *udp_text = NULL;
     int reusing = previous != Py_None;
     if (size > view.len || offset < 0 || PyTuple_GET_SIZE(names) != 256 || PyTuple_GET_SIZE(ports) != 65536 ||
         (reusing && (!PyDict_Check(previous) || !PyDict_Check(seen) || !PyList_Check(fresh)))) {
@@ -267,13 +281,11 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
         goto done;
     }
     first_seen_obj = PyFloat_FromDouble(first_seen);
-    kwnames = Py_BuildValue("(s)", "backlog");
     empty = PyUnicode_FromString("");
     zero_float = PyFloat_FromDouble(0.0);
     zero_int = PyLong_FromLong(0);
     udp_text = PyUnicode_FromString("UDP");
-    if (first_seen_obj == NULL || kwnames == NULL || empty == NULL || zero_float == NULL || zero_int == NULL ||
-        udp_text == NULL)
+    if (first_seen_obj == NULL || empty == NULL || zero_float == NULL || zero_int == NULL || udp_text == NULL)
         goto done;
     Py_ssize_t offsets[SOCKET_SLOTS];
     const int filled = socket_layout(socket_type, offsets);
@@ -326,7 +338,8 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
                     user = Py_NewRef(empty);
                 }
             }
-            if (user != NULL && filled) {
+            if (user != NULL) {
+                /* A listener's Send-Q is its backlog limit; netstat says 0 (see sockdiag.py) */
                 int listening = state == TCP_LISTEN && is_tcp;
                 PyObject *values[SOCKET_SLOTS] = {
                     Py_NewRef(proto), Py_NewRef(local), Py_NewRef(PyTuple_GET_ITEM(ports, u16_at(diag + 4))),
@@ -339,42 +352,16 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
                     Py_NewRef(!is_tcp ? udp_text : PyTuple_GET_ITEM(names, state == TCP_NEW_SYN_RECV ? TCP_SYN_RECV
                                                                                                       : state)),
                 };
-                /* the identity across reads: a connected socket's leaves the inode out (model.SocketKey) */
-                if (values[S_INODE] != NULL)
-                    values[S_KEY] = PyTuple_Pack(6, proto, local, values[S_LOCAL_PORT], remote,
-                                                 values[S_REMOTE_PORT],
-                                                 u16_at(diag + 6) == 0 ? values[S_INODE] : zero_int);
-                found = filled_socket(socket_type, offsets, values);
-            } else if (user != NULL) {
-                int listening = state == TCP_LISTEN && is_tcp;
-                /* A listener's Send-Q is its backlog limit; netstat says 0 (see sockdiag.py) */
-                PyObject *call[15] = {
-                    NULL, proto, local, Py_NewRef(PyTuple_GET_ITEM(ports, u16_at(diag + 4))), remote,
-                    Py_NewRef(PyTuple_GET_ITEM(ports, u16_at(diag + 6))), PyTuple_GET_ITEM(names, state),
-                    PyLong_FromUnsignedLong(recv_q), PyLong_FromUnsignedLong(listening ? 0 : send_q),
-                    PyLong_FromUnsignedLong(inode), PyLong_FromUnsignedLong(uid), user, Py_None, empty,
-                    first_seen_obj,
-                };
-                PyObject *backlog = listening ? PyLong_FromUnsignedLong(send_q) : NULL;
-                static const int made[] = {3, 5, 7, 8, 9, 10};
-                int ready = !listening || backlog != NULL;
-                for (size_t i = 0; i < sizeof made / sizeof made[0]; i++)
-                    ready = ready && call[made[i]] != NULL;
-                if (ready) {
-                    if (listening) {
-                        PyObject *with_backlog[16];
-                        memcpy(with_backlog, call, sizeof call);
-                        with_backlog[15] = backlog;
-                        found = PyObject_Vectorcall(socket_type, with_backlog + 1,
-                                                    14 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
-                    } else {
-                        found = PyObject_Vectorcall(socket_type, call + 1, 14 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                                    NULL);
-                    }
+                if (!filled) {
+                    found = called_socket(socket_type, values);
+                } else {
+                    /* the identity across reads: a connected socket's leaves the inode out (model.SocketKey) */
+                    if (values[S_INODE] != NULL)
+                        values[S_KEY] = PyTuple_Pack(6, proto, local, values[S_LOCAL_PORT], remote,
+                                                     values[S_REMOTE_PORT],
+                                                     u16_at(diag + 6) == 0 ? values[S_INODE] : zero_int);
+                    found = filled_socket(socket_type, offsets, values);
                 }
-                for (size_t i = 0; i < sizeof made / sizeof made[0]; i++)
-                    Py_XDECREF(call[made[i]]);
-                Py_XDECREF(backlog);
             }
             Py_XDECREF(local);
             Py_XDECREF(remote);
@@ -397,7 +384,6 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     result = PyLong_FromSsize_t(offset);
 done:
     Py_XDECREF(first_seen_obj);
-    Py_XDECREF(kwnames);
     Py_XDECREF(empty);
     Py_XDECREF(zero_float);
     Py_XDECREF(zero_int);
