@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import astuple
 
 import psutil
 from fixed_data import snapshots
@@ -16,7 +18,7 @@ from netscope.collectors.connections import CollectionFailure, ConnectionCollect
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.model import SnapshotDiff
 from netscope.collectors.process_collector import ProcessCollector
-from netscope.collectors.wire import DiffAssembler, to_wire
+from netscope.collectors.wire import HEADER, DiffAssembler, WireDiff, decode_frame, to_wire, write_frame
 from netscope.collectors.worker_launch import start_worker
 
 
@@ -39,6 +41,29 @@ def test_assembler_rebuilds_snapshots_from_wire_diffs() -> None:
     assert idle.is_empty and idle.snapshot.sockets is rebuilt.snapshot.sockets
     back = assembler.apply(to_wire(diff_snapshots(second, first)))
     assert back.snapshot.sockets == first.sockets and idle.snapshot.sockets == second.sockets
+
+
+def test_a_frame_of_real_sockets_arrives_whole_and_each_owner_once(
+    server_with_clients: tuple[Peer, list[Peer]],
+) -> None:
+    server, _ = server_with_clients
+    diff = ConnectionCollector(interval=1.0).next_diff()
+    sent = io.BytesIO()  # what the worker writes to its pipe
+    write_frame(sent, to_wire(diff))
+    frame = decode_frame(sent.getvalue()[HEADER.size :])
+    assert isinstance(frame, WireDiff)
+    received = DiffAssembler().apply(frame).snapshot.sockets
+    # Every slot, those == leaves out (pid_start, backlog, key) included.
+    assert {key: astuple(sock) for key, sock in received.items()} == {
+        key: astuple(sock) for key, sock in diff.snapshot.sockets.items()
+    }
+    # The server's sockets (its listener and its three connections) were read at once: they share the owner
+    # fields and the time they were first seen, which were sent once and made once.
+    served = [sock for sock in received.values() if sock.pid == server.pid]
+    assert len(served) == 4 and served[0].pid_start > 0
+    assert len({id(sock.pid) for sock in served}) == 1
+    assert len({id(sock.pid_start) for sock in served}) == 1
+    assert len({id(sock.first_seen) for sock in served}) == 1
 
 
 async def test_worker_streams_real_sockets_and_restarts_after_dying(
@@ -100,7 +125,6 @@ def test_wire_sends_only_changed_tcp_info() -> None:
 
     from netscope.collectors.model import SocketKey
     from netscope.collectors.tcpinfo import TcpInfo
-    from netscope.collectors.wire import WireDiff
 
     reset = struct.pack("ii", 1, 0)
     listener = socket.create_server(("127.0.0.1", 0), backlog=512)
