@@ -220,22 +220,24 @@ class ConnectionTable(ScrollView, can_focus=True):
             self._gone.clear()
             self._flash.clear()
             self._key_cache.clear()
-            self._sockets = dict(diff.snapshot.sockets)
+            self._sockets = diff.snapshot.sockets
             self._count_listeners()
             self._refold()
             self._rebuild()
             return
-        sockets, passes, cached = self._sockets, self._passes, self._key_cache
+        # The snapshot's own dict, not a copy: nothing changes a snapshot's sockets once it is made (the wire's
+        # DiffAssembler makes a new dict for a refresh that changes any), and a copy is 5 MB at 100,000 sockets.
+        previous, self._sockets = self._sockets, diff.snapshot.sockets
+        passes, cached = self._passes, self._key_cache
         gone: list[Socket] = []
         for sock in diff.removed:
             cached.pop(sock.key, None)  # a closed row that lingers makes its key again if it is rebuilt
-            last = sockets.pop(sock.key, None) or sock
+            last = previous.get(sock.key) or sock
             self._count_listener(last, -1)
             gone.append(last)
-        for sock in (*diff.changed, *diff.added):
+        for before, sock in (*zip(diff.changed_before, diff.changed, strict=True),
+                             *((previous.get(sock.key), sock) for sock in diff.added)):
             cached.pop(sock.key, None)
-            before = sockets.get(sock.key)
-            sockets[sock.key] = sock
             if before is not None:
                 self._count_listener(before, -1)
                 gone.append(before)
