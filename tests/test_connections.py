@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from collections.abc import Callable
 
 import pytest
@@ -272,7 +274,11 @@ def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket
                 else:
                     assert answer == "ok"
             diff = collector.next_diff()
-            from_changes += collector._changes is not None  # the way under test was taken (not a public API)
+            from_changes += collector.built_from_changes  # the way under test was taken
+            # Nothing in the collector holds the last snapshot's dict of sockets any more (the new one is made
+            # from a copy of it): only that snapshot does.
+            assert [holder for holder in gc.get_referrers(previous.sockets)
+                    if not isinstance(holder, Snapshot | types.FrameType)] == []  # fmt: skip
             whole = diff_snapshots(previous, diff.snapshot)
             for ours, theirs in ((diff.added, whole.added), (diff.removed, whole.removed),
                                  (diff.changed, whole.changed), (diff.changed_before, whole.changed_before)):
