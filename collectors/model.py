@@ -147,7 +147,9 @@ class LiveTimer(NamedTuple):
 
 @dataclass(slots=True)
 class Snapshot:
-    """Every socket of the machine at one instant."""
+    """Every socket of the machine at one instant. Its `sockets` dict is never changed once it is made: a refresh
+    that changes any socket makes a new one, so that whoever holds a snapshot can share the dict rather than copy
+    it (the connection table does)."""
 
     taken_at: float
     sockets: dict[SocketKey, Socket]
