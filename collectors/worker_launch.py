@@ -36,4 +36,3 @@ def start_worker(interval: float = 1.0, tcp_info: bool = False, netns: str = "",
         worker_command(interval, tcp_info, netns, cpu_share, first_screen=first_screen),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
-

@@ -15,6 +15,7 @@ import functools
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import chain
 
 from rich.segment import Segment
 from rich.style import Style
@@ -235,8 +236,9 @@ class ConnectionTable(ScrollView, can_focus=True):
             last = previous.get(sock.key) or sock
             self._count_listener(last, -1)
             gone.append(last)
-        for before, sock in (*zip(diff.changed_before, diff.changed, strict=True),
-                             *((previous.get(sock.key), sock) for sock in diff.added)):
+        changed = zip(diff.changed_before, diff.changed, strict=True)
+        added = ((previous.get(sock.key), sock) for sock in diff.added)
+        for before, sock in chain(changed, added):
             cached.pop(sock.key, None)
             if before is not None:
                 self._count_listener(before, -1)
