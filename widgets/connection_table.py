@@ -1,21 +1,19 @@
-"""The connection table: every socket, sorted, filtered, with TCPView-style highlights.
+"""The connection table: draws the rows collectors/session/connection_rows.py keeps (every socket, sorted,
+filtered, folded), with TCPView-style highlights, and turns keys and clicks into what those rows are asked.
 
 Built on Textual's Line API (a `ScrollView` that renders one line at a time from a plain sorted list) rather than
 `DataTable`: with 50,000 rows only the visible lines are ever rendered, and a refresh repaints only the screen
 lines whose content changed, which is what crosses a slow SSH link.
 
-Long, and one thing: sorting, filtering, the diff applied to the rows, highlights and the line cache all work on
-the same sorted rows (kept by bisection in collectors/session/sorted_rows.py), and a change to any of them changes
-what the others may assume about it.
+Long, and one thing: the columns (which to show, how wide on this terminal, the optional tcp_info ones), the cursor
+and scrolling, and the painting of one line all answer to what the screen shows now.
 """
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import chain
 
 from rich.segment import Segment
 from rich.style import Style
@@ -27,17 +25,16 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from netscope.collectors.model import ChangeKind, LiveTimer, SnapshotDiff, Socket, SocketKey, is_unix
-from netscope.collectors.row_order import (
-    BYTES_COLUMNS,
-    DEFAULT_SORT,
-    bytes_sort_key,
-    local_sort_bytes,
-    program_sort_bytes,
-    remote_sort_bytes,
+from netscope.collectors.model import LiveTimer, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.row_order import DEFAULT_SORT
+from netscope.collectors.session.connection_rows import (
+    SORT_KEYS,
+    TEXT_VALUES,
+    ConnectionRows,
+    ContentWidths,
+    SocketPredicate,
 )
-from netscope.collectors.session.folding import FoldedSockets, Folder, RowChanges, socket_count
-from netscope.collectors.session.sorted_rows import SortedRows, SortKey, UnfilteredRows, too_much_churn
+from netscope.collectors.session.folding import socket_count
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
 from netscope.widgets.formatting import (
@@ -52,7 +49,6 @@ from netscope.widgets.tcp_columns import METRIC_COLUMNS, TIMER_KEY, TIMER_WIDTH,
 
 # Formats an endpoint (ip, port, proto) for display; the app swaps in one that uses resolved names.
 EndpointFormatter = Callable[[str, int, str], str]
-SocketPredicate = Callable[[Socket], bool]
 # A connection's kernel counters (None: none known, e.g. UDP) and its rates, for the optional tcp_info columns.
 MetricLookup = Callable[[SocketKey], tuple[TcpInfo | None, Throughput | None]]
 TimerLookup = Callable[[SocketKey], LiveTimer | None]
@@ -79,37 +75,20 @@ COLUMNS: tuple[Column, ...] = (
 )
 # Column indexes hidden, in this order, when the terminal is too narrow: Age, User, Send-Q, Recv-Q.
 HIDE_FIRST = (8, 7, 2, 1)
-ADDRESS_MAX_WIDTH = 47  # a full IPv6 address in brackets with a port
 NAMED_ADDRESS_WIDTH = 32  # host names vary too much to size columns on; crop long ones
+# What PID/Program can need (a 7-digit PID, "/", a 15-character command name): past it, spare width stays at the
+# right edge, so that on a wide terminal the user and age are not a screen's width away from the program.
+PROGRAM_COLUMN_MAX = 24
+# The optional text columns (their values: connection_rows.TEXT_VALUES).
+TEXT_COLUMNS: dict[str, Column] = {
+    "container": Column("container", "Container", 9),
+}
 
 
 def _line_width(widths: list[int]) -> int:
     """Cells a row takes: the shown columns (width > 0) and one space between each two."""
     shown = [width for width in widths if width]
     return sum(shown) + len(shown) - 1
-
-
-SORT_KEYS: dict[str, Callable[[Socket], object]] = {
-    "proto": lambda s: s.proto,
-    "recv_q": lambda s: s.recv_q,
-    "send_q": lambda s: s.send_q,
-    "local": local_sort_bytes,
-    "remote": remote_sort_bytes,
-    "state": lambda s: s.state,
-    "program": program_sort_bytes,
-    "user": lambda s: s.user,
-    # Ascending age means youngest first.
-    "age": lambda s: -s.first_seen,
-    "container": lambda s: (s.container == "", s.container),  # the host's ("-") after the containers
-}
-# Optional columns of text the socket carries (chosen with `c`, like the tcp_info ones), sized to their content.
-TEXT_COLUMN_MAX = 32
-# What PID/Program can need (a 7-digit PID, "/", a 15-character command name): past it, spare width stays at the
-# right edge, so that on a wide terminal the user and age are not a screen's width away from the program.
-PROGRAM_COLUMN_MAX = 24
-TEXT_COLUMNS: dict[str, tuple[Column, Callable[[Socket], str]]] = {
-    "container": (Column("container", "Container", 9), lambda s: s.container),
-}
 
 
 MOVE = "move the cursor (it stays on its connection while rows move)"
@@ -176,26 +155,9 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def __init__(self, *, flash_seconds: float = 3.0, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.flash_seconds = flash_seconds
+        self._rows = ConnectionRows(flash_seconds)
+        self._rows.live_sort_value = self._live_sort_value
         self.coarse_ages = False  # ages in minutes only, even in a socket's first minute (the low-bandwidth mode)
-        self._sockets: dict[SocketKey, Socket] = {}  # every live socket, filtered or not
-        self.folder = Folder()  # the live rows: the sockets that pass the filter, look-alike ownerless ones folded
-        self._listening: dict[int, int] = {}  # local port -> LISTEN sockets on it: a server's end folds by it
-        self.folder.listening_ports = self._listening
-        self._gone: dict[SocketKey, Socket] = {}  # closed sockets that linger, marked, for flash_seconds
-        self._flash: dict[SocketKey, tuple[ChangeKind, float]] = {}
-        self._predicate: SocketPredicate | None = None
-        self._sorted = SortedRows()  # the shown rows, in sort order
-        # Every row's sort key (shown or filtered out), for one column whose keys depend on the socket alone: a
-        # rebuild (a new filter, a reversed sort) makes 100,000 keys at 3.5 us each and finds a cached one in a
-        # tenth of that. apply_diff forgets the key of every socket that changed or went, and load and a first
-        # diff forget them all: a key is only ever of the socket now under its SocketKey.
-        self._key_cache: dict[SocketKey, SortKey] = {}
-        self._key_cache_column = ""
-        self._unfiltered: UnfilteredRows | None = None  # while a filter is on (a sort by the socket alone)
-        self._cursor = 0
-        self._selected_key: SocketKey | None = None
-        self._now = 0.0
         self._columns: tuple[Column, ...] = COLUMNS
         self._extra_keys: tuple[str, ...] = ()  # the optional columns shown, text and tcp_info, in order
         self._metric_columns: tuple[MetricColumn, ...] = ()
@@ -205,119 +167,27 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._formatter: EndpointFormatter = format_endpoint
         self._names_on = False
         self._painted: dict[int, tuple[object, ...]] = {}  # screen line -> signature of what was drawn there
-        self._widths_stale = False
-        self._content_widths = (0, 0, 0, 0, 0)  # local, remote, user, recv_q, send_q: what the rows need
-        self._text_widths: dict[str, int] = {}  # the optional text columns' widths, as last sized
+
+    @property
+    def flash_seconds(self) -> float:
+        """How long added, changed and closed rows stay marked (0: not at all, the low-bandwidth mode)."""
+        return self._rows.flash_seconds
+
+    @flash_seconds.setter
+    def flash_seconds(self, seconds: float) -> None:
+        self._rows.flash_seconds = seconds
 
     # ----------------------------------------------------------------------------------------------- data in
 
     def apply_diff(self, diff: SnapshotDiff) -> None:
         """Take one refresh: highlight what was added, changed or closed, and move only the rows that changed."""
-        now = diff.snapshot.taken_at
-        self._now = now
-        folder = self.folder
-        folder.now = now
-        if diff.first:
-            self._gone.clear()
-            self._flash.clear()
-            self._key_cache.clear()
-            self._sockets = diff.snapshot.sockets
-            self._count_listeners()
-            self._refold()
-            self._rebuild()
-            return
-        # The snapshot's own dict, not a copy: nothing changes a snapshot's sockets once it is made (the wire's
-        # DiffAssembler makes a new dict for a refresh that changes any), and a copy is 5 MB at 100,000 sockets.
-        previous, self._sockets = self._sockets, diff.snapshot.sockets
-        passes, cached = self._passes, self._key_cache
-        gone: list[Socket] = []
-        for sock in diff.removed:
-            cached.pop(sock.key, None)  # a closed row that lingers makes its key again if it is rebuilt
-            last = previous.get(sock.key) or sock
-            self._count_listener(last, -1)
-            gone.append(last)
-        changed = zip(diff.changed_before, diff.changed, strict=True)
-        added = ((previous.get(sock.key), sock) for sock in diff.added)
-        for before, sock in chain(changed, added):
-            cached.pop(sock.key, None)
-            if before is not None:
-                self._count_listener(before, -1)
-                gone.append(before)
-            self._count_listener(sock, 1)
-        # Socket changes become row changes: a TIME_WAIT socket joins its fold's count instead of being a row.
-        for sock in gone:
-            if passes(sock):
-                folder.remove(sock)
-        for sock in (*diff.changed, *diff.added):
-            if passes(sock):
-                folder.add(sock)
-        self._apply_rows(folder.take_changes(), now)
-        unfiltered = self._unfiltered
-        if unfiltered is not None and not unfiltered.feed(gone, (*diff.changed, *diff.added), now,
-                                                          self._sort_key_for(unfiltered.column)):
-            self._unfiltered = None
-
-    def _count_listener(self, sock: Socket, step: int) -> None:
-        if sock.state != "LISTEN":
-            return
-        count = self._listening.get(sock.local_port, 0) + step
-        if count > 0:
-            self._listening[sock.local_port] = count
-        else:
-            self._listening.pop(sock.local_port, None)
-
-    def _apply_rows(self, changes: RowChanges, now: float) -> None:
-        if too_much_churn(len(changes), len(self._sorted.rows)):
-            self._mark(changes, now + self.flash_seconds)
-            self._expire(now)
-            self._rebuild()
-            return
-        selected = self._selected_key_now()
-        live = self.folder.rows
-        for row in changes.added:
-            self._gone.pop(row.key, None)
-            self._hide(row.key)
-            self._show(row, live=True)
-        for row in changes.changed:
-            self._hide(row.key)
-            self._show(row, live=True)
-        for row in changes.hidden:
-            self._hide(row.key)
-        lingering = self.flash_seconds > 0
-        for row in changes.removed:
-            self._hide(row.key)
-            if lingering:
-                self._show(row, live=False)  # it lingers, marked, where it was
-        self._mark(changes, now + self.flash_seconds)  # records the removed ones as gone
-        for key in self._expire(now):
-            if key not in live:
-                self._hide(key)
-        self._after_rows_changed(selected)
-
-    def _mark(self, changes: RowChanges, until: float) -> None:
-        if self.flash_seconds <= 0:
-            return  # no transient colour (the low-bandwidth mode): closed rows go at once
-        flash, gone = self._flash, self._gone
-        for row in changes.added:
-            flash[row.key] = (ChangeKind.ADDED, until)
-        for row in changes.changed:
-            # A fold's count moves on every refresh of a busy server: the count changing says it, not a flash.
-            if not isinstance(row, FoldedSockets) and flash.get(row.key, (None,))[0] is not ChangeKind.ADDED:
-                flash[row.key] = (ChangeKind.CHANGED, until)
-        for row in changes.removed:
-            gone[row.key] = row
-            flash[row.key] = (ChangeKind.REMOVED, until)
+        self._rows.apply_diff(diff)
+        self._after_rows_changed()
 
     def load(self, sockets: Iterable[Socket], now: float) -> None:
         """Show a fixed set of sockets (the details view), with no highlights."""
-        self._now = now
-        self._sockets = {sock.key: sock for sock in sockets}
-        self._key_cache.clear()
-        self._count_listeners()
-        self._gone.clear()
-        self._flash.clear()
-        self._refold()
-        self._rebuild()
+        self._rows.load(sockets, now)
+        self._after_rows_changed()
 
     def show_first_screen(self, rows: list[Socket], now: float) -> None:
         """Show the top rows of a first refresh that is still on its way (model.FirstScreen), with no highlights;
@@ -327,7 +197,7 @@ class ConnectionTable(ScrollView, can_focus=True):
     @property
     def filtered_counts(self) -> Counter[str]:
         """The shown rows' sockets by Socket.counter_name (closed rows lingering not counted)."""
-        return self._sorted.counts
+        return self._rows.counts
 
     @property
     def in_default_order(self) -> bool:
@@ -338,125 +208,45 @@ class ConnectionTable(ScrollView, can_focus=True):
         """Called on a timer so highlights fade and closed rows go even when refreshes are slow.
 
         Ages keep the snapshot's own time: they tell how old a socket was when it was seen."""
-        expired = self._expire(now)
-        if not expired:
-            return
-        selected = self._selected_key_now()
-        for key in expired:
-            if key not in self.folder.rows:
-                self._hide(key)
-        self._after_rows_changed(selected)
-
-    def _expire(self, now: float) -> list[SocketKey]:
-        expired = [key for key, (_, until) in self._flash.items() if until <= now]
-        for key in expired:
-            del self._flash[key]
-            self._gone.pop(key, None)
-        return expired
+        if self._rows.expire(now):
+            self._after_rows_changed()
 
     def clear_highlights(self) -> None:
         """Drop every highlight and lingering closed row now."""
-        selected = self._selected_key_now()
-        for key in list(self._gone):
-            if key not in self.folder.rows:
-                self._hide(key)
-        self._gone.clear()
-        self._flash.clear()
+        self._rows.clear_highlights()
         self._painted.clear()
-        self._after_rows_changed(selected)
+        self._after_rows_changed()
         self.refresh()
 
     def set_filter(self, predicate: SocketPredicate | None) -> None:
         """Show only sockets for which `predicate` is true. The cursor stays on its row if that is still shown (a
         one-key filter narrows around it), else goes to the first row."""
-        selected = self._selected_key_now()
-        unfiltered = self._unfiltered
-        if self._predicate is None and predicate is not None:
-            unfiltered = self._stash_unfiltered()
-        self._predicate = predicate
-        self._selected_key = None
-        self._cursor = 0
-        # Closed rows linger only if they would match; a closed fold's members are gone, so it cannot be asked.
-        passes = self._passes
-        for key in [key for key, row in self._gone.items() if isinstance(row, FoldedSockets) or not passes(row)]:
-            del self._gone[key]
-        if predicate is None and unfiltered is not None and unfiltered.column == self.sort_column:
-            self._unfiltered = None
-            self.folder, self._sorted = unfiltered.folder, unfiltered.rows
-            for key, row in self._gone.items():
-                if key not in self.folder.rows:
-                    self._show(row, live=False)
-            self._widths_stale = True
-            self.scroll_to(y=0, animate=False)
-            self._after_rows_changed(selected if selected is not None and self._display_row_after_filter(selected)
-                                     else None)
-            return
-        self._refold()
-        self._unfiltered = unfiltered if predicate is not None else None
+        self._rows.set_filter(predicate)
         self.scroll_to(y=0, animate=False)
-        self._rebuild(selected if selected is not None and self._display_row_after_filter(selected) else None)
-
-    def _stash_unfiltered(self) -> UnfilteredRows | None:
-        """Set the unfiltered rows aside, and start the rows afresh."""
-        column = self.sort_column
-        if column not in SORT_KEYS:
-            return None  # timer and tcp_info keys move on their own: such rows cannot be kept in order by diffs
-        stash = UnfilteredRows.set_aside(column, self.folder, self._sorted)
-        self.folder, self._sorted = self.folder.emptied(), SortedRows()
-        return stash
-
-    def _display_row_after_filter(self, key: SocketKey) -> bool:
-        return key in self.folder.rows or self.folder.row_key_of(key) in self.folder.rows
-
-    def _count_listeners(self) -> None:
-        self._listening.clear()
-        for sock in self._sockets.values():
-            self._count_listener(sock, 1)
-
-    def _passes(self, sock: Socket) -> bool:
-        return self._predicate is None or self._predicate(sock)
-
-    def _refold(self) -> None:
-        """The rows again from every socket: after a new filter, folding switched, a fold opened."""
-        self._unfiltered = None  # set_filter keeps it across its own refold
-        predicate = self._predicate
-        sockets = self._sockets.values()
-        self.folder.reset(sockets if predicate is None else filter(predicate, sockets), self._now)
+        self._after_rows_changed()
 
     # ------------------------------------------------------------------------------------------- folding
 
     @property
     def folding(self) -> bool:
-        return self.folder.enabled
+        return self._rows.folding
 
     def set_folding(self, on: bool) -> None:
         """Fold ownerless look-alike sockets (TIME_WAIT ...) into one row per group, or show each; the cursor stays
         on its connection (or on the fold it went into)."""
-        selected = self._selected_key_now()
-        self.folder.enabled = on
-        self.folder.close_all()
-        self._refold()
-        if selected is not None and selected not in self.folder.rows:
-            selected = self.folder.row_key_of(selected)
-        self._rebuild(selected)
+        self._rows.set_folding(on)
+        self._after_rows_changed()
 
     def open_fold(self, row: Socket) -> bool:
         """Show a folded row's sockets one by one, the cursor on the first of them. False if it is no fold."""
-        if not isinstance(row, FoldedSockets) or row.key not in self.folder.rows:
+        if not self._rows.open_fold(row):
             return False
-        members = self.folder.members(row)
-        self.folder.open(row.group)
-        self._refold()
-        sort_key = self._sort_key_for(self.sort_column)
-        first = min(members, key=sort_key, default=None)
-        self._rebuild(first.key if first is not None else None)
-        if first is not None and self.sort_reverse:
-            self._rebuild(max(members, key=sort_key).key)
+        self._after_rows_changed()
         return True
 
     def members_of(self, row: Socket) -> list[Socket]:
         """The sockets a row stands for (a fold's, or the row itself)."""
-        return self.folder.members(row)
+        return self._rows.members_of(row)
 
     def set_endpoint_formatter(self, formatter: EndpointFormatter | None) -> None:
         """Switch between numeric addresses (None) and names."""
@@ -474,40 +264,28 @@ class ConnectionTable(ScrollView, can_focus=True):
     @property
     def empty_message(self) -> str:
         """What an empty table says instead of nothing."""
-        if self._sorted.rows:
+        if self._rows.row_count:
             return ""
-        if self._predicate is not None:
+        if self._rows.filter_on:
             return "No socket matches the filter. Press Escape to clear it, / to change it."
-        return "No sockets." if self._now else "Reading sockets…"
+        return "No sockets." if self._rows.now else "Reading sockets…"
 
     @property
     def row_count(self) -> int:
-        return len(self._sorted.rows)
+        return self._rows.row_count
 
     @property
     def rows(self) -> list[Socket]:
         """The rows in display order, lingering closed ones included (a copy: for tests and exports)."""
-        return self._sorted.rows[::-1] if self.sort_reverse else list(self._sorted.rows)
+        return self._rows.rows
 
     @property
     def cursor_row(self) -> int:
-        return self._cursor
+        return self._rows.cursor
 
     @property
     def selected_socket(self) -> Socket | None:
-        if 0 <= self._cursor < len(self._sorted.rows):
-            return self._row_at(self._cursor)
-        return None
-
-    def _row_at(self, row: int) -> Socket:
-        """The socket shown on display row `row` (0 = top)."""
-        return self._sorted.rows[len(self._sorted.rows) - 1 - row] if self.sort_reverse else self._sorted.rows[row]
-
-    def _display_row(self, key: SocketKey) -> int | None:
-        index = self._sorted.index_of(key)
-        if index is None:
-            return None
-        return len(self._sorted.rows) - 1 - index if self.sort_reverse else index
+        return self._rows.selected_socket
 
     @property
     def column_widths(self) -> list[int]:
@@ -516,16 +294,16 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def flash_of(self, key: SocketKey) -> str | None:
         """The highlight a row has now ("added", "changed", "removed"), or None."""
-        flash = self._flash.get(key)
-        return flash[0].value if flash else None
+        flash = self._rows.flash_of(key)
+        return flash.value if flash else None
 
     def is_closed(self, sock: Socket) -> bool:
         """Whether a row is a lingering closed socket rather than a live one."""
-        return sock.key in self._gone and sock.key not in self.folder.rows
+        return self._rows.is_closed(sock)
 
     def row_text(self, index: int) -> str:
         """The plain text of one row as drawn (for tests and exports)."""
-        return "".join(segment.text for segment in self._render_row(self._row_at(index), cursor=False))
+        return "".join(segment.text for segment in self._render_row(self._rows.row_at(index), cursor=False))
 
     # -------------------------------------------------------------------------------------------- sorting
 
@@ -548,6 +326,36 @@ class ConnectionTable(ScrollView, can_focus=True):
         label = next((shown.label for shown in self._columns if shown.key == column), column)
         return f"{label} {'▼' if self.sort_reverse else '▲'}"
 
+    def validate_sort_column(self, column: str) -> str:
+        # Remember the selected connection while the old order still says which row it is.
+        self._rows.remember_selected()
+        return column
+
+    def validate_sort_reverse(self, reverse: bool) -> bool:
+        self._rows.remember_selected()
+        return reverse
+
+    def watch_sort_column(self) -> None:
+        self._resort()
+
+    def watch_sort_reverse(self) -> None:
+        self._resort()
+
+    def _resort(self) -> None:
+        self._rows.set_sort(self.sort_column, self.sort_reverse)
+        self._after_rows_changed()
+        self.post_message(self.SortChanged(self.sort_column, self.sort_reverse))
+
+    def _live_sort_value(self, column: str, sock: Socket) -> object:
+        """The order of a column whose numbers move on their own."""
+        if column == TIMER_KEY:
+            # By deadline, which is by time left; no timer last.
+            timer = self._timer_of(sock)
+            return (timer is None, timer.deadline if timer is not None else 0.0)
+        # A socket without the number sorts below every socket with one (it is not a zero).
+        number = self._metric_value(sock, METRIC_COLUMNS[column])
+        return (number is not None, number or 0.0)
+
     # ------------------------------------------------------------------------------- tcp_info columns
 
     @property
@@ -562,14 +370,15 @@ class ConnectionTable(ScrollView, can_focus=True):
                                  or key == TIMER_KEY)
         self._metric_columns = tuple(METRIC_COLUMNS[key] for key in self._extra_keys if key in METRIC_COLUMNS)
         self._columns = COLUMNS + tuple(
-            TEXT_COLUMNS[key][0] if key in TEXT_COLUMNS
+            TEXT_COLUMNS[key] if key in TEXT_COLUMNS
             else Column(key, "Timer", TIMER_WIDTH) if key == TIMER_KEY
             else Column(key, METRIC_COLUMNS[key].label, METRIC_COLUMNS[key].width, align_right=True)
             for key in self._extra_keys
         )
         if self.sort_column not in SORT_KEYS and self.sort_column not in self.metric_columns:
             self.sort_by(DEFAULT_SORT, reverse=False)
-        self._rebuild(self._selected_key)
+        self._rows.rebuild(self._rows.selected_key)
+        self._after_rows_changed()
         self.repaint_all()
 
     def set_timers(self, lookup: TimerLookup | None) -> None:
@@ -589,8 +398,9 @@ class ConnectionTable(ScrollView, can_focus=True):
         """The counters moved (they do without any socket changing): re-sort if sorted by one, repaint rows."""
         if not self._metric_columns and TIMER_KEY not in self._extra_keys:
             return
-        if self.sort_column in METRIC_COLUMNS or self.sort_column == TIMER_KEY:
-            self._rebuild(self._selected_key_now())
+        if self._rows.sorts_live:
+            self._rows.rebuild(self._rows.remember_selected())
+            self._after_rows_changed()
         else:
             self._refresh_changed_lines()
 
@@ -603,127 +413,22 @@ class ConnectionTable(ScrollView, can_focus=True):
     def _metric_texts(self, sock: Socket) -> tuple[str, ...]:
         texts = []
         for key in self._extra_keys:
-            text_column = TEXT_COLUMNS.get(key)
-            if text_column is not None:
-                texts.append(printable(text_column[1](sock)) or "-")
+            if key in TEXT_VALUES:
+                texts.append(printable(TEXT_VALUES[key](sock)) or "-")
                 continue
             if key == TIMER_KEY:
-                texts.append(timer_cell(self._timer_of(sock), self._now))
+                texts.append(timer_cell(self._timer_of(sock), self._rows.now))
                 continue
             metric = METRIC_COLUMNS[key]
             value = self._metric_value(sock, metric)
             texts.append("-" if value is None else metric.text(value))
         return tuple(texts)
 
-    def validate_sort_column(self, column: str) -> str:
-        # Remember the selected connection while the old order still says which row it is.
-        self._selected_key_now()
-        return column
+    # ------------------------------------------------------------------------------------------- layout
 
-    def validate_sort_reverse(self, reverse: bool) -> bool:
-        self._selected_key_now()
-        return reverse
-
-    def watch_sort_column(self) -> None:
-        self._unfiltered = None  # in another order
-        self._resort()
-
-    def watch_sort_reverse(self) -> None:
-        self._resort()
-
-    def _resort(self) -> None:
-        self._rebuild(self._selected_key)
-        self.post_message(self.SortChanged(self.sort_column, self.sort_reverse))
-
-    # ------------------------------------------------------------------------------------------- rebuilding
-
-    def _sort_key(self, sock: Socket) -> SortKey:
-        return self._sort_key_for(self.sort_column)(sock)
-
-    def _sort_key_for(self, column: str) -> Callable[[Socket], SortKey]:
-        """The sort key of `column` (read once: `sort_column` is a reactive, slow to read 100,000 times)."""
-        return functools.partial(self._sort_key_of, column)
-
-    def _cached_sort_key(self) -> Callable[[Socket], SortKey]:
-        """The sort key of the sorted column, from _key_cache where the column's keys depend on the socket alone
-        (not the timer or tcp_info columns, which move on their own; not folds, whose count moves in place)."""
-        column = self.sort_column
-        make = self._sort_key_for(column)
-        if column not in SORT_KEYS:
-            return make
-        cache = self._key_cache
-        if self._key_cache_column != column or len(cache) > 2 * len(self._sockets) + 4096:
-            cache.clear()  # another column's keys; or many closed rows' keys, which lingered and went
-            self._key_cache_column = column
-        cached = cache.get
-
-        def sort_key(sock: Socket) -> SortKey:
-            hit = cached(sock.key)
-            if hit is not None:
-                return hit
-            made = make(sock)
-            if type(sock) is Socket:  # a fold's count moves in place
-                cache[sock.key] = made
-            return made
-
-        return sort_key
-
-    def _sort_key_of(self, column: str, sock: Socket) -> SortKey:
-        # Ties go by the endpoints, then the rest of the socket's (unique) key, so equal rows never swap places.
-        if column in BYTES_COLUMNS:
-            return bytes_sort_key(column, sock)
-        endpoints = local_sort_bytes(sock)
-        if column in SORT_KEYS:
-            value: object = SORT_KEYS[column](sock)
-        elif column == TIMER_KEY:
-            # By deadline, which is by time left; no timer last.
-            timer = self._timer_of(sock)
-            value = (timer is None, timer.deadline if timer is not None else 0.0)
-        else:
-            # A socket without the number sorts below every socket with one (it is not a zero).
-            number = self._metric_value(sock, METRIC_COLUMNS[column])
-            value = (number is not None, number or 0.0)
-        return (value, endpoints, sock.key)
-
-    def _show(self, sock: Socket, live: bool) -> None:
-        """Insert one row in sort order (the filter has let it through)."""
-        self._sorted.insert(sock, self._sort_key(sock), live)
-        self._widths_stale = self._widths_stale or self._widens(sock)
-
-    def _hide(self, key: SocketKey) -> None:
-        self._sorted.remove(key)
-
-    def _selected_key_now(self) -> SocketKey | None:
-        selected = self.selected_socket
-        if selected is not None:
-            self._selected_key = selected.key
-        return self._selected_key
-
-    def _rebuild(self, selected: SocketKey | None = None) -> None:
-        """Filter and sort everything from scratch (first load, new filter, new sort order)."""
-        selected = selected or self._selected_key_now()
-        live = self.folder.rows
-        rows = list(live.values())  # then the closed ones lingering
-        live_count = len(rows)
-        rows.extend(sock for key, sock in self._gone.items() if key not in live)
-        self._sorted = SortedRows.sorted_from(rows, list(map(self._cached_sort_key(), rows)), live_count)
-        self._widths_stale = True
-        self._after_rows_changed(selected)
-
-    def _after_rows_changed(self, selected: SocketKey | None) -> None:
-        """Keep the cursor on its connection (or on the fold it went into), then repaint what needs it."""
-        if selected is not None:
-            row = self._display_row(selected)
-            if row is None:
-                # Folded since: follow it into its fold.
-                selected = self.folder.row_key_of(selected)
-                row = self._display_row(selected)
-            if row is not None:
-                self._cursor = row
-                self._selected_key = selected
-        self._cursor = max(0, min(self._cursor, len(self._sorted.rows) - 1))
-        widths_changed = self._widths_stale and self._update_widths()
-        self._widths_stale = False
+    def _after_rows_changed(self) -> None:
+        """The rows moved (the cursor already back on its connection): size, scroll and repaint what needs it."""
+        widths_changed = self._rows.widths_stale and self._update_widths()
         self._set_virtual_height()
         self._scroll_cursor_into_view()
         if widths_changed:
@@ -735,49 +440,26 @@ class ConnectionTable(ScrollView, can_focus=True):
     def _set_virtual_height(self) -> None:
         """Tell the scrollbar how many rows there are, without the full repaint that assigning `virtual_size`
         (a layout reactive) causes: one socket opening off-screen must not resend every visible line."""
-        size = Size(self.size.width, len(self._sorted.rows) + 1)
+        size = Size(self.size.width, self._rows.row_count + 1)
         if size != self.virtual_size:
             self.set_reactive(ScrollView.virtual_size, size)
             self._scroll_update(size)  # the scrollbar, and scroll_y clamped if the rows shrank
-
-    def _widens(self, sock: Socket) -> bool:
-        """Whether this row is wider than what the columns were last sized to (before any narrowing)."""
-        local, remote, user, recv_q, send_q = self._content_widths
-        return (
-            self._address_width({(sock.local_ip, sock.proto)}) > local
-            or self._address_width({(sock.remote_ip, sock.proto)}) > remote
-            or min(16, len(sock.user)) > user
-            or len(str(sock.recv_q)) > recv_q
-            or len(str(sock.send_q)) > send_q
-            or any(min(TEXT_COLUMN_MAX, len(TEXT_COLUMNS[key][1](sock))) > width
-                   for key, width in self._text_widths.items())
-        )
 
     def _update_widths(self) -> bool:
         """Size the address columns to their content and give the program column what is left, up to
         PROGRAM_COLUMN_MAX."""
         widths = [column.width for column in self._columns]
-        if self._names_on:
-            local_width = remote_width = NAMED_ADDRESS_WIDTH
-        else:
-            local_width = self._address_width({(s.local_ip, s.proto) for s in self._sorted.rows})
-            remote_width = self._address_width({(s.remote_ip, s.proto) for s in self._sorted.rows})
-        widths[3] = max(COLUMNS[3].width, local_width)
-        widths[4] = max(COLUMNS[4].width, remote_width)
-        users = {s.user for s in self._sorted.rows}
-        widths[7] = max(COLUMNS[7].width, min(16, max((len(user) for user in users), default=0)))
-        # Text columns (a container's name) take what their longest value needs, up to TEXT_COLUMN_MAX.
-        for index, key in enumerate(self._extra_keys, start=len(COLUMNS)):
-            if key in TEXT_COLUMNS:
-                column, text_of = TEXT_COLUMNS[key]
-                longest = max((len(text_of(s)) for s in self._sorted.rows), default=0)
-                widths[index] = max(column.width, min(TEXT_COLUMN_MAX, longest))
-        self._text_widths = {key: widths[index] for index, key in enumerate(self._extra_keys, start=len(COLUMNS))
-                             if key in TEXT_COLUMNS}
-        # A queue of megabytes must never be cut: a cropped number reads as a different number.
-        widths[1] = max(COLUMNS[1].width, len(str(max((s.recv_q for s in self._sorted.rows), default=0))))
-        widths[2] = max(COLUMNS[2].width, len(str(max((s.send_q for s in self._sorted.rows), default=0))))
-        self._content_widths = (widths[3], widths[4], widths[7], widths[1], widths[2])
+        text_at = {key: index for index, key in enumerate(self._extra_keys, start=len(COLUMNS))
+                   if key in TEXT_COLUMNS}
+        needs = self._rows.measure(ContentWidths(
+            local=COLUMNS[3].width, remote=COLUMNS[4].width, user=COLUMNS[7].width,
+            recv_q=COLUMNS[1].width, send_q=COLUMNS[2].width,
+            texts=tuple((key, TEXT_COLUMNS[key].width) for key in text_at),
+        ))
+        widths[3], widths[4] = (NAMED_ADDRESS_WIDTH,) * 2 if self._names_on else (needs.local, needs.remote)
+        widths[7], widths[1], widths[2] = needs.user, needs.recv_q, needs.send_q
+        for key, width in needs.texts:
+            widths[text_at[key]] = width
         available = self.scrollable_content_region.width
         # On a narrow terminal (80 columns over SSH) the owner matters more than the age, the user or the queues:
         # hide those, in this order, before the program column shrinks; then narrow the addresses.
@@ -797,19 +479,9 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._widths = widths
         return changed
 
-    @staticmethod
-    def _address_width(addresses: set[tuple[str, str]]) -> int:
-        longest = 0
-        for ip, proto in addresses:
-            if is_unix(proto):  # a path and an inode of up to 10 digits
-                longest = max(longest, len(ip or "*") + 5)
-            else:
-                longest = max(longest, len(ip) + (2 if ":" in ip else 0))
-        return min(ADDRESS_MAX_WIDTH, longest + 6)  # ":" and up to 5 port digits
-
     def on_resize(self, event: events.Resize) -> None:
         self._update_widths()
-        self.virtual_size = Size(self.size.width, len(self._sorted.rows) + 1)
+        self.virtual_size = Size(self.size.width, self._rows.row_count + 1)
         self._painted.clear()
         self._scroll_cursor_into_view()
 
@@ -820,26 +492,21 @@ class ConnectionTable(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.height - 1)
 
     def move_cursor(self, row: int) -> None:
-        if not self._sorted.rows:
+        old = self._rows.move_cursor(row)
+        if old is None:
             return
-        row = max(0, min(row, len(self._sorted.rows) - 1))
-        if row == self._cursor:
-            return
-        old = self._cursor
-        self._cursor = row
-        self._selected_key = self._row_at(row).key
         self._refresh_row(old)
-        self._refresh_row(row)
+        self._refresh_row(self._rows.cursor)
         self._scroll_cursor_into_view()
 
     def action_cursor(self, step: int) -> None:
-        self.move_cursor(self._cursor + step)
+        self.move_cursor(self._rows.cursor + step)
 
     def action_page(self, direction: int) -> None:
-        self.move_cursor(self._cursor + direction * self._page_height)
+        self.move_cursor(self._rows.cursor + direction * self._page_height)
 
     def action_jump(self, row: int) -> None:
-        self.move_cursor(row if row >= 0 else len(self._sorted.rows) - 1)
+        self.move_cursor(row if row >= 0 else self._rows.row_count - 1)
 
     def action_activate(self) -> None:
         sock = self.selected_socket
@@ -853,10 +520,11 @@ class ConnectionTable(ScrollView, can_focus=True):
     def _scroll_cursor_into_view(self) -> None:
         top = round(self.scroll_y)
         height = self._page_height
-        if self._cursor < top:
-            self.scroll_to(y=self._cursor, animate=False)
-        elif self._cursor >= top + height:
-            self.scroll_to(y=self._cursor - height + 1, animate=False)
+        cursor = self._rows.cursor
+        if cursor < top:
+            self.scroll_to(y=cursor, animate=False)
+        elif cursor >= top + height:
+            self.scroll_to(y=cursor - height + 1, animate=False)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -868,7 +536,7 @@ class ConnectionTable(ScrollView, can_focus=True):
                 self.sort_by(column)
             return
         row = round(self.scroll_y) + offset.y - 1
-        if 0 <= row < len(self._sorted.rows):
+        if 0 <= row < self._rows.row_count:
             self.move_cursor(row)
             if event.chain == 2:
                 self.action_activate()
@@ -907,10 +575,9 @@ class ConnectionTable(ScrollView, can_focus=True):
         return ("header", self.sort_column, self.sort_reverse, tuple(self._widths))
 
     def _row_signature(self, row: int) -> tuple[object, ...]:
-        if not 0 <= row < len(self._sorted.rows):
+        if not 0 <= row < self._rows.row_count:
             return ("blank", row == 0 and self.empty_message)
-        sock = self._row_at(row)
-        flash = self._flash.get(sock.key)
+        sock = self._rows.row_at(row)
         return (
             sock.key,
             sock.state,
@@ -919,9 +586,9 @@ class ConnectionTable(ScrollView, can_focus=True):
             sock.pid,
             sock.program,
             sock.user,
-            format_age(self._now - sock.first_seen, sock.seen_since_start, self.coarse_ages),
-            flash[0] if flash else None,
-            row == self._cursor and self.has_focus,
+            format_age(self._rows.now - sock.first_seen, sock.seen_since_start, self.coarse_ages),
+            self._rows.flash_of(sock.key),
+            row == self._rows.cursor and self.has_focus,
             self._metric_texts(sock) if self._extra_keys else (),
             socket_count(sock),
         )
@@ -931,10 +598,10 @@ class ConnectionTable(ScrollView, can_focus=True):
         super().watch_scroll_y(old_value, new_value)
 
     def on_focus(self) -> None:
-        self._refresh_row(self._cursor)
+        self._refresh_row(self._rows.cursor)
 
     def on_blur(self) -> None:
-        self._refresh_row(self._cursor)
+        self._refresh_row(self._rows.cursor)
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
@@ -943,12 +610,12 @@ class ConnectionTable(ScrollView, can_focus=True):
             return self._render_header(width)
         row = round(self.scroll_y) + y - 1
         self._painted[y] = self._row_signature(row)
-        if not 0 <= row < len(self._sorted.rows):
+        if not 0 <= row < self._rows.row_count:
             if row == 0 and self.empty_message:
                 style = self.get_component_rich_style("connection-table--dim")
                 return Strip([Segment(fit(f" {self.empty_message}", width), style)])
             return Strip.blank(width, self.rich_style)
-        segments = self._render_row(self._row_at(row), cursor=row == self._cursor and self.has_focus)
+        segments = self._render_row(self._rows.row_at(row), cursor=row == self._rows.cursor and self.has_focus)
         return Strip(segments).adjust_cell_length(width, self.rich_style).crop(0, width)
 
     def _render_header(self, width: int) -> Strip:
@@ -969,11 +636,11 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def _render_row(self, sock: Socket, cursor: bool) -> list[Segment]:
         widths = self._widths
-        flash = self._flash.get(sock.key)
+        flash = self._rows.flash_of(sock.key)
         if cursor:
             row_style = self.get_component_rich_style("connection-table--cursor")
         elif flash is not None:
-            row_style = self.get_component_rich_style(f"connection-table--{flash[0].value}")
+            row_style = self.get_component_rich_style(f"connection-table--{flash.value}")
         else:
             row_style = self.rich_style
         state_style = row_style if (cursor or flash) else row_style + self._state_style(sock)
@@ -987,7 +654,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             (state_label(sock), state_style),
             (owner_text(sock), row_style),
             (printable(sock.user) or "-", row_style),
-            (format_age(self._now - sock.first_seen, sock.seen_since_start, self.coarse_ages), row_style),
+            (format_age(self._rows.now - sock.first_seen, sock.seen_since_start, self.coarse_ages), row_style),
             *((text, row_style) for text in self._metric_texts(sock)),
         )
         segments: list[Segment] = []

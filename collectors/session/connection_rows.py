@@ -1,0 +1,523 @@
+"""The connection table's rows: every socket, filtered, folded and sorted, what changed highlighted, and the cursor
+kept on its connection across refreshes. Textual-free: widgets/connection_table.py draws the rows it is given and
+asks nothing of the sockets but what it shows.
+
+Long, and one thing: filtering, folding, the diff applied to the rows, highlights, the sort-key cache and the
+cursor all work on the same sorted rows (kept by bisection in sorted_rows.py), and a change to any of them changes
+what the others may assume about it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from itertools import chain
+
+from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey, is_unix
+from netscope.collectors.row_order import (
+    BYTES_COLUMNS,
+    DEFAULT_SORT,
+    bytes_sort_key,
+    local_sort_bytes,
+    program_sort_bytes,
+    remote_sort_bytes,
+)
+from netscope.collectors.session.folding import FoldedSockets, Folder, RowChanges
+from netscope.collectors.session.sorted_rows import SortedRows, SortKey, UnfilteredRows, too_much_churn
+
+SocketPredicate = Callable[[Socket], bool]
+# The sort value of a column whose numbers move without the socket changing (a timer, a tcp_info counter): the
+# table knows those columns; the rows only keep them in order when told they moved.
+LiveSortValue = Callable[[str, Socket], object]
+
+# The columns whose order depends on the socket alone: their keys are cached, and diffs keep the rows in order.
+SORT_KEYS: dict[str, Callable[[Socket], object]] = {
+    "proto": lambda s: s.proto,
+    "recv_q": lambda s: s.recv_q,
+    "send_q": lambda s: s.send_q,
+    "local": local_sort_bytes,
+    "remote": remote_sort_bytes,
+    "state": lambda s: s.state,
+    "program": program_sort_bytes,
+    "user": lambda s: s.user,
+    # Ascending age means youngest first.
+    "age": lambda s: -s.first_seen,
+    "container": lambda s: (s.container == "", s.container),  # the host's ("-") after the containers
+}
+# Optional columns of text the socket carries (chosen with `c`), sized to their content up to TEXT_COLUMN_MAX.
+TEXT_VALUES: dict[str, Callable[[Socket], str]] = {
+    "container": lambda s: s.container,
+}
+TEXT_COLUMN_MAX = 32
+ADDRESS_MAX_WIDTH = 47  # a full IPv6 address in brackets with a port
+USER_MAX_WIDTH = 16
+
+
+def address_width(ip: str, proto: str) -> int:
+    """Cells an address needs with its port, numeric, up to ADDRESS_MAX_WIDTH."""
+    if is_unix(proto):  # a path and an inode of up to 10 digits
+        return min(ADDRESS_MAX_WIDTH, len(ip or "*") + 5 + 6)
+    return min(ADDRESS_MAX_WIDTH, len(ip) + (2 if ":" in ip else 0) + 6)  # ":" and up to 5 port digits
+
+
+@dataclass(frozen=True, slots=True)
+class ContentWidths:
+    """The cells the shown rows' longest values need (each at least its floor): the columns sized to content."""
+
+    local: int = 0
+    remote: int = 0
+    user: int = 0
+    recv_q: int = 0
+    send_q: int = 0
+    texts: tuple[tuple[str, int], ...] = ()  # (TEXT_VALUES key, width), for the text columns shown
+
+
+class ConnectionRows:
+    """Every live socket, and the rows shown of them: filtered, folded, in sort order, closed ones lingering
+    marked for `flash_seconds`, with a cursor that stays on its connection while rows move."""
+
+    def __init__(self, flash_seconds: float = 3.0) -> None:
+        self.flash_seconds = flash_seconds
+        self.now = 0.0
+        self._sockets: dict[SocketKey, Socket] = {}  # every live socket, filtered or not
+        self.folder = Folder()  # the live rows: the sockets that pass the filter, look-alike ownerless ones folded
+        self._listening: dict[int, int] = {}  # local port -> LISTEN sockets on it: a server's end folds by it
+        self.folder.listening_ports = self._listening
+        self._gone: dict[SocketKey, Socket] = {}  # closed sockets that linger, marked, for flash_seconds
+        self._flash: dict[SocketKey, tuple[ChangeKind, float]] = {}
+        self._predicate: SocketPredicate | None = None
+        self._sorted = SortedRows()  # the shown rows, in sort order
+        # Every row's sort key (shown or filtered out), for one column whose keys depend on the socket alone: a
+        # rebuild (a new filter, a reversed sort) makes 100,000 keys at 3.5 us each and finds a cached one in a
+        # tenth of that. apply_diff forgets the key of every socket that changed or went, and load and a first
+        # diff forget them all: a key is only ever of the socket now under its SocketKey.
+        self._key_cache: dict[SocketKey, SortKey] = {}
+        self._key_cache_column = ""
+        self._unfiltered: UnfilteredRows | None = None  # while a filter is on (a sort by the socket alone)
+        self.sort_column = DEFAULT_SORT
+        self.sort_reverse = False
+        self.live_sort_value: LiveSortValue | None = None  # for columns not in SORT_KEYS
+        self.cursor = 0
+        self.selected_key: SocketKey | None = None
+        # Whether a row shown since the last measure() may need wider columns than it said.
+        self.widths_stale = False
+        self._measured = ContentWidths()
+
+    # ----------------------------------------------------------------------------------------------- data in
+
+    def apply_diff(self, diff: SnapshotDiff) -> None:
+        """Take one refresh: mark what was added, changed or closed, and move only the rows that changed."""
+        now = diff.snapshot.taken_at
+        self.now = now
+        folder = self.folder
+        folder.now = now
+        if diff.first:
+            self._gone.clear()
+            self._flash.clear()
+            self._key_cache.clear()
+            self._sockets = diff.snapshot.sockets
+            self._count_listeners()
+            self._refold()
+            self.rebuild()
+            return
+        # The snapshot's own dict, not a copy: nothing changes a snapshot's sockets once it is made (the wire's
+        # DiffAssembler makes a new dict for a refresh that changes any), and a copy is 5 MB at 100,000 sockets.
+        previous, self._sockets = self._sockets, diff.snapshot.sockets
+        passes, cached = self._passes, self._key_cache
+        gone: list[Socket] = []
+        for sock in diff.removed:
+            cached.pop(sock.key, None)  # a closed row that lingers makes its key again if it is rebuilt
+            last = previous.get(sock.key) or sock
+            self._count_listener(last, -1)
+            gone.append(last)
+        changed = zip(diff.changed_before, diff.changed, strict=True)
+        added = ((previous.get(sock.key), sock) for sock in diff.added)
+        for before, sock in chain(changed, added):
+            cached.pop(sock.key, None)
+            if before is not None:
+                self._count_listener(before, -1)
+                gone.append(before)
+            self._count_listener(sock, 1)
+        # Socket changes become row changes: a TIME_WAIT socket joins its fold's count instead of being a row.
+        for sock in gone:
+            if passes(sock):
+                folder.remove(sock)
+        for sock in (*diff.changed, *diff.added):
+            if passes(sock):
+                folder.add(sock)
+        self._apply_rows(folder.take_changes(), now)
+        unfiltered = self._unfiltered
+        if unfiltered is not None and not unfiltered.feed(gone, (*diff.changed, *diff.added), now,
+                                                          self._sort_key_for(unfiltered.column)):
+            self._unfiltered = None
+
+    def _count_listener(self, sock: Socket, step: int) -> None:
+        if sock.state != "LISTEN":
+            return
+        count = self._listening.get(sock.local_port, 0) + step
+        if count > 0:
+            self._listening[sock.local_port] = count
+        else:
+            self._listening.pop(sock.local_port, None)
+
+    def _apply_rows(self, changes: RowChanges, now: float) -> None:
+        if too_much_churn(len(changes), len(self._sorted.rows)):
+            self._mark(changes, now + self.flash_seconds)
+            self._expire(now)
+            self.rebuild()
+            return
+        selected = self.remember_selected()
+        live = self.folder.rows
+        for row in changes.added:
+            self._gone.pop(row.key, None)
+            self._hide(row.key)
+            self._show(row, live=True)
+        for row in changes.changed:
+            self._hide(row.key)
+            self._show(row, live=True)
+        for row in changes.hidden:
+            self._hide(row.key)
+        lingering = self.flash_seconds > 0
+        for row in changes.removed:
+            self._hide(row.key)
+            if lingering:
+                self._show(row, live=False)  # it lingers, marked, where it was
+        self._mark(changes, now + self.flash_seconds)  # records the removed ones as gone
+        for key in self._expire(now):
+            if key not in live:
+                self._hide(key)
+        self.follow(selected)
+
+    def _mark(self, changes: RowChanges, until: float) -> None:
+        if self.flash_seconds <= 0:
+            return  # no transient colour (the low-bandwidth mode): closed rows go at once
+        flash, gone = self._flash, self._gone
+        for row in changes.added:
+            flash[row.key] = (ChangeKind.ADDED, until)
+        for row in changes.changed:
+            # A fold's count moves on every refresh of a busy server: the count changing says it, not a flash.
+            if not isinstance(row, FoldedSockets) and flash.get(row.key, (None,))[0] is not ChangeKind.ADDED:
+                flash[row.key] = (ChangeKind.CHANGED, until)
+        for row in changes.removed:
+            gone[row.key] = row
+            flash[row.key] = (ChangeKind.REMOVED, until)
+
+    def load(self, sockets: Iterable[Socket], now: float) -> None:
+        """Show a fixed set of sockets (the details view, a first screen), with no highlights."""
+        self.now = now
+        self._sockets = {sock.key: sock for sock in sockets}
+        self._key_cache.clear()
+        self._count_listeners()
+        self._gone.clear()
+        self._flash.clear()
+        self._refold()
+        self.rebuild()
+
+    def expire(self, now: float) -> bool:
+        """Let highlights that are over fade and closed rows that lingered go; whether any did."""
+        expired = self._expire(now)
+        if not expired:
+            return False
+        selected = self.remember_selected()
+        for key in expired:
+            if key not in self.folder.rows:
+                self._hide(key)
+        self.follow(selected)
+        return True
+
+    def _expire(self, now: float) -> list[SocketKey]:
+        expired = [key for key, (_, until) in self._flash.items() if until <= now]
+        for key in expired:
+            del self._flash[key]
+            self._gone.pop(key, None)
+        return expired
+
+    def clear_highlights(self) -> None:
+        """Drop every highlight and lingering closed row now."""
+        selected = self.remember_selected()
+        for key in list(self._gone):
+            if key not in self.folder.rows:
+                self._hide(key)
+        self._gone.clear()
+        self._flash.clear()
+        self.follow(selected)
+
+    # ------------------------------------------------------------------------------------------- filtering
+
+    @property
+    def filter_on(self) -> bool:
+        return self._predicate is not None
+
+    def set_filter(self, predicate: SocketPredicate | None) -> None:
+        """Show only sockets for which `predicate` is true. The cursor stays on its row if that is still shown (a
+        one-key filter narrows around it), else goes to the first row."""
+        selected = self.remember_selected()
+        unfiltered = self._unfiltered
+        if self._predicate is None and predicate is not None:
+            unfiltered = self._stash_unfiltered()
+        self._predicate = predicate
+        self.selected_key = None
+        self.cursor = 0
+        # Closed rows linger only if they would match; a closed fold's members are gone, so it cannot be asked.
+        passes = self._passes
+        for key in [key for key, row in self._gone.items() if isinstance(row, FoldedSockets) or not passes(row)]:
+            del self._gone[key]
+        if predicate is None and unfiltered is not None and unfiltered.column == self.sort_column:
+            self._unfiltered = None
+            self.folder, self._sorted = unfiltered.folder, unfiltered.rows
+            for key, row in self._gone.items():
+                if key not in self.folder.rows:
+                    self._show(row, live=False)
+            self.widths_stale = True
+            self.follow(self._still_shown(selected))
+            return
+        self._refold()
+        self._unfiltered = unfiltered if predicate is not None else None
+        self.rebuild(self._still_shown(selected))
+
+    def _stash_unfiltered(self) -> UnfilteredRows | None:
+        """Set the unfiltered rows aside, and start the rows afresh."""
+        column = self.sort_column
+        if column not in SORT_KEYS:
+            return None  # timer and tcp_info keys move on their own: such rows cannot be kept in order by diffs
+        stash = UnfilteredRows.set_aside(column, self.folder, self._sorted)
+        self.folder, self._sorted = self.folder.emptied(), SortedRows()
+        return stash
+
+    def _still_shown(self, key: SocketKey | None) -> SocketKey | None:
+        """`key` if the rows as they are now show its socket (itself or its fold), else None."""
+        if key is None or (key not in self.folder.rows and self.folder.row_key_of(key) not in self.folder.rows):
+            return None
+        return key
+
+    def _count_listeners(self) -> None:
+        self._listening.clear()
+        for sock in self._sockets.values():
+            self._count_listener(sock, 1)
+
+    def _passes(self, sock: Socket) -> bool:
+        return self._predicate is None or self._predicate(sock)
+
+    def _refold(self) -> None:
+        """The rows again from every socket: after a new filter, folding switched, a fold opened."""
+        self._unfiltered = None  # set_filter keeps it across its own refold
+        predicate = self._predicate
+        sockets = self._sockets.values()
+        self.folder.reset(sockets if predicate is None else filter(predicate, sockets), self.now)
+
+    # ------------------------------------------------------------------------------------------- folding
+
+    @property
+    def folding(self) -> bool:
+        return self.folder.enabled
+
+    def set_folding(self, on: bool) -> None:
+        """Fold ownerless look-alike sockets (TIME_WAIT ...) into one row per group, or show each; the cursor stays
+        on its connection (or on the fold it went into)."""
+        selected = self.remember_selected()
+        self.folder.enabled = on
+        self.folder.close_all()
+        self._refold()
+        if selected is not None and selected not in self.folder.rows:
+            selected = self.folder.row_key_of(selected)
+        self.rebuild(selected)
+
+    def open_fold(self, row: Socket) -> bool:
+        """Show a folded row's sockets one by one, the cursor on the first of them. False if it is no fold."""
+        if not isinstance(row, FoldedSockets) or row.key not in self.folder.rows:
+            return False
+        members = self.folder.members(row)
+        self.folder.open(row.group)
+        self._refold()
+        sort_key = self._sort_key_for(self.sort_column)
+        first = (max if self.sort_reverse else min)(members, key=sort_key, default=None)
+        self.rebuild(first.key if first is not None else None)
+        return True
+
+    def members_of(self, row: Socket) -> list[Socket]:
+        """The sockets a row stands for (a fold's, or the row itself)."""
+        return self.folder.members(row)
+
+    # --------------------------------------------------------------------------------------------- rows out
+
+    @property
+    def row_count(self) -> int:
+        return len(self._sorted.rows)
+
+    @property
+    def rows(self) -> list[Socket]:
+        """The rows in display order, lingering closed ones included (a copy: for tests and exports)."""
+        return self._sorted.rows[::-1] if self.sort_reverse else list(self._sorted.rows)
+
+    def row_at(self, row: int) -> Socket:
+        """The socket shown on display row `row` (0 = top)."""
+        return self._sorted.rows[len(self._sorted.rows) - 1 - row] if self.sort_reverse else self._sorted.rows[row]
+
+    def display_row(self, key: SocketKey) -> int | None:
+        index = self._sorted.index_of(key)
+        if index is None:
+            return None
+        return len(self._sorted.rows) - 1 - index if self.sort_reverse else index
+
+    @property
+    def counts(self) -> Counter[str]:
+        """The shown rows' sockets by Socket.counter_name (closed rows lingering not counted)."""
+        return self._sorted.counts
+
+    def flash_of(self, key: SocketKey) -> ChangeKind | None:
+        """The highlight a row has now, or None."""
+        flash = self._flash.get(key)
+        return flash[0] if flash else None
+
+    def is_closed(self, sock: Socket) -> bool:
+        """Whether a row is a lingering closed socket rather than a live one."""
+        return sock.key in self._gone and sock.key not in self.folder.rows
+
+    # ------------------------------------------------------------------------------------------- cursor
+
+    @property
+    def selected_socket(self) -> Socket | None:
+        if 0 <= self.cursor < len(self._sorted.rows):
+            return self.row_at(self.cursor)
+        return None
+
+    def remember_selected(self) -> SocketKey | None:
+        """The selected connection's key, remembered while the order still says which row it is."""
+        selected = self.selected_socket
+        if selected is not None:
+            self.selected_key = selected.key
+        return self.selected_key
+
+    def move_cursor(self, row: int) -> int | None:
+        """Put the cursor on display row `row` (clamped); the row it left, or None if it did not move."""
+        if not self._sorted.rows:
+            return None
+        row = max(0, min(row, len(self._sorted.rows) - 1))
+        if row == self.cursor:
+            return None
+        old, self.cursor = self.cursor, row
+        self.selected_key = self.row_at(row).key
+        return old
+
+    def follow(self, selected: SocketKey | None) -> None:
+        """Put the cursor back on its connection (or on the fold it went into) after the rows moved."""
+        if selected is not None:
+            row = self.display_row(selected)
+            if row is None:
+                # Folded since: follow it into its fold.
+                selected = self.folder.row_key_of(selected)
+                row = self.display_row(selected)
+            if row is not None:
+                self.cursor = row
+                self.selected_key = selected
+        self.cursor = max(0, min(self.cursor, len(self._sorted.rows) - 1))
+
+    # -------------------------------------------------------------------------------------------- sorting
+
+    @property
+    def sorts_live(self) -> bool:
+        """Whether the rows are sorted by a column that moves on its own (a timer, a tcp_info counter)."""
+        return self.sort_column not in SORT_KEYS
+
+    def set_sort(self, column: str, reverse: bool) -> None:
+        """Sort by `column` (SORT_KEYS, or one live_sort_value knows), the cursor staying on its connection."""
+        if column != self.sort_column:
+            self._unfiltered = None  # in another order
+        self.sort_column, self.sort_reverse = column, reverse
+        self.rebuild(self.selected_key)
+
+    def rebuild(self, selected: SocketKey | None = None) -> None:
+        """Sort every shown row from scratch (first load, new filter, new sort order, moved tcp_info numbers)."""
+        selected = selected or self.remember_selected()
+        live = self.folder.rows
+        rows = list(live.values())  # then the closed ones lingering
+        live_count = len(rows)
+        rows.extend(sock for key, sock in self._gone.items() if key not in live)
+        self._sorted = SortedRows.sorted_from(rows, list(map(self._cached_sort_key(), rows)), live_count)
+        self.widths_stale = True
+        self.follow(selected)
+
+    def _sort_key_for(self, column: str) -> Callable[[Socket], SortKey]:
+        return functools.partial(self._sort_key_of, column)
+
+    def _cached_sort_key(self) -> Callable[[Socket], SortKey]:
+        """The sort key of the sorted column, from _key_cache where the column's keys depend on the socket alone
+        (not the timer or tcp_info columns, which move on their own; not folds, whose count moves in place)."""
+        column = self.sort_column
+        make = self._sort_key_for(column)
+        if column not in SORT_KEYS:
+            return make
+        cache = self._key_cache
+        if self._key_cache_column != column or len(cache) > 2 * len(self._sockets) + 4096:
+            cache.clear()  # another column's keys; or many closed rows' keys, which lingered and went
+            self._key_cache_column = column
+        cached = cache.get
+
+        def sort_key(sock: Socket) -> SortKey:
+            hit = cached(sock.key)
+            if hit is not None:
+                return hit
+            made = make(sock)
+            if type(sock) is Socket:  # a fold's count moves in place
+                cache[sock.key] = made
+            return made
+
+        return sort_key
+
+    def _sort_key_of(self, column: str, sock: Socket) -> SortKey:
+        # Ties go by the endpoints, then the rest of the socket's (unique) key, so equal rows never swap places.
+        if column in BYTES_COLUMNS:
+            return bytes_sort_key(column, sock)
+        endpoints = local_sort_bytes(sock)
+        if column in SORT_KEYS:
+            value: object = SORT_KEYS[column](sock)
+        elif self.live_sort_value is not None:
+            value = self.live_sort_value(column, sock)
+        else:
+            value = 0
+        return (value, endpoints, sock.key)
+
+    def _show(self, sock: Socket, live: bool) -> None:
+        """Insert one row in sort order (the filter has let it through)."""
+        self._sorted.insert(sock, self._sort_key_of(self.sort_column, sock), live)
+        self.widths_stale = self.widths_stale or self._widens(sock)
+
+    def _hide(self, key: SocketKey) -> None:
+        self._sorted.remove(key)
+
+    # ------------------------------------------------------------------------------------------- widths
+
+    def measure(self, floors: ContentWidths) -> ContentWidths:
+        """What the shown rows need in the columns sized to content, each at least its floor (`floors.texts`
+        names the text columns shown, and theirs)."""
+        rows = self._sorted.rows
+        local = max(floors.local, max((address_width(ip, proto) for ip, proto in
+                                       {(s.local_ip, s.proto) for s in rows}), default=0))
+        remote = max(floors.remote, max((address_width(ip, proto) for ip, proto in
+                                         {(s.remote_ip, s.proto) for s in rows}), default=0))
+        longest_user = max((len(name) for name in {s.user for s in rows}), default=0)
+        user = max(floors.user, min(USER_MAX_WIDTH, longest_user))
+        texts = tuple(
+            (key, max(floor, min(TEXT_COLUMN_MAX, max((len(TEXT_VALUES[key](s)) for s in rows), default=0))))
+            for key, floor in floors.texts
+        )
+        # A queue of megabytes must never be cut: a cropped number reads as a different number.
+        recv_q = max(floors.recv_q, len(str(max((s.recv_q for s in rows), default=0))))
+        send_q = max(floors.send_q, len(str(max((s.send_q for s in rows), default=0))))
+        self._measured = ContentWidths(local, remote, user, recv_q, send_q, texts)
+        self.widths_stale = False
+        return self._measured
+
+    def _widens(self, sock: Socket) -> bool:
+        """Whether this row needs more than the columns were last measured to (before any narrowing)."""
+        measured = self._measured
+        return (
+            address_width(sock.local_ip, sock.proto) > measured.local
+            or address_width(sock.remote_ip, sock.proto) > measured.remote
+            or min(USER_MAX_WIDTH, len(sock.user)) > measured.user
+            or len(str(sock.recv_q)) > measured.recv_q
+            or len(str(sock.send_q)) > measured.send_q
+            or any(min(TEXT_COLUMN_MAX, len(TEXT_VALUES[key](sock))) > width for key, width in measured.texts)
+        )

@@ -1,0 +1,92 @@
+"""The connection table's rows, Textual-free (collectors/session/connection_rows.py): real loopback sockets read by
+the real collector, their diffs applied, filtered, sorted, with the cursor kept on its connection."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from netscope.collectors.connections import ConnectionCollector
+from netscope.collectors.model import ChangeKind
+from netscope.collectors.session.connection_rows import ConnectionRows, ContentWidths
+from netscope.collectors.session.filters import parse_filter
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield server
+    server.close()
+
+
+def connect(listener: socket.socket) -> tuple[socket.socket, socket.socket]:
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    return client, accepted
+
+
+def test_rows_of_real_sockets_follow_their_filter_order_and_cursor_across_refreshes(
+    listener: socket.socket,
+) -> None:
+    port = listener.getsockname()[1]
+    held = [end for _ in range(3) for end in connect(listener)]
+    collector = ConnectionCollector(interval=1.0)
+    rows = ConnectionRows(flash_seconds=3.0)
+    try:
+        rows.apply_diff(collector.next_diff())
+        rows.set_filter(parse_filter(f":{port}").matches)
+        # The listener and both ends of three connections: nothing else on the machine uses this port.
+        assert rows.row_count == 7
+        assert {(row.state, port in (row.local_port, row.remote_port)) for row in rows.rows} == {
+            ("LISTEN", True), ("ESTABLISHED", True)}
+        assert rows.counts["ESTABLISHED"] == 6 and rows.counts["LISTEN"] == 1
+
+        # The cursor on the last connection's client end; then rows sort before it (youngest first by age).
+        rows.set_sort("age", reverse=False)
+        last_client = held[-2].getsockname()[1]
+        target = next(i for i, row in enumerate(rows.rows) if row.local_port == last_client)
+        rows.move_cursor(target)
+        assert rows.cursor == target
+        chosen = rows.selected_socket
+        assert chosen is not None
+        time.sleep(0.05)  # a later first-seen time, so the new ones are younger
+        held += [end for _ in range(2) for end in connect(listener)]
+        rows.apply_diff(collector.next_diff())
+        assert rows.row_count == 11
+        selected = rows.selected_socket
+        assert selected is not None and selected.key == chosen.key
+        assert rows.cursor == rows.display_row(chosen.key) and rows.cursor >= 4  # four younger rows above it
+        added = [row for row in rows.rows if rows.flash_of(row.key) is ChangeKind.ADDED]
+        assert len(added) == 4
+
+        # A closed connection's server end lingers, marked, where it was (its client end is in TIME_WAIT); the
+        # cursor does not move off its own connection.
+        gone_port = held[0].getsockname()[1]
+        held[0].close()
+        held[1].close()
+        rows.apply_diff(collector.next_diff())
+        closed = [row for row in rows.rows if rows.is_closed(row)]
+        assert [(row.local_port, row.remote_port) for row in closed] == [(port, gone_port)]
+        assert all(rows.flash_of(row.key) is ChangeKind.REMOVED for row in closed)
+        assert rows.selected_socket is not None and rows.selected_socket.key == chosen.key
+        rows.expire(time.time() + 10)
+        assert not any(rows.is_closed(row) for row in rows.rows)
+
+        # Widths are what the rows need, no less than the floors asked for.
+        widths = rows.measure(ContentWidths(local=15, remote=15, user=8, recv_q=6, send_q=6))
+        assert widths.local == max(15, len(f"127.0.0.1:{max(r.local_port for r in rows.rows)}"))
+        assert not rows.widths_stale
+
+        # Escape: every socket again, the cursor still on its connection.
+        rows.set_filter(None)
+        assert rows.row_count > 7
+        assert rows.selected_socket is not None and rows.selected_socket.key == chosen.key
+    finally:
+        collector.close()
+        for end in held:
+            end.close()
