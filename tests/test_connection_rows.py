@@ -18,7 +18,8 @@ from netscope.collectors.session.filters import parse_filter
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
     server = socket.socket()
-    server.bind(("127.0.0.1", 0))
+    # An address of its own, so that a filter finds only these sockets whatever else runs on the machine.
+    server.bind(("127.77.0.1", 0))
     server.listen(16)
     yield server
     server.close()
@@ -39,8 +40,8 @@ def test_rows_of_real_sockets_follow_their_filter_order_and_cursor_across_refres
     rows = ConnectionRows(flash_seconds=3.0)
     try:
         rows.apply_diff(collector.next_diff())
-        rows.set_filter(parse_filter(f":{port}").matches)
-        # The listener and both ends of three connections: nothing else on the machine uses this port.
+        rows.set_filter(parse_filter(f":{port} 127.77.0.1").matches)
+        # The listener and both ends of three connections.
         assert rows.row_count == 7
         assert {(row.state, port in (row.local_port, row.remote_port)) for row in rows.rows} == {
             ("LISTEN", True), ("ESTABLISHED", True)}
@@ -79,13 +80,58 @@ def test_rows_of_real_sockets_follow_their_filter_order_and_cursor_across_refres
 
         # Widths are what the rows need, no less than the floors asked for.
         widths = rows.measure(ContentWidths(local=15, remote=15, user=8, recv_q=6, send_q=6))
-        assert widths.local == max(15, len(f"127.0.0.1:{max(r.local_port for r in rows.rows)}"))
+        assert widths.local == max(15, max(len(row.local_ip) for row in rows.rows) + 6)  # ":" and 5 digits
         assert not rows.widths_stale
 
         # Escape: every socket again, the cursor still on its connection.
         rows.set_filter(None)
         assert rows.row_count > 7
         assert rows.selected_socket is not None and rows.selected_socket.key == chosen.key
+    finally:
+        collector.close()
+        for end in held:
+            end.close()
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_a_refresh_that_moves_most_rows_sorts_them_by_their_new_keys(
+    listener: socket.socket, filtered: bool,
+) -> None:
+    """A refresh that changes more rows than are worth moving one by one sorts them all again, taking the keys it
+    already holds for the sockets that did not change: never those of the ones that did. Sorted by Recv-Q, data
+    waiting at 140 sockets moves them below the idle ones; the result is what sorting from scratch gives."""
+    port = listener.getsockname()[1]
+    held = [end for _ in range(70) for end in connect(listener)]
+    mine = parse_filter(f":{port} 127.77.0.1")
+    # The kernel is asked for these sockets alone: 141 rows, of which 140 change.
+    collector = ConnectionCollector(interval=1.0, query=mine.kernel_query())
+    rows = ConnectionRows()
+    try:
+        rows.apply_diff(collector.next_diff())
+        rows.set_sort("recv_q", reverse=False)
+        if filtered:
+            rows.set_filter(mine.matches)
+        for end in held:
+            end.sendall(b"x" * 7)
+        deadline = time.monotonic() + 5
+        while True:
+            diff = collector.next_diff()
+            if len(diff.changed) >= 140 or time.monotonic() > deadline:
+                break
+        assert len(diff.changed) >= 140 and len(diff.snapshot.sockets) == 141
+        rows.apply_diff(diff)
+        fresh = ConnectionRows()
+        fresh.load(diff.snapshot.sockets.values(), diff.snapshot.taken_at)
+        fresh.set_sort("recv_q", reverse=False)
+        if filtered:
+            fresh.set_filter(mine.matches)
+        assert [row.key for row in rows.rows] == [row.key for row in fresh.rows]
+        waiting = [row for row in rows.rows if mine.matches(row) and row.state == "ESTABLISHED"]
+        assert len(waiting) == 140 and all(row.recv_q == 7 for row in waiting)
+        if filtered:  # and back to every socket
+            rows.set_filter(None)
+            fresh.set_filter(None)
+            assert [row.key for row in rows.rows] == [row.key for row in fresh.rows]
     finally:
         collector.close()
         for end in held:

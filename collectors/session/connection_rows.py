@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from itertools import chain
 
@@ -88,15 +88,9 @@ class ConnectionRows:
         self._gone: dict[SocketKey, Socket] = {}  # closed sockets that linger, marked, for flash_seconds
         self._flash: dict[SocketKey, tuple[ChangeKind, float]] = {}
         self._predicate: SocketPredicate | None = None
-        self._sorted = SortedRows()  # the shown rows, in sort order
-        # Every row's sort key (shown or filtered out), for one column whose keys depend on the socket alone: a
-        # rebuild (a new filter, a reversed sort) makes 100,000 keys at 3.5 us each and finds a cached one in a
-        # tenth of that. apply_diff forgets the key of every socket that changed or went, and load and a first
-        # diff forget them all: a key is only ever of the socket now under its SocketKey.
-        self._key_cache: dict[SocketKey, SortKey] = {}
-        self._key_cache_column = ""
-        self._unfiltered: UnfilteredRows | None = None  # while a filter is on (a sort by the socket alone)
         self.sort_column = DEFAULT_SORT
+        self._sorted = SortedRows(DEFAULT_SORT)  # the shown rows, in sort order
+        self._unfiltered: UnfilteredRows | None = None  # while a filter is on (a sort by the socket alone)
         self.sort_reverse = False
         self.live_sort_value: LiveSortValue | None = None  # for columns not in SORT_KEYS
         self.cursor = 0
@@ -116,26 +110,23 @@ class ConnectionRows:
         if diff.first:
             self._gone.clear()
             self._flash.clear()
-            self._key_cache.clear()
             self._sockets = diff.snapshot.sockets
             self._count_listeners()
             self._refold()
-            self.rebuild()
+            self.rebuild(reuse_keys=False)  # other sockets may be under the same keys
             return
         # The snapshot's own dict, not a copy: nothing changes a snapshot's sockets once it is made (the wire's
         # DiffAssembler makes a new dict for a refresh that changes any), and a copy is 5 MB at 100,000 sockets.
         previous, self._sockets = self._sockets, diff.snapshot.sockets
-        passes, cached = self._passes, self._key_cache
+        passes = self._passes
         gone: list[Socket] = []
         for sock in diff.removed:
-            cached.pop(sock.key, None)  # a closed row that lingers makes its key again if it is rebuilt
             last = previous.get(sock.key) or sock
             self._count_listener(last, -1)
             gone.append(last)
         changed = zip(diff.changed_before, diff.changed, strict=True)
         added = ((previous.get(sock.key), sock) for sock in diff.added)
         for before, sock in chain(changed, added):
-            cached.pop(sock.key, None)
             if before is not None:
                 self._count_listener(before, -1)
                 gone.append(before)
@@ -147,7 +138,7 @@ class ConnectionRows:
         for sock in (*diff.changed, *diff.added):
             if passes(sock):
                 folder.add(sock)
-        self._apply_rows(folder.take_changes(), now)
+        self._apply_rows(folder.take_changes(), now, diff)
         unfiltered = self._unfiltered
         if unfiltered is not None and not unfiltered.feed(gone, (*diff.changed, *diff.added), now,
                                                           self._sort_key_for(unfiltered.column)):
@@ -162,11 +153,13 @@ class ConnectionRows:
         else:
             self._listening.pop(sock.local_port, None)
 
-    def _apply_rows(self, changes: RowChanges, now: float) -> None:
+    def _apply_rows(self, changes: RowChanges, now: float, diff: SnapshotDiff) -> None:
         if too_much_churn(len(changes), len(self._sorted.rows)):
             self._mark(changes, now + self.flash_seconds)
             self._expire(now)
-            self.rebuild()
+            # The keys held for the sockets of this diff are of their last versions (the set aside rows' too:
+            # they are fed after this).
+            self.rebuild(stale={sock.key for sock in chain(diff.removed, diff.changed, diff.added)})
             return
         selected = self.remember_selected()
         live = self.folder.rows
@@ -208,12 +201,11 @@ class ConnectionRows:
         """Show a fixed set of sockets (the details view, a first screen), with no highlights."""
         self.now = now
         self._sockets = {sock.key: sock for sock in sockets}
-        self._key_cache.clear()
         self._count_listeners()
         self._gone.clear()
         self._flash.clear()
         self._refold()
-        self.rebuild()
+        self.rebuild(reuse_keys=False)
 
     def expire(self, now: float) -> bool:
         """Let highlights that are over fade and closed rows that lingered go; whether any did."""
@@ -283,7 +275,7 @@ class ConnectionRows:
         if column not in SORT_KEYS:
             return None  # timer and tcp_info keys move on their own: such rows cannot be kept in order by diffs
         stash = UnfilteredRows.set_aside(column, self.folder, self._sorted)
-        self.folder, self._sorted = self.folder.emptied(), SortedRows()
+        self.folder, self._sorted = self.folder.emptied(), SortedRows(column)
         return stash
 
     def _still_shown(self, key: SocketKey | None) -> SocketKey | None:
@@ -428,43 +420,53 @@ class ConnectionRows:
         self.sort_column, self.sort_reverse = column, reverse
         self.rebuild(self.selected_key)
 
-    def rebuild(self, selected: SocketKey | None = None) -> None:
-        """Sort every shown row from scratch (first load, new filter, new sort order, moved tcp_info numbers)."""
+    def rebuild(self, selected: SocketKey | None = None, *, reuse_keys: bool = True,
+                stale: Container[SocketKey] = ()) -> None:
+        """Sort every shown row from scratch (first load, new filter, new sort order, moved tcp_info numbers).
+        `reuse_keys`: whether a row's key held for its SocketKey is of the socket now under it, but for `stale`
+        ones (see _sort_key_reusing)."""
         selected = selected or self.remember_selected()
         live = self.folder.rows
         rows = list(live.values())  # then the closed ones lingering
         live_count = len(rows)
         rows.extend(sock for key, sock in self._gone.items() if key not in live)
-        self._sorted = SortedRows.sorted_from(rows, list(map(self._cached_sort_key(), rows)), live_count)
+        sort_key = self._sort_key_reusing(stale) if reuse_keys else self._sort_key_for(self.sort_column)
+        self._sorted = SortedRows.sorted_from(self.sort_column, rows, list(map(sort_key, rows)), live_count)
         self.widths_stale = True
         self.follow(selected)
 
     def _sort_key_for(self, column: str) -> Callable[[Socket], SortKey]:
         return functools.partial(self._sort_key_of, column)
 
-    def _cached_sort_key(self) -> Callable[[Socket], SortKey]:
-        """The sort key of the sorted column, from _key_cache where the column's keys depend on the socket alone
-        (not the timer or tcp_info columns, which move on their own; not folds, whose count moves in place)."""
+    def _sort_key_reusing(self, stale: Container[SocketKey]) -> Callable[[Socket], SortKey]:
+        """The sort key of the sorted column, taken where the column's keys depend on the socket alone (not the
+        timer or tcp_info columns, which move on their own) from the rows that hold every socket's key in that
+        column: the unfiltered ones set aside while a filter is on, else those shown. A rebuild (a new filter, a
+        reversed sort) makes 100,000 keys at 3.5 us each, and finds one held in a tenth of that. Not a fold's (its
+        count moves), nor those in `stale`."""
         column = self.sort_column
         make = self._sort_key_for(column)
-        if column not in SORT_KEYS:
+        unfiltered = self._unfiltered
+        held = unfiltered.rows if unfiltered is not None and unfiltered.column == column else self._sorted
+        if column not in SORT_KEYS or held.column != column:
             return make
-        cache = self._key_cache
-        if self._key_cache_column != column or len(cache) > 2 * len(self._sockets) + 4096:
-            cache.clear()  # another column's keys; or many closed rows' keys, which lingered and went
-            self._key_cache_column = column
-        cached = cache.get
+        known = held.shown.get
 
         def sort_key(sock: Socket) -> SortKey:
-            hit = cached(sock.key)
-            if hit is not None:
-                return hit
-            made = make(sock)
-            if type(sock) is Socket:  # a fold's count moves in place
-                cache[sock.key] = made
-            return made
+            if type(sock) is Socket:
+                hit = known(sock.key)
+                if hit is not None:
+                    return hit
+            return make(sock)
 
-        return sort_key
+        def sort_key_unless_stale(sock: Socket) -> SortKey:
+            if type(sock) is Socket and sock.key not in stale:
+                hit = known(sock.key)
+                if hit is not None:
+                    return hit
+            return make(sock)
+
+        return sort_key_unless_stale if stale else sort_key
 
     def _sort_key_of(self, column: str, sock: Socket) -> SortKey:
         # Ties go by the endpoints, then the rest of the socket's (unique) key, so equal rows never swap places.

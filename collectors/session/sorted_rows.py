@@ -28,15 +28,19 @@ class SortedRows:
     parallel list, so that one row is found, added or removed by bisection: a refresh costs O(changes x log rows),
     not a re-sort of 100,000 rows."""
 
+    column: str  # the column whose order they are in
     rows: list[Socket] = field(default_factory=list)
     order: list[SortKey] = field(default_factory=list)
-    shown: dict[SocketKey, SortKey] = field(default_factory=dict)  # key -> the sort key it was inserted by
+    # key -> the sort key it was inserted by: also what a rebuild in the same column takes a row's key from
+    # rather than making it again (ConnectionRows.rebuild), which a separate cache of every key cost 5 MB for
+    shown: dict[SocketKey, SortKey] = field(default_factory=dict)
     lingering: set[SocketKey] = field(default_factory=set)  # rows that are closed ones lingering: not counted
     counts: Counter[str] = field(default_factory=Counter)  # the live rows' sockets by Socket.counter_name
 
     @classmethod
-    def sorted_from(cls, rows: list[Socket], keys: list[SortKey], live_count: int) -> SortedRows:
-        """`rows` with their `keys`, in any order; those from `live_count` on are closed ones lingering."""
+    def sorted_from(cls, column: str, rows: list[Socket], keys: list[SortKey], live_count: int) -> SortedRows:
+        """`rows` with their `keys` in `column`, in any order; those from `live_count` on are closed ones
+        lingering."""
         # Lists and maps rather than a tuple per row: at 100,000 rows each comprehension and tuple shows (Escape
         # from a broad filter rebuilds every row).
         order = sorted(range(len(rows)), key=keys.__getitem__)
@@ -44,7 +48,7 @@ class SortedRows:
         counts = Counter(map(attrgetter("counter_name"), live_rows))
         for fold in [row for row in live_rows if type(row) is FoldedSockets]:
             counts[fold.counter_name] += fold.count - 1  # counted once above
-        return cls(list(map(rows.__getitem__, order)), list(map(keys.__getitem__, order)),
+        return cls(column, list(map(rows.__getitem__, order)), list(map(keys.__getitem__, order)),
                    dict(zip(map(attrgetter("key"), rows), keys, strict=True)),
                    {sock.key for sock in rows[live_count:]}, counts)
 
