@@ -21,6 +21,7 @@ from typing import Any
 from netscope import __version__
 from netscope.app.netstat_flags import add_netstat_flags, check_netstat_flags, normalize
 from netscope.collectors import speedups
+from netscope.collectors.heap import return_big_blocks
 from netscope.collectors.limits import interval_problem
 from netscope.collectors.pace import DEFAULT_CPU_SHARE
 from netscope.collectors.session.alerts import Thresholds
@@ -269,6 +270,8 @@ def _wants_printout(args: argparse.Namespace) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Every mode: the UI and the repeating outputs are why (collectors/heap.py); a one-shot's blocks go at exit.
+    return_big_blocks()
     parser = build_parser()
     args = parser.parse_args(argv)
     normalize(args)

@@ -29,6 +29,7 @@ import time
 from typing import BinaryIO
 
 from netscope.collectors.connections import ConnectionCollector
+from netscope.collectors.heap import return_big_blocks
 from netscope.collectors.limits import interval_problem
 from netscope.collectors.model import LiveTimer, SocketKey
 from netscope.collectors.namespaces import enter_namespace
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="send the first ROWS rows and the counts ahead of the first full frame (0: no)")
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
+    return_big_blocks()  # each refresh frees the last one's dicts of every socket: see heap.py
     out = sys.stdout.buffer
     if args.netns:
         try:
