@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from netscope.collectors import speedups
 from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
 
@@ -30,11 +32,14 @@ def diff_snapshots(previous: Snapshot | None, current: Snapshot) -> SnapshotDiff
     return SnapshotDiff(current, added=added, changed=changed, removed=removed, changed_before=changed_before)
 
 
-def diff_changes(previous: Snapshot, current: Snapshot, fresh: list[Socket], gone: list[Socket]) -> SnapshotDiff:
+def diff_changes(
+    old: Mapping[SocketKey, Socket], current: Snapshot, fresh: list[Socket], gone: list[Socket]
+) -> SnapshotDiff:
     """diff_snapshots(previous, current) when it is known that every socket of `current` is the same object as in
     `previous` but `fresh`, and every socket of `previous` is in `current` but those whose reading went (`gone`):
-    the same diff, from the changes alone."""
-    old, new = previous.sockets, current.sockets
+    the same diff, from the changes alone. `old`: the previous snapshot's sockets, or at least those under the keys
+    of `fresh` and `gone` as they were then."""
+    new = current.sockets
     added: list[Socket] = []
     changed: list[Socket] = []
     changed_before: list[Socket] = []

@@ -149,7 +149,8 @@ class LiveTimer(NamedTuple):
 class Snapshot:
     """Every socket of the machine at one instant. Its `sockets` dict is never changed once it is made: a refresh
     that changes any socket makes a new one, so that whoever holds a snapshot can share the dict rather than copy
-    it (the connection table does)."""
+    it (the connection table does). The one exception is asked for by name: a ConnectionCollector made with
+    `update_in_place` (the worker's, which holds no snapshot once its diff is sent)."""
 
     taken_at: float
     sockets: dict[SocketKey, Socket]

@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(BrokenPipeError):
                 write_frame(out, WireDiff(time.time(), False, [], [], [], error=message))
             return 2
-    collector = ConnectionCollector(interval=args.interval, tcp_info=args.tcp_info, unix=args.unix)
+    # In place: each snapshot is let go of once its diff is sent (see ConnectionCollector).
+    collector = ConnectionCollector(interval=args.interval, tcp_info=args.tcp_info, unix=args.unix,
+                                    update_in_place=True)
     threading.Thread(target=follow_commands, args=(collector, sys.stdin.buffer), daemon=True).start()
     sent_tcp_info: dict[SocketKey, TcpInfo] = {}  # what the parent's assembler holds now
     sent_timers: dict[SocketKey, LiveTimer] = {}

@@ -250,10 +250,11 @@ CHURN = textwrap.dedent("""
 """)
 
 
-def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket() -> None:
+@pytest.mark.parametrize("in_place", [False, True], ids=["copy", "in-place"])
+def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket(in_place: bool) -> None:
     """Where the collector builds a snapshot from what changed (new sockets, gone ones, inodes the fd scan maps
     to another process), its diff is the one diff_snapshots makes comparing every socket, and every owner is
-    what a full fd scan says."""
+    what a full fd scan says; whether it updates the last snapshot's dict in place (the worker's way) or a copy."""
     host = f"127.{random.randint(100, 249)}.{random.randint(0, 255)}.1"
     process = subprocess.Popen([sys.executable, "-c", CHURN, host], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)  # fmt: skip
@@ -261,7 +262,7 @@ def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket
     try:
         assert process.stdin is not None and process.stdout is not None
         port = int(process.stdout.readline())
-        collector = ConnectionCollector(reader="netlink")
+        collector = ConnectionCollector(reader="netlink", update_in_place=in_place)
         previous = collector.next_diff().snapshot
         from_changes = 0
         for command in ("open 20", "", "send 1000", "close 5", "give", "open 3", ""):
@@ -273,13 +274,17 @@ def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket
                     child = int(answer)
                 else:
                     assert answer == "ok"
+            as_it_was = Snapshot(previous.taken_at, dict(previous.sockets))
             diff = collector.next_diff()
             from_changes += collector.built_from_changes  # the way under test was taken
-            # Nothing in the collector holds the last snapshot's dict of sockets any more (the new one is made
-            # from a copy of it): only that snapshot does.
-            assert [holder for holder in gc.get_referrers(previous.sockets)
-                    if not isinstance(holder, Snapshot | types.FrameType)] == []  # fmt: skip
-            whole = diff_snapshots(previous, diff.snapshot)
+            if in_place:  # the last snapshot's own dict, now this one's
+                assert (diff.snapshot.sockets is previous.sockets) == collector.built_from_changes
+            else:
+                # Nothing in the collector holds the last snapshot's dict of sockets any more (the new one is made
+                # from a copy of it): only that snapshot does.
+                assert [holder for holder in gc.get_referrers(previous.sockets)
+                        if not isinstance(holder, Snapshot | types.FrameType)] == []  # fmt: skip
+            whole = diff_snapshots(as_it_was, diff.snapshot)
             for ours, theirs in ((diff.added, whole.added), (diff.removed, whole.removed),
                                  (diff.changed, whole.changed), (diff.changed_before, whole.changed_before)):
                 assert sorted(map(id, ours)) == sorted(map(id, theirs))
@@ -292,6 +297,38 @@ def test_a_refresh_made_from_the_changes_alone_equals_one_made_from_every_socket
         assert {s.pid for s in mine} == {process.pid, child}, "the given socket's owner never moved to the child"
     finally:
         stop_with_child(process, child)
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["copy", "in-place"])
+def test_a_second_socket_on_one_key_leaves_the_last_snapshot_as_it_was(in_place: bool) -> None:
+    """Two UDP sockets bound to one port (SO_REUSEPORT) and connected to one peer have one key. When the second
+    appears, a refresh cannot be made from the changes alone; the collector, which had begun to, leaves the last
+    snapshot's sockets as they were (in place: it puts back what it had changed), and the diff is what comparing
+    every socket gives."""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    twins = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    try:
+        twins[0].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        twins[0].bind(("127.0.0.1", 0))
+        twins[0].connect(peer.getsockname())
+        collector = ConnectionCollector(reader="netlink", update_in_place=in_place)
+        previous = collector.next_diff().snapshot
+        previous = collector.next_diff().snapshot  # the second read is the first one that reuses
+        as_it_was = dict(previous.sockets)
+        twins[1].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        twins[1].bind(twins[0].getsockname())
+        twins[1].connect(peer.getsockname())
+        diff = collector.next_diff()
+        assert not collector.built_from_changes
+        assert previous.sockets == as_it_was and previous.sockets is not diff.snapshot.sockets
+        whole = diff_snapshots(Snapshot(previous.taken_at, as_it_was), diff.snapshot)
+        for ours, theirs in ((diff.added, whole.added), (diff.removed, whole.removed),
+                             (diff.changed, whole.changed)):
+            assert sorted(map(id, ours)) == sorted(map(id, theirs))
+    finally:
+        for sock in (peer, *twins):
+            sock.close()
 
 
 def test_the_kernel_says_which_sockets_are_still_open() -> None:
