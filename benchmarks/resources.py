@@ -77,6 +77,7 @@ STATUS = re.compile(r"ALL:(\d+)(?:/(\d+))?")
 REFRESHED = re.compile(r"read in [1-9]\d* ms")
 CURSOR_TO = re.compile(rb"\x1b\[(\d+);(\d+)H")
 ESCAPE = re.compile(rb"\x1b\[[0-9;?<>=$ ]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
+ISSUE_14_RSS_MB = {50_000: 150, 250_000: 600}  # connections -> MB for both processes
 TARGETS = {
     "rss": "< 250 MB at 50,000",
     "cpu": "< 3% at 1,000",
@@ -587,6 +588,14 @@ def print_table(results: list[Result]) -> None:
             base, seconds = r.once["ss -tan"], seconds_of(r, w)
             cells.append(f"{seconds / base:.2f}×" if base and seconds else "n/a")
         row(f"**{label} / `ss -tan`**", cells, target)
+    # Issue 14's memory target is in megabytes, not a ratio: said here met or missed, and by how much.
+    verdicts = []
+    for result, run in zip(results, runs, strict=True):
+        limit = ISSUE_14_RSS_MB.get(result.connections)
+        total = (run.ui_rss + run.worker_rss) * 1024 / 1e6  # KiB -> MB, as mb() prints
+        verdicts.append("n/a" if limit is None
+                        else "met" if total <= limit else f"missed by {total - limit:,.0f} MB")
+    row("**RSS, UI + worker, against issue 14's target**", verdicts, "≤ 150 MB at 50,000; ≤ 600 MB at 250,000")
 
 
 def main() -> None:
