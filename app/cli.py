@@ -270,8 +270,6 @@ def _wants_printout(args: argparse.Namespace) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Every mode: the UI and the repeating outputs are why (collectors/heap.py); a one-shot's blocks go at exit.
-    return_big_blocks()
     parser = build_parser()
     args = parser.parse_args(argv)
     normalize(args)
@@ -310,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     if sys.platform != "linux" and not args.replay:
         print("netscope: reads Linux's /proc; this is not Linux.", file=sys.stderr)
         return 1
+    if not printed or args.watch or args.continuous or args.record:
+        # What refreshes for long frees each refresh's dicts of every socket (collectors/heap.py); a one-shot's
+        # blocks go at exit, and it is timed against `ss`.
+        return_big_blocks()
     if printed:
         for warning in config.warnings:  # a broken config file is worth a line on stderr, not a failure
             print(f"netscope: {warning}", file=sys.stderr)
@@ -377,6 +379,7 @@ def _serve_metrics(args: argparse.Namespace, config: Config, netns: str) -> int:
 
     for warning in config.warnings:
         print(f"netscope: {warning}", file=sys.stderr)
+    return_big_blocks()  # it refreshes for as long as it serves: see collectors/heap.py
     try:
         return serve_headless(args, config.metrics, config.thresholds, netns)
     except AddressError as error:

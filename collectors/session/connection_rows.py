@@ -453,20 +453,13 @@ class ConnectionRows:
         known = held.shown.get
 
         def sort_key(sock: Socket) -> SortKey:
-            if type(sock) is Socket:
-                hit = known(sock.key)
-                if hit is not None:
-                    return hit
-            return make(sock)
-
-        def sort_key_unless_stale(sock: Socket) -> SortKey:
             if type(sock) is Socket and sock.key not in stale:
                 hit = known(sock.key)
                 if hit is not None:
                     return hit
             return make(sock)
 
-        return sort_key_unless_stale if stale else sort_key
+        return sort_key
 
     def _sort_key_of(self, column: str, sock: Socket) -> SortKey:
         # Ties go by the endpoints, then the rest of the socket's (unique) key, so equal rows never swap places.
