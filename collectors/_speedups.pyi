@@ -9,10 +9,11 @@ def read_fd_links(
 ) -> tuple[dict[str, int], dict[str, int], list[str], list[str]]: ...
 def parse_inet_diag(
     buf: bytes | bytearray, size: int, offset: int, seq: int, msg_type: int, family: int, proto4: str, proto6: str,
-    is_tcp: bool,
-    state_names: tuple[str, ...], addresses: dict[bytes, str], make_address: Callable[[int, bytes], str],
+    is_tcp: bool, state_names: tuple[str, ...], ports: tuple[int, ...], addresses: dict[bytes, str],
+    make_address: Callable[[int, bytes], str],
     users: Mapping[int, str], first_seen: float, socket_type: type[Socket], previous: dict[Any, Socket] | None,
-    seen: dict[Any, Socket], fresh: list[Socket], out: list[Socket], half_open: list[Socket], /,
+    seen: dict[Any, Socket], fresh: list[Socket], out: list[Socket], half_open: list[Socket],
+    shared_by_uid: dict[int, tuple[Any, ...]], /,
 ) -> int: ...
 def attach_owners(
     sockets: list[Socket], pid_of: dict[int, int], owner_of: dict[int, tuple[int | None, str, str, float]],
@@ -22,3 +23,4 @@ def attach_owners(
 def diff_keys(
     old: dict[Any, Socket], new: dict[Any, Socket], /
 ) -> tuple[list[Socket], list[Socket], list[Socket]]: ...
+def fills_in_place(socket_type: type, /) -> bool: ...

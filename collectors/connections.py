@@ -8,7 +8,6 @@ twice as fast. Owners come from an incremental scan of /proc/*/fd that only read
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import threading
@@ -20,7 +19,17 @@ from typing import Generic, TypeVar
 from netscope.collectors import speedups
 from netscope.collectors.diff import diff_changes, diff_snapshots
 from netscope.collectors.gc_pause import freeze_first_read, gc_paused
-from netscope.collectors.model import LiveTimer, Snapshot, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.model import (
+    LiveTimer,
+    Owner,
+    SharedFields,
+    Snapshot,
+    SnapshotDiff,
+    Socket,
+    SocketKey,
+    shared_with_age,
+    shared_with_owner,
+)
 from netscope.collectors.netlink import NETLINK_SOCK_DIAG, NetlinkError, NetlinkSocket
 from netscope.collectors.owners import owners_warning
 from netscope.collectors.processes import OwnerScan, OwnerScanner, ProcessInfoCache, user_name
@@ -35,8 +44,6 @@ from netscope.collectors.unix_sockets import as_sockets, read_unix_sockets
 READERS = ("auto", "netlink", "proc")
 # A netlink dump that fails this many refreshes in a row (each then read from /proc) is given up for good.
 NETLINK_FAILURES_BEFORE_GIVING_UP = 3
-# A socket's owner: pid, program, container, the process's start time.
-Owner = tuple[int | None, str, str, float]
 NO_OWNER: Owner = (None, "", "", 0.0)
 
 def missing_owner_reason(sock: Socket) -> str:
@@ -50,14 +57,17 @@ def missing_owner_reason(sock: Socket) -> str:
 
 def _fill_first_seen_and_user(sockets: list[Socket], taken_at: float) -> None:
     users: dict[int, str] = {}
+    made: dict[SharedFields, SharedFields] = {}
     for sock in sockets:
-        sock.first_seen = taken_at
+        shared = sock.shared
+        user = shared[1]
         if sock.inode:  # TIME_WAIT and other orphaned sockets: the kernel's, not any user's
-            uid = sock.uid
-            user = users.get(uid)
+            uid = shared[0]
+            user = users.get(uid)  # type: ignore[assignment]
             if user is None:
                 user = users[uid] = user_name(uid)
-            sock.user = user
+        wanted = (shared[0], user, *shared[2:4], taken_at, *shared[5:])
+        sock.shared = made.setdefault(wanted, wanted)
 
 
 def _attach_owners_python(
@@ -65,12 +75,13 @@ def _attach_owners_python(
 ) -> dict[SocketKey, Socket] | None:
     """Give each socket the owner of its inode (NO_OWNER: none): in place where `fresh` is None or holds its id(),
     else a copy put in its place in `sockets`. The sockets by key, or None if two share one."""
+    made: dict[SharedFields, SharedFields] = {}
     for index, sock in enumerate(sockets):
         owner = _owner_at(sock.inode, pid_of, owner_of)
         if (sock.pid != owner[0] or sock.program != owner[1] or sock.container != owner[2]
                 or sock.pid_start != owner[3]):
             if fresh is None or id(sock) in fresh:
-                sock.pid, sock.program, sock.container, sock.pid_start = owner
+                sock.shared = shared_with_owner(sock.shared, owner, made)
             else:
                 sockets[index] = _with_owner(sock, owner)
     by_key = {sock.key: sock for sock in sockets}
@@ -85,7 +96,8 @@ def _owner_at(inode: int, pid_of: dict[int, int], owner_of: dict[int, Owner]) ->
 
 
 def _with_owner(sock: Socket, owner: Owner) -> Socket:
-    return dataclasses.replace(sock, pid=owner[0], program=owner[1], container=owner[2], pid_start=owner[3])
+    return Socket(sock.proto, sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port, sock.state,
+                  sock.recv_q, sock.send_q, sock.inode, shared=shared_with_owner(sock.shared, owner, {}))
 
 
 def attach_owners(
@@ -458,8 +470,9 @@ class ConnectionCollector(SourceDefaults):
             by_key.pop(sock.key, None)
             if key_of.get(sock.inode) == sock.key:
                 del key_of[sock.inode]
+        made: dict[SharedFields, SharedFields] = {}
         for sock in fresh:
-            sock.pid, sock.program, sock.container, sock.pid_start = _owner_at(sock.inode, pid_of, owner_of)
+            sock.shared = shared_with_owner(sock.shared, _owner_at(sock.inode, pid_of, owner_of), made)
             if in_place:
                 keep(sock.key, by_key.get(sock.key))
             by_key[sock.key] = sock
@@ -496,8 +509,9 @@ class ConnectionCollector(SourceDefaults):
         snapshot = self.collect()
         first = self._previous is None
         if first:
+            made: dict[SharedFields, SharedFields] = {}
             for sock in snapshot.sockets.values():
-                sock.seen_since_start = True
+                sock.shared = shared_with_age(sock.shared, sock.first_seen, True, made)
         if self._previous is not None and self._changes is not None and self._changes[0] is self._previous.sockets:
             diff = diff_changes(self._changes[1], snapshot, self._changes[2], self._changes[3])
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from netscope.collectors import speedups
-from netscope.collectors.model import Snapshot, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.model import SharedFields, Snapshot, SnapshotDiff, Socket, SocketKey, shared_with_age
 
 
 def diff_snapshots(previous: Snapshot | None, current: Snapshot) -> SnapshotDiff:
@@ -22,10 +22,10 @@ def diff_snapshots(previous: Snapshot | None, current: Snapshot) -> SnapshotDiff
         added, pairs, removed = diff_keys_python(previous.sockets, current.sockets)
     changed: list[Socket] = []
     changed_before: list[Socket] = []
+    made: dict[SharedFields, SharedFields] = {}
     for index in range(0, len(pairs), 2):
         sock, before = pairs[index], pairs[index + 1]
-        sock.first_seen = before.first_seen
-        sock.seen_since_start = before.seen_since_start
+        sock.shared = shared_with_age(sock.shared, before.first_seen, before.seen_since_start, made)
         if not sock.same_content(before):
             changed.append(sock)
             changed_before.append(before)
@@ -43,13 +43,13 @@ def diff_changes(
     added: list[Socket] = []
     changed: list[Socket] = []
     changed_before: list[Socket] = []
+    made: dict[SharedFields, SharedFields] = {}
     for sock in fresh:
         before = old.get(sock.key)
         if before is None:
             added.append(sock)
             continue
-        sock.first_seen = before.first_seen
-        sock.seen_since_start = before.seen_since_start
+        sock.shared = shared_with_age(sock.shared, before.first_seen, before.seen_since_start, made)
         if not sock.same_content(before):
             changed.append(sock)
             changed_before.append(before)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from netscope.collectors.tcpinfo import TcpInfo
 
@@ -58,9 +58,50 @@ def is_unix(proto: str) -> bool:
 SocketKey = tuple[str, str, int, str, int, int]
 
 
-@dataclass(slots=True)
+# A socket's fields that many sockets have equal, kept as one tuple that those sockets share (Socket.shared): its
+# owner, when it was first seen, and a listener's backlog. A process's sockets read at one time have them equal, so
+# 100,000 sockets hold a few hundred of these; as nine slots of each socket they cost 64 bytes a socket in each
+# process (192 -> 128 bytes a Socket), and the pipe already sent them as one shared tuple. The order is
+# Socket()'s arguments after `inode`.
+SharedFields = tuple[int, str, int | None, str, float, bool, str, float, int]
+UID, USER, PID, PROGRAM, FIRST_SEEN, SEEN_SINCE_START, CONTAINER, PID_START, BACKLOG = range(9)
+NOBODY_YET: SharedFields = (0, "", None, "", 0.0, False, "", 0.0, 0)
+
+
+def _shared_field(index: int, doc: str) -> property:
+    def get(sock: Socket) -> Any:
+        return sock.shared[index]
+
+    def put(sock: Socket, value: Any) -> None:
+        # A new tuple: the old one is shared with other sockets. Paths that set a field of many sockets share the
+        # tuples they make (shared_with), not this.
+        shared = sock.shared
+        sock.shared = (*shared[:index], value, *shared[index + 1 :])
+
+    return property(get, put, doc=doc)
+
+
 class Socket:
-    """One row of `netstat -antup`, with what the kernel and /proc say about its owner."""
+    """One row of `netstat -antup`, with what the kernel and /proc say about its owner.
+
+    A plain class rather than a dataclass: the fields most sockets share with others live in one shared tuple
+    (`shared`, see SharedFields), read and set through properties of their own names. The compiled reader fills
+    the slots in place by their names (collectors/_speedups.c): change them together."""
+
+    __slots__ = (
+        "counter_name",
+        "inode",
+        "key",
+        "local_ip",
+        "local_port",
+        "proto",
+        "recv_q",
+        "remote_ip",
+        "remote_port",
+        "send_q",
+        "shared",
+        "state",
+    )
 
     proto: str  # tcp, tcp6, udp, udp6
     local_ip: str
@@ -71,41 +112,90 @@ class Socket:
     recv_q: int
     send_q: int
     inode: int
-    uid: int
-    user: str = ""
-    pid: int | None = None  # None: unknown (another user's process without root, or no owner: TIME_WAIT)
-    program: str = ""
-    first_seen: float = 0.0  # wall clock (time.time()) when netscope first saw it
-    seen_since_start: bool = False  # True if it already existed when netscope started: the age is a lower bound
-    container: str = ""  # the owner's container or service, from its cgroup (collectors/containers.py); "" host
-    # The owner's start time (time.time() seconds) when the socket was seen with it: with `pid` and `inode` it is
-    # the identity a kill checks, so a PID recycled since the row was read is never signalled. 0.0: no owner, or
-    # not known (a recording does not hold it: nothing is signalled from a replay), which is why == leaves it out.
-    pid_start: float = field(default=0.0, compare=False)
-    # A TCP listener's backlog limit (listen()'s, capped by net.core.somaxconn), which `ss` shows as Send-Q;
-    # netstat shows 0 there, and so does `send_q`. 0: not a listener, or not known (/proc, a recording). Left out
-    # of ==: the /proc reader cannot know it, and both readers must give equal sockets.
-    backlog: int = field(default=0, compare=False)
-    # Computed once: the identity is looked up several times per socket per refresh. Never reassign the
-    # endpoint fields or the inode of a socket after it is made; make a new one (dataclasses.replace).
-    key: SocketKey = field(init=False, repr=False, compare=False)
+    # Computed once: the identity is looked up several times per socket per refresh. Never reassign the endpoint
+    # fields or the inode of a socket after it is made; make a new one.
+    key: SocketKey
     # The counter bar bucket it falls in (a TCP state, "UDP", a unix socket's state): computed once too, as the
     # counters, the table and the alerts each ask it of every socket on a first load.
-    counter_name: str = field(init=False, repr=False, compare=False)
+    counter_name: str
+    shared: SharedFields
 
-    def __post_init__(self) -> None:
-        self.key = (
-            self.proto,
-            self.local_ip,
-            self.local_port,
-            self.remote_ip,
-            self.remote_port,
-            self.inode if self.remote_port == 0 else 0,
+    uid = _shared_field(UID, "The owning user's id, as the kernel says.")
+    user = _shared_field(USER, "Its name; '' for a socket with no inode (the kernel's, not any user's).")
+    pid = _shared_field(PID, "None: unknown (another user's process without root, or no owner: TIME_WAIT).")
+    program = _shared_field(PROGRAM, "The owner's name.")
+    first_seen = _shared_field(FIRST_SEEN, "Wall clock (time.time()) when netscope first saw it.")
+    seen_since_start = _shared_field(
+        SEEN_SINCE_START, "True if it already existed when netscope started: the age is a lower bound."
+    )
+    container = _shared_field(
+        CONTAINER, "The owner's container or service, from its cgroup (collectors/containers.py); '' host."
+    )
+    # With `pid` and `inode` it is the identity a kill checks, so a PID recycled since the row was read is never
+    # signalled. 0.0: no owner, or not known (a recording does not hold it: nothing is signalled from a replay),
+    # which is why == leaves it out.
+    pid_start = _shared_field(PID_START, "The owner's start time (time.time() seconds) when seen with it.")
+    # `ss` shows it as a listener's Send-Q; netstat shows 0 there, and so does `send_q`. Left out of ==: the /proc
+    # reader cannot know it, and both readers must give equal sockets.
+    backlog = _shared_field(
+        BACKLOG, "A TCP listener's backlog limit (listen()'s, capped by net.core.somaxconn); 0: not known."
+    )
+
+    def __init__(
+        self, proto: str, local_ip: str, local_port: int, remote_ip: str, remote_port: int, state: str,
+        recv_q: int, send_q: int, inode: int, uid: int = 0, user: str = "", pid: int | None = None,
+        program: str = "", first_seen: float = 0.0, seen_since_start: bool = False, container: str = "",
+        pid_start: float = 0.0, backlog: int = 0, *, shared: SharedFields | None = None,
+    ) -> None:
+        """The arguments after `inode` are the shared fields; or pass them as `shared`, a tuple to share."""
+        self.proto = proto
+        self.local_ip = local_ip
+        self.local_port = local_port
+        self.remote_ip = remote_ip
+        self.remote_port = remote_port
+        self.state = state
+        self.recv_q = recv_q
+        self.send_q = send_q
+        self.inode = inode
+        self.shared = shared if shared is not None else (
+            uid, user, pid, program, first_seen, seen_since_start, container, pid_start, backlog
         )
-        if self.proto.startswith("tcp"):
-            self.counter_name = "SYN_RECV" if self.state == "NEW_SYN_RECV" else self.state
+        self.key = (proto, local_ip, local_port, remote_ip, remote_port, inode if remote_port == 0 else 0)
+        if proto.startswith("tcp"):
+            self.counter_name = "SYN_RECV" if state == "NEW_SYN_RECV" else state
         else:
-            self.counter_name = self.state if is_unix(self.proto) else "UDP"
+            self.counter_name = state if is_unix(proto) else "UDP"
+
+    def _compared(self) -> tuple[Any, ...]:
+        """What == compares: every field but pid_start and backlog (see them)."""
+        return (self.proto, self.local_ip, self.local_port, self.remote_ip, self.remote_port, self.state,
+                self.recv_q, self.send_q, self.inode, self.shared[:PID_START])
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Socket)
+        return self._compared() == other._compared()
+
+    __hash__ = None  # type: ignore[assignment]  # changes in place (owners, ages): not a dict key
+
+    def __repr__(self) -> str:
+        return f"Socket({', '.join(f'{name}={value!r}' for name, value in self.as_dict().items())})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Socket()'s arguments by name, in its order (what dataclasses.asdict gave)."""
+        return {name: getattr(self, name) for name in SOCKET_FIELDS}
+
+    def replaced(self, **changes: Any) -> Socket:
+        """A new socket with these of Socket()'s arguments changed (dataclasses.replace, for a Socket)."""
+        return Socket(**{**self.as_dict(), **changes})
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.proto, self.local_ip, self.local_port, self.remote_ip, self.remote_port, self.state,
+                self.recv_q, self.send_q, self.inode, self.shared)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.__init__(*state[:-1], shared=state[-1])  # type: ignore[misc]
 
     @property
     def family(self) -> int:
@@ -123,15 +213,43 @@ class Socket:
 
     def same_content(self, other: Socket) -> bool:
         """Whether what the table shows, apart from age, is unchanged."""
-        return (
-            self.state == other.state
-            and self.recv_q == other.recv_q
-            and self.send_q == other.send_q
-            and self.pid == other.pid
-            and self.pid_start == other.pid_start
-            and self.program == other.program
-            and self.user == other.user
+        if not (self.state == other.state and self.recv_q == other.recv_q and self.send_q == other.send_q):
+            return False
+        mine, theirs = self.shared, other.shared
+        return mine is theirs or (
+            mine[PID] == theirs[PID] and mine[PID_START] == theirs[PID_START] and mine[PROGRAM] == theirs[PROGRAM]
+            and mine[USER] == theirs[USER]
         )
+
+    def renamed(self, proto: str) -> Socket:
+        """The same socket under another protocol name (raw sockets read as udp: raw, raw6)."""
+        return Socket(proto, self.local_ip, self.local_port, self.remote_ip, self.remote_port, self.state,
+                      self.recv_q, self.send_q, self.inode, shared=self.shared)
+
+
+# Socket()'s arguments, in order.
+SOCKET_FIELDS = ("proto", "local_ip", "local_port", "remote_ip", "remote_port", "state", "recv_q", "send_q",
+                "inode", "uid", "user", "pid", "program", "first_seen", "seen_since_start", "container",
+                "pid_start", "backlog")
+
+# A socket's owner as the collector attaches it: pid, program, container, the process's start time.
+Owner = tuple[int | None, str, str, float]
+
+
+def shared_with_owner(shared: SharedFields, owner: Owner, made: dict[SharedFields, SharedFields]) -> SharedFields:
+    """`shared` with `owner`'s fields, one object for equal results through `made` (the caller's, for a batch)."""
+    # literal indexes (UID, USER, FIRST_SEEN, SEEN_SINCE_START, BACKLOG): the type checker knows each one's type
+    wanted = (shared[0], shared[1], owner[0], owner[1], shared[4], shared[5], owner[2], owner[3], shared[8])
+    return made.setdefault(wanted, wanted)
+
+
+def shared_with_age(shared: SharedFields, first_seen: float, seen_since_start: bool,
+                    made: dict[SharedFields, SharedFields]) -> SharedFields:
+    """`shared` with these first-seen fields, one object for equal results through `made`."""
+    if shared[FIRST_SEEN] == first_seen and shared[SEEN_SINCE_START] == seen_since_start:
+        return shared
+    wanted = (*shared[:FIRST_SEEN], first_seen, seen_since_start, *shared[CONTAINER:])
+    return made.setdefault(wanted, wanted)  # type: ignore[arg-type]
 
 
 class LiveTimer(NamedTuple):

@@ -9,7 +9,6 @@ number stands where a port would: `0.0.0.0:1` is a raw ICMP socket; the protocol
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import socket
 
@@ -81,5 +80,5 @@ def read_proc_raw(proc_root: str = "/proc") -> list[Socket]:
                 text = file.read()
         except OSError:
             continue
-        out.extend(dataclasses.replace(sock, proto=name) for sock in parse_proc_net(text, proto))
+        out.extend(sock.renamed(name) for sock in parse_proc_net(text, proto))
     return out

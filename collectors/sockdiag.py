@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 from netscope.collectors import netlink, speedups
 from netscope.collectors.gc_pause import gc_paused
-from netscope.collectors.model import TCP_STATES, Socket, SocketKey
+from netscope.collectors.model import TCP_STATES, SharedFields, Socket, SocketKey
 from netscope.collectors.tcpinfo import (
     MEMINFO_MIN_LEN,
     MIN_RTT_INDEX,
@@ -390,6 +390,9 @@ class _Parser:
         self.ended_by_error = False  # the kernel answered with an error, which ends a dump cleanly
         self.users = users
         self.first_seen = first_seen
+        # The shared fields (model.SharedFields) of the sockets read, one tuple per uid (-1 - uid: with no
+        # inode, so no user): the sockets of a read share them until their owners are attached.
+        self.shared_by_uid: dict[int, SharedFields] = {}
         self.info: _TcpInfoCollector | None = None  # set to collect tcp_info from TCP dumps that asked for it
         self.timers: dict[SocketKey, tuple[int, int, int]] | None = None  # set with `info`: running timers
 
@@ -407,6 +410,8 @@ class _Parser:
         unpack6 = _FAST[socket.AF_INET6].unpack_from
         header = netlink.HEADER.unpack_from
         addresses, ports, users, first_seen = _ADDRESSES, _port_table(), self.users, self.first_seen
+        shared_by_uid = self.shared_by_uid
+        shared_of = shared_by_uid.get
         append = self.out.append
         reusing, reuse, seen, fresh = self.reusing, self.previous.get, self.seen, self.fresh
         info = self.info if is_tcp else None
@@ -419,7 +424,7 @@ class _Parser:
             offset = speedups.parse_inet_diag(
                 buf, size, 0, seq, reply_type, family, proto4, proto6, is_tcp, names, ports, addresses, _address,
                 users, first_seen, Socket, self.previous if reusing else None, seen, fresh, self.out,
-                self.half_open,
+                self.half_open, shared_by_uid,
             )
         while offset < size:
             if offset + _MESSAGE_LEN <= size:
@@ -466,9 +471,14 @@ class _Parser:
                             inode, uid, users[uid] if inode else "", None, "", first_seen, backlog=send_q,
                         )
                     else:
+                        shared = shared_of(uid if inode else -1 - uid)
+                        if shared is None:
+                            shared = shared_by_uid[uid if inode else -1 - uid] = (
+                                uid, users[uid] if inode else "", None, "", first_seen, False, "", 0.0, 0
+                            )
                         found = Socket(
                             name, local_ip, ports[sport], remote_ip, ports[dport], names[state], recv_q, send_q,
-                            inode, uid, users[uid] if inode else "", None, "", first_seen,
+                            inode, shared=shared,
                         )
                     if reusing:
                         fresh.append(found)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 import struct
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, BinaryIO, TypeVar
 
-from netscope.collectors.model import FirstScreen, LiveTimer, Snapshot, SnapshotDiff, Socket, SocketKey
+from netscope.collectors.model import (
+    FirstScreen,
+    LiveTimer,
+    SharedFields,
+    Snapshot,
+    SnapshotDiff,
+    Socket,
+    SocketKey,
+)
 from netscope.collectors.pace import PaceState
 from netscope.collectors.row_order import first_rows
 from netscope.collectors.tcpinfo import TcpInfo
@@ -18,34 +25,30 @@ HEADER = struct.Struct("!I")
 
 # A socket crosses the pipe as a plain tuple of its constructor's arguments: pickling 100,000 slotted dataclasses
 # took 0.53 s and unpickling 0.47 s; tuples take 0.09 s, and 0.21 s to unpickle and rebuild (a first frame at
-# 50,000 connections reaches the screen 0.7 s sooner). The tuple holds a socket's endpoints, state, queues, inode
-# and backlog, then the rest (its owner, and when it was first seen) as one tuple, the very same object for every
-# socket that has the same rest: a process's sockets read at one time. Pickle sends an object it has sent before
-# as a reference to it, and the UI unpickles it once; a number it sends and makes anew every time, and a pid and
-# two floats per socket were most of what a frame carried. At 100,000 sockets (measured, the same frame): 5.8 ->
-# 2.8 MB on the pipe, and 146 -> 137 MiB resident in the UI.
+# 50,000 connections reaches the screen 0.7 s sooner). The tuple holds a socket's endpoints, state, queues and
+# inode, then its shared fields (model.SharedFields: its owner, when it was first seen, a backlog) as the one tuple
+# the socket holds, the very same object for every socket that has them equal: a process's sockets read at one
+# time. Pickle sends an object it has sent before as a reference to it, and the UI unpickles it once and its
+# Sockets share it as the worker's do; a number it sends and makes anew every time, and a pid and two floats per
+# socket were most of what a frame carried. At 100,000 sockets (measured, the same frame): 5.8 -> 2.8 MB on the
+# pipe, and 146 -> 137 MiB resident in the UI.
 # (Tried and not kept: one flat list instead of a tuple per socket, 3 MiB more; each tuple padded to a Socket's
 # size, so that the Socket made next takes the block its row left, no less.)
 SocketRow = tuple[Any, ...]
-_INIT_FIELDS = tuple(f.name for f in dataclasses.fields(Socket) if f.init)
-_SHARED_FROM = _INIT_FIELDS.index("uid")
-if _INIT_FIELDS[-1] != "backlog":
-    raise ImportError("wire.sockets_of passes a Socket's backlog as its last argument: it must be the last field")
-_own = attrgetter(*_INIT_FIELDS[:_SHARED_FROM], "backlog")
-_shared = attrgetter(*_INIT_FIELDS[_SHARED_FROM:-1])
+_own = attrgetter("proto", "local_ip", "local_port", "remote_ip", "remote_port", "state", "recv_q", "send_q",
+                  "inode")
 
 
 def socket_rows(sockets: list[Socket]) -> list[SocketRow]:
-    """Each socket as (its fields up to the inode, its backlog, the tuple of the rest): equal rests are one
-    object. Equal, not identical: a pid_start of 0 and one of 0.0 share a tuple, and both come back as the
-    first."""
-    rests: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    shared = rests.setdefault
+    """Each socket as (its fields up to the inode, its shared fields): equal shared fields are one object. Equal,
+    not identical: a pid_start of 0 and one of 0.0 share a tuple, and both come back as the first."""
+    shared_ones: dict[SharedFields, SharedFields] = {}
+    shared = shared_ones.setdefault
     rows: list[SocketRow] = []
     append = rows.append
     for sock in sockets:
-        rest = _shared(sock)
-        append((*_own(sock), shared(rest, rest)))
+        fields = sock.shared
+        append((*_own(sock), shared(fields, fields)))
     return rows
 
 
@@ -54,10 +57,8 @@ def sockets_of(rows: list[SocketRow]) -> list[Socket]:
     its Socket is made, so that a first frame never holds both."""
     made: list[Socket] = []
     append = made.append
-    backlog_at = _SHARED_FROM
     for index, row in enumerate(rows):
-        # mypy cannot know that the parts are as many as the fields (a test compares every slot)
-        append(Socket(*row[:backlog_at], *row[backlog_at + 1], row[backlog_at]))  # type: ignore[call-arg]
+        append(Socket(*row[:9], shared=row[9]))
         rows[index] = ()  # the empty tuple is shared: nothing allocated
     return made
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.diff import diff_snapshots
@@ -69,11 +68,11 @@ def machine() -> list[Socket]:
 def snapshots() -> list[Snapshot]:
     """Two refreshes: in the second one connection is new, one changed state and one closed."""
     first = machine()
-    second = [replace(sock) for sock in first]
+    second = [sock.replaced() for sock in first]
     closed = next(s for s in second if s.remote_ip == "198.51.100.21")
     second.remove(closed)
     changed = next(index for index, s in enumerate(second) if s.remote_ip == "198.51.100.22")
-    second[changed] = replace(second[changed], state="TIME_WAIT", pid=None, program="", user="", inode=0)
+    second[changed] = second[changed].replaced(state="TIME_WAIT", pid=None, program="", user="", inode=0)
     second.append(sock("tcp", "10.0.0.5", 443, "198.51.100.77", 45678, "ESTABLISHED", pid=1221,
                        program="nginx", user="www-data", inode=3100, age=0))
     return [

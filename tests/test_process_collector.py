@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import astuple
 
 import psutil
 from fixed_data import snapshots
@@ -54,16 +53,20 @@ def test_a_frame_of_real_sockets_arrives_whole_and_each_owner_once(
     assert isinstance(frame, WireDiff)
     received = DiffAssembler().apply(frame).snapshot.sockets
     # Every slot, those == leaves out (pid_start, backlog, key) included.
-    assert {key: astuple(sock) for key, sock in received.items()} == {
-        key: astuple(sock) for key, sock in diff.snapshot.sockets.items()
+    assert {key: sock.as_dict() for key, sock in received.items()} == {
+        key: sock.as_dict() for key, sock in diff.snapshot.sockets.items()
     }
     # The server's sockets (its listener and its three connections) were read at once: they share the owner
-    # fields and the time they were first seen, which were sent once and made once.
+    # fields and the time they were first seen, which were sent once and made once; the connections share the
+    # very tuple (the listener's has its backlog).
     served = [sock for sock in received.values() if sock.pid == server.pid]
     assert len(served) == 4 and served[0].pid_start > 0
-    assert len({id(sock.pid) for sock in served}) == 1
-    assert len({id(sock.pid_start) for sock in served}) == 1
-    assert len({id(sock.first_seen) for sock in served}) == 1
+    connected = [sock for sock in served if sock.state == "ESTABLISHED"]
+    assert len(connected) == 3 and len({id(sock.shared) for sock in connected}) == 1
+    listener = next(sock for sock in served if sock.state == "LISTEN")
+    assert listener.backlog > 0 and listener.shared[:-1] == connected[0].shared[:-1]
+    # What a socket costs each process besides its key and numbers: 12 slots (20 before the shared tuple).
+    assert all(sys.getsizeof(sock) <= 128 for sock in served)
 
 
 async def test_worker_streams_real_sockets_and_restarts_after_dying(

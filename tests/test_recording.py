@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import random
 import re
@@ -39,7 +38,7 @@ HOUR_OF_CHURN_BOUND = 2_600_000
 
 def copy_sockets(snapshot: Snapshot) -> dict[SocketKey, Socket]:
     """What the snapshot held at this moment, safe from anything done to its sockets later."""
-    return {key: dataclasses.replace(sock) for key, sock in snapshot.sockets.items()}
+    return {key: sock.replaced() for key, sock in snapshot.sockets.items()}
 
 
 def synthetic(
@@ -74,7 +73,7 @@ def synthetic(
             if key in closing:
                 continue
             if frame and rng.random() < 0.01:
-                sock = dataclasses.replace(sock, recv_q=rng.randint(0, 5000), send_q=rng.randint(0, 5000))
+                sock = sock.replaced(recv_q=rng.randint(0, 5000), send_q=rng.randint(0, 5000))
             current[key] = sock
         while len(current) < n:
             sock = connection(at)
@@ -215,7 +214,7 @@ def test_owner_fields_warnings_and_odd_values_survive(tmp_path: Path) -> None:
                         collect_seconds=0.012345)  # fmt: skip
     first = diff_snapshots(None, snapshot)
     later = Snapshot(at + 1, dict(snapshot.sockets), warnings=[], collect_seconds=0.5)
-    changed = dataclasses.replace(sockets[3], state="CLOSE_WAIT", recv_q=9, pid=None, program="")
+    changed = sockets[3].replaced(state="CLOSE_WAIT", recv_q=9, pid=None, program="")
     later.sockets[changed.key] = changed
     second = diff_snapshots(snapshot, later)
     path = tmp_path / "odd.nsrec"

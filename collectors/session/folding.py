@@ -19,7 +19,6 @@ socket changes into row changes (added, changed, removed rows) for the table, wh
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
@@ -47,18 +46,28 @@ def group_of(sock: Socket, listening_ports: Container[int]) -> GroupKey | None:
     return (sock.proto, sock.state, sock.local_ip, 0, sock.remote_ip, sock.remote_port)
 
 
-@dataclass(slots=True)
 class FoldedSockets(Socket):
     """One row standing for `count` sockets of one group. The clients' port is 0 (shown as `*`: the members' ports
     differ), and the key cannot be a real socket's: a negative inode."""
 
-    count: int = 0
-    group: GroupKey = field(default=("", "", "", 0, "", 0), compare=False)
+    __slots__ = ("count", "group")
 
-    def __post_init__(self) -> None:
-        Socket.__post_init__(self)  # its counter_name (and a key, replaced here)
-        self.key = (self.proto, self.local_ip, self.local_port, self.remote_ip, self.remote_port,
-                    -_STATE_NUMBER.get(self.state, 99))
+    def __init__(self, group: GroupKey, recv_q: int, send_q: int, count: int, first_seen: float) -> None:
+        proto, state, local_ip, local_port, remote_ip, remote_port = group
+        super().__init__(proto, local_ip, local_port, remote_ip, remote_port, state, recv_q, send_q, 0, uid=-1,
+                         first_seen=first_seen)
+        self.count = count
+        self.group = group
+        self.key = (proto, local_ip, local_port, remote_ip, remote_port, -_STATE_NUMBER.get(state, 99))
+
+    def __eq__(self, other: object) -> bool:
+        return Socket.__eq__(self, other) is True and self.count == other.count  # type: ignore[attr-defined]
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (f"FoldedSockets(group={self.group!r}, count={self.count}, recv_q={self.recv_q}, "
+                f"send_q={self.send_q})")
 
 
 def socket_count(row: Socket) -> int:
@@ -236,16 +245,14 @@ class Folder:
 
     @staticmethod
     def _make_fold(group: GroupKey, members: Iterable[Socket], now: float) -> FoldedSockets:
-        proto, state, local_ip, local_port, remote_ip, remote_port = group
         recv_q = send_q = count = 0
         for member in members:
             recv_q += member.recv_q
             send_q += member.send_q
             count += 1
-        return FoldedSockets(proto, local_ip, local_port, remote_ip, remote_port, state, recv_q, send_q, inode=0,
-                             uid=-1, first_seen=now, count=count, group=group)
+        return FoldedSockets(group, recv_q, send_q, count, now)
 
     @staticmethod
     def _recount(fold: FoldedSockets, sock: Socket, step: int) -> FoldedSockets:
-        return dataclasses.replace(fold, count=fold.count + step, recv_q=fold.recv_q + step * sock.recv_q,
-                                   send_q=fold.send_q + step * sock.send_q)
+        return FoldedSockets(fold.group, fold.recv_q + step * sock.recv_q, fold.send_q + step * sock.send_q,
+                             fold.count + step, fold.first_seen)
