@@ -195,7 +195,7 @@ class Socket:
                 self.recv_q, self.send_q, self.inode, self.shared)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.__init__(*state[:-1], shared=state[-1])  # type: ignore[misc]
+        Socket.__init__(self, *state[:-1], shared=state[-1])
 
     @property
     def family(self) -> int:

@@ -136,3 +136,22 @@ def test_a_refresh_that_moves_most_rows_sorts_them_by_their_new_keys(
         collector.close()
         for end in held:
             end.close()
+
+
+def test_a_socket_and_a_fold_survive_a_copy_and_a_pickle_whole() -> None:
+    """Socket and FoldedSockets are plain slotted classes: a copy must keep every field, the shared ones and a
+    fold's count included."""
+    import copy
+    import pickle
+
+    from netscope.collectors.model import Socket
+    from netscope.collectors.session.folding import FoldedSockets
+
+    sock = Socket("tcp", "192.0.2.1", 443, "198.51.100.7", 50001, "ESTABLISHED", 1, 2, 77, uid=5, user="www",
+                  pid=3, program="nginx", first_seen=9.0, pid_start=4.5)
+    fold = FoldedSockets(("tcp", "TIME_WAIT", "192.0.2.1", 443, "198.51.100.7", 0), 0, 0, 7, 1.0)
+    for original in (sock, fold):
+        for made in (copy.copy(original), pickle.loads(pickle.dumps(original))):
+            assert type(made) is type(original) and made == original and made.as_dict() == original.as_dict()
+            assert made.key == original.key and made.counter_name == original.counter_name
+    assert pickle.loads(pickle.dumps(fold)).count == 7

@@ -65,6 +65,9 @@ class FoldedSockets(Socket):
 
     __hash__ = None
 
+    def __reduce__(self) -> tuple[type[FoldedSockets], tuple[GroupKey, int, int, int, float]]:
+        return FoldedSockets, (self.group, self.recv_q, self.send_q, self.count, self.first_seen)
+
     def __repr__(self) -> str:
         return (f"FoldedSockets(group={self.group!r}, count={self.count}, recv_q={self.recv_q}, "
                 f"send_q={self.send_q})")
