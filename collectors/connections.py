@@ -27,7 +27,7 @@ from netscope.collectors.model import (
     SnapshotDiff,
     Socket,
     SocketKey,
-    shared_with_age,
+    mark_seen_since_start,
     shared_with_owner,
 )
 from netscope.collectors.netlink import NETLINK_SOCK_DIAG, NetlinkError, NetlinkSocket
@@ -96,8 +96,7 @@ def _owner_at(inode: int, pid_of: dict[int, int], owner_of: dict[int, Owner]) ->
 
 
 def _with_owner(sock: Socket, owner: Owner) -> Socket:
-    return Socket(sock.proto, sock.local_ip, sock.local_port, sock.remote_ip, sock.remote_port, sock.state,
-                  sock.recv_q, sock.send_q, sock.inode, shared=shared_with_owner(sock.shared, owner, {}))
+    return sock.with_shared(shared_with_owner(sock.shared, owner, {}))
 
 
 def attach_owners(
@@ -509,9 +508,7 @@ class ConnectionCollector(SourceDefaults):
         snapshot = self.collect()
         first = self._previous is None
         if first:
-            made: dict[SharedFields, SharedFields] = {}
-            for sock in snapshot.sockets.values():
-                sock.shared = shared_with_age(sock.shared, sock.first_seen, True, made)
+            mark_seen_since_start(snapshot.sockets.values())
         if self._previous is not None and self._changes is not None and self._changes[0] is self._previous.sockets:
             diff = diff_changes(self._changes[1], snapshot, self._changes[2], self._changes[3])
         else:

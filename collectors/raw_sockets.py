@@ -80,5 +80,5 @@ def read_proc_raw(proc_root: str = "/proc") -> list[Socket]:
                 text = file.read()
         except OSError:
             continue
-        out.extend(sock.renamed(name) for sock in parse_proc_net(text, proto))
+        out.extend(sock.with_shared(sock.shared, name) for sock in parse_proc_net(text, proto))
     return out
