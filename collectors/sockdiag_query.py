@@ -71,6 +71,15 @@ class Networks(NamedTuple):
     networks: tuple[tuple[int, int, int], ...]
 
 
+class Endpoint(NamedTuple):
+    """At `end` (local, remote, or either: the same end for both), the address is in `network` (as in Networks)
+    and the port in one of `ranges`."""
+
+    end: str
+    network: tuple[int, int, int]
+    ranges: tuple[tuple[int, int], ...]
+
+
 class States(NamedTuple):
     """The state, as netscope names it (UDP's 7 is UNCONN, a request socket is SYN_RECV), is one of these."""
 
@@ -100,7 +109,7 @@ class Opaque(NamedTuple):
 
 
 OPAQUE = Opaque()
-Condition = Ports | Networks | States | Protos | Listening | AnyOf | Not | Opaque
+Condition = Ports | Networks | Endpoint | States | Protos | Listening | AnyOf | Not | Opaque
 
 
 # --- the query ---------------------------------------------------------------------------------------------------
@@ -189,6 +198,10 @@ def _evaluate(condition: Condition, family: int, proto: str) -> _Part:
         # IPv4-mapped address, which the kernel's condition tests).
         networks = tuple(net for net in condition.networks if not (net[0] == 6 and family == socket.AF_INET))
         return _code(_networks_program(condition.end, networks)) if networks else False
+    if isinstance(condition, Endpoint):
+        if condition.network[0] == 6 and family == socket.AF_INET:
+            return False
+        return _code(_endpoint_program(condition))
     if isinstance(condition, Not):
         return _negate(_evaluate(condition.condition, family, proto))
     if isinstance(condition, AnyOf):
@@ -282,6 +295,25 @@ def _networks_program(end: str, networks: tuple[tuple[int, int, int], ...]) -> b
                   network.to_bytes(4 if version == 4 else 16, "big"))
         for one_end in ends for version, network, prefix in networks
     ]  # fmt: skip
+    program = tests[0]
+    for test in tests[1:]:
+        program = _or(program, test)
+    return program
+
+
+def _endpoint_program(condition: Endpoint) -> bytes:
+    version, network, prefix = condition.network
+    address = network.to_bytes(4 if version == 4 else 16, "big")
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    tests = []
+    for end in (LOCAL, REMOTE) if condition.end == BOTH else (condition.end,):
+        code = _BC_S_COND if end == LOCAL else _BC_D_COND
+        if len(condition.ranges) == 1 and condition.ranges[0][0] == condition.ranges[0][1]:
+            # One port: the host condition tests the address and the port in one op.
+            tests.append(_hostcond(code, family, prefix, condition.ranges[0][0], address))
+        else:
+            tests.append(_and(_hostcond(code, family, prefix, _ANY_PORT, address),
+                              _ports_program(Ports(end, condition.ranges))))
     program = tests[0]
     for test in tests[1:]:
         program = _or(program, test)

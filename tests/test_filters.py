@@ -443,6 +443,28 @@ def test_bare_addresses_and_address_lists() -> None:
     assert not matches("1.1.1.1,fe80::1", sock(local="10.0.0.5"))
 
 
+def test_an_endpoint_is_an_address_and_a_port_at_the_same_end() -> None:
+    web = sock(local="10.0.0.5", lport=443, remote="192.168.1.9", rport=50000)
+    assert matches("10.0.0.5:443", web)
+    assert matches("192.168.1.9:50000", web)
+    # The address at one end and the port at the other is no endpoint of this socket.
+    assert not matches("10.0.0.5:50000", web)
+    assert not matches("192.168.1.9:443", web)
+    assert matches("lip:10.0.0.5:443", web) and not matches("rip:10.0.0.5:443", web)
+    assert matches("rip:192.168.1.9:50000", web) and not matches("lip:192.168.1.9:50000", web)
+    # A network, a range, several endpoints, negation.
+    assert matches("10.0.0.0/8:400-500", web) and not matches("10.0.0.0/8:444-500", web)
+    assert matches("10.0.0.6:443,10.0.0.5:443", web) and not matches("10.0.0.6:443,10.0.0.5:80", web)
+    assert matches("!10.0.0.5:80", web) and not matches("!10.0.0.5:443", web)
+    assert matches("lip:10.0.0.9,10.0.0.5:443", web)  # an address and an endpoint, any of them
+    # IPv6 in brackets; an IPv4 endpoint matches its IPv4-mapped form, as `ip:` does.
+    loop6 = sock("tcp6", "::1", 8080, "::1", 50000)
+    assert matches("[::1]:8080", loop6) and matches("[::/0]:8080", loop6) and not matches("[::1]:8081", loop6)
+    assert matches("10.0.0.5:80", sock("tcp6", "::ffff:10.0.0.5", 80, "::ffff:192.168.1.9", 50000))
+    # A unix socket's "ports" are inodes, and its addresses paths.
+    assert not matches("0.0.0.0/0:0-65535", sock("u_str", "/run/x.sock", 7, "*", 8))
+
+
 def test_unparsable_socket_address_matches_nothing() -> None:
     weird = sock(local="*", remote="")
     assert not matches("ip:0.0.0.0/0", weird)
@@ -564,6 +586,15 @@ def test_everything_at_once() -> None:
         ("::zz", "::zz", ["not an IP address"]),
         ("proto:", "proto:", ["nothing after"]),
         ("user:", "user:", ["nothing after"]),
+        ("10.0.0.5:80,443", "10.0.0.5:80,443", ["'443'", "stands alone", "10.0.0.5:80,10.0.0.5:443"]),
+        ("lip:10.0.0.5:80,443", "lip:10.0.0.5:80,443", ["'443'", "10.0.0.5:80,10.0.0.5:443"]),
+        ("10.0.0.5:", "10.0.0.5:", ["nothing after the last ':'", "10.0.0.5:443"]),
+        ("10.0.0.5:99999", "10.0.0.5:99999", ["out of range"]),
+        ("10.0.0.5:http", "10.0.0.5:http", ["'http'", "not a port number"]),
+        ("10.0.0.300:80", "10.0.0.300:80", ["'10.0.0.300'", "not an IP address"]),
+        ("[::1", "[::1", ["no ']'", "[::1]:8080"]),
+        ("[::1]", "[::1]", ["a port after ']'", "without brackets"]),
+        ("[fe80::zz]:22", "[fe80::zz]:22", ["'fe80::zz'", "not an IP address"]),
     ],
 )
 def test_errors_say_what_is_wrong(text: str, term: str, words: list[str]) -> None:

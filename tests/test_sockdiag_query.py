@@ -56,6 +56,10 @@ def filters_for(load: Load) -> list[str]:
         f"established :{port4}", f"established,listen :{port4}", f"tcp6 :{port6} established",
         f"udp :{udp_port}", f"udp6 :{udp_port} !established", f"!established tcp :{port4}",
         f"listen !ip:::1 :{low}-{high}", f"time_wait rport:{port4} lip:127.0.0.1",
+        # Endpoints: the address and the port at one end (the v4-mapped sockets too), one port or a range.
+        f"127.0.0.1:{port4}", f"[::1]:{port6}", f"127.0.0.0/8:{low}-{high}", f"lip:127.0.0.1:{port4}",
+        f"rip:127.0.0.1:{port4}", f"rip:[::1]:{port6}", f"!127.0.0.1:{port4}", f"127.0.0.1:{port4},[::1]:{port6}",
+        f"established 127.0.0.1:{port4}", f"[::ffff:127.0.0.1]:{port6}", f"127.0.0.1:{port6}",
     ]
 
 

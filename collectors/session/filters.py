@@ -31,6 +31,10 @@ shows everything. Inside one term a comma means "any of", and a `!` in front of 
                        matches IPv4-mapped IPv6 addresses (`::ffff:10.0.0.5`). Host bits are ignored
                        (`10.0.0.1/8` is `10.0.0.0/8`). A bare address or network (`10.0.0.5`, `fe80::/10`) is the
                        same as `ip:`.
+    10.0.0.5:443       an endpoint: this address and this port at the same end, local or remote, as netstat and
+                       ss print them. IPv6 in brackets (`[::1]:8080`); a network or a port range works
+                       (`10.0.0.0/8:8000-8100`); `lip:10.0.0.5:443` and `rip:` test one end. One port per
+                       endpoint: `10.0.0.5:80,443` is an error (write `10.0.0.5:80,10.0.0.5:443`)
     a,b                any of: `state:syn_recv,syn_sent`, `:80,443`, `established,listen`
     !term              not: `!ip:127.0.0.0/8`, `!:22`, `!listen`
     "..."              double quotes keep spaces inside one term: `proc:"Web Content"`
@@ -47,6 +51,7 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 
 from netscope.collectors.model import ALL_STATE_NAMES, Socket, is_unix
 from netscope.collectors.sockdiag_query import (
@@ -56,6 +61,7 @@ from netscope.collectors.sockdiag_query import (
     REMOTE,
     AnyOf,
     Condition,
+    Endpoint,
     KernelQuery,
     Listening,
     Networks,
@@ -182,9 +188,8 @@ def _compile_positive(term: str, raw: str) -> Compiled:
         return _compile_single(term, raw)
     if not all(alternatives):
         raise FilterError(f"'{raw}' has an empty item between commas — remove the extra comma", raw)
-    compiled = [_compile_single(alt, raw) for alt in alternatives]
-    return (_any_of([pred for pred, _, _ in compiled]), max(cost for _, cost, _ in compiled),
-            AnyOf(tuple(condition for _, _, condition in compiled)))
+    _no_bare_port_after_an_endpoint(alternatives, raw)
+    return _one_of([_compile_single(alt, raw) for alt in alternatives])
 
 
 def _compile_keyed(word: str, raw: str) -> Compiled | None:
@@ -204,9 +209,12 @@ def _compile_single(word: str, raw: str) -> Compiled:
     keyed = _compile_keyed(word, raw)
     if keyed is not None:
         return keyed
+    endpoint = _endpoint_parts(word, raw)
+    if endpoint is not None:
+        return _endpoint_term(*endpoint, raw, BOTH)
     key, sep, _ = word.partition(":")
     if sep:
-        # Not a known key, so it can only be an IPv6 address or network (`::1`, `fe80::/10`).
+        # Not a known key nor an endpoint, so it can only be an IPv6 address or network (`::1`, `fe80::/10`).
         if word.startswith(":") or _looks_like_ipv6(word):
             return _ip_term_from([word], raw, BOTH)
         if key and len(key) <= 4 and _looks_like_ipv6(key):
@@ -312,7 +320,8 @@ def _parse_port(text: str, raw: str) -> int:
     return int(text)
 
 
-def _port_term(value: str, raw: str, end: str) -> Compiled:
+def _parse_ports(value: str, raw: str) -> tuple[set[int], list[tuple[int, int]]]:
+    """The ports a value lists: (single ports, with small ranges spread out; the wide ranges)."""
     singles: set[int] = set()
     ranges: list[tuple[int, int]] = []
     for item in _alternatives(value, raw, ":80"):
@@ -330,6 +339,11 @@ def _port_term(value: str, raw: str, end: str) -> Compiled:
             singles.update(range(low, high + 1))
         else:
             ranges.append((low, high))
+    return singles, ranges
+
+
+def _port_term(value: str, raw: str, end: str) -> Compiled:
+    singles, ranges = _parse_ports(value, raw)
     return _port_pred(frozenset(singles), tuple(ranges), end), _CHEAP, Ports(end, _runs(singles, ranges))
 
 
@@ -344,13 +358,20 @@ def _runs(singles: set[int], ranges: list[tuple[int, int]]) -> tuple[tuple[int, 
     return (*runs, *ranges)
 
 
+def _port_test(ports: frozenset[int], ranges: tuple[tuple[int, int], ...]) -> Callable[[int], bool]:
+    if not ranges:
+        return ports.__contains__
+
+    def wanted(port: int) -> bool:
+        return port in ports or any(low <= port <= high for low, high in ranges)
+
+    return wanted
+
+
 def _port_pred(ports: frozenset[int], ranges: tuple[tuple[int, int], ...], end: str) -> Predicate:
     # A unix socket's "ports" are inodes (as ss places them): never a port. Tested last, on the few that match.
     if ranges:
-
-        def wanted(port: int) -> bool:
-            return port in ports or any(low <= port <= high for low, high in ranges)
-
+        wanted = _port_test(ports, ranges)
         if end == LOCAL:
             return lambda sock: wanted(sock.local_port) and not is_unix(sock.proto)
         if end == REMOTE:
@@ -567,8 +588,8 @@ def _address_forms(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(forms)
 
 
-def _ip_term_from(items: list[str], raw: str, end: str) -> Compiled:
-    networks = tuple(_parse_network(item, raw) for item in items)
+def _address_test(networks: tuple[_Network, ...]) -> Callable[[str], bool]:
+    """Whether an address (as a socket shows it) is in any of `networks`, cached per address."""
     cache: dict[str, bool] = {}
 
     def contains(address: str) -> bool:
@@ -584,6 +605,12 @@ def _ip_term_from(items: list[str], raw: str, end: str) -> Compiled:
             cache[address] = found
         return found
 
+    return contains
+
+
+def _ip_term_from(items: list[str], raw: str, end: str) -> Compiled:
+    networks = tuple(_parse_network(item, raw) for item in items)
+    contains = _address_test(networks)
     condition = Networks(end, tuple((version, network, mask.bit_count()) for version, network, mask in networks))
     if end == LOCAL:
         return (lambda sock: contains(sock.local_ip)), _CACHED, condition
@@ -594,9 +621,75 @@ def _ip_term_from(items: list[str], raw: str, end: str) -> Compiled:
 
 def _ip_term(end: str) -> Callable[[str, str], Compiled]:
     def handler(value: str, raw: str) -> Compiled:
-        return _ip_term_from(_alternatives(value, raw, "ip:10.0.0.0/8"), raw, end)
+        items = _alternatives(value, raw, "ip:10.0.0.0/8")
+        _no_bare_port_after_an_endpoint(items, raw)
+        endpoints = [_endpoint_parts(item, raw) for item in items]
+        if not any(endpoints):
+            return _ip_term_from(items, raw, end)
+        # `lip:10.0.0.5:443,10.0.0.6`: each item on its own, any of them.
+        compiled = [_endpoint_term(*parts, raw, end) if parts else _ip_term_from([item], raw, end)
+                    for item, parts in zip(items, endpoints, strict=True)]
+        return _one_of(compiled)
 
     return handler
+
+
+# --- endpoints: an address and a port at the same end, as netstat and ss print them ------------------------------
+
+
+def _endpoint_parts(text: str, raw: str) -> tuple[str, str] | None:
+    """(address or network, ports) of an endpoint: `10.0.0.5:443`, `10.0.0.0/8:8000-8100`, `[::1]:8080`,
+    `[fe80::/10]:22`; None for anything else. An IPv6 address needs its brackets only with a port: without them
+    `::1:443` is an address."""
+    if text.startswith("["):
+        address, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise FilterError(f"{_quoted(text, raw)} has a '[' and no ']' — write an IPv6 endpoint as [::1]:8080",
+                              raw)
+        if not rest.startswith(":"):
+            raise FilterError(f"{_quoted(text, raw)} needs ':' and a port after ']' — e.g. [::1]:8080, or the "
+                              "address alone without brackets (::1)", raw)
+        return address, rest[1:]
+    address, colon, ports = text.rpartition(":")
+    if colon and address[:1].isdigit() and all(ch in _IPV4_CHARS for ch in address):
+        return address, ports
+    return None
+
+
+def _endpoint_term(address: str, ports: str, raw: str, end: str) -> Compiled:
+    if not ports:
+        raise FilterError(f"'{raw}' has nothing after the last ':' — give a port, e.g. 10.0.0.5:443", raw)
+    network = _parse_network(address, raw)
+    singles, ranges = _parse_ports(ports, raw)
+    contains, wanted = _address_test((network,)), _port_test(frozenset(singles), tuple(ranges))
+    version, number, mask = network
+    condition = Endpoint(end, (version, number, mask.bit_count()), _runs(singles, ranges))
+    if end == LOCAL:
+        pred: Predicate = lambda sock: wanted(sock.local_port) and contains(sock.local_ip)  # noqa: E731
+    elif end == REMOTE:
+        pred = lambda sock: wanted(sock.remote_port) and contains(sock.remote_ip)  # noqa: E731
+    else:
+        pred = lambda sock: ((wanted(sock.local_port) and contains(sock.local_ip))  # noqa: E731
+                             or (wanted(sock.remote_port) and contains(sock.remote_ip)))
+    # A unix socket's "ports" are inodes and its addresses paths: never an endpoint.
+    return (lambda sock: pred(sock) and not is_unix(sock.proto)), _CACHED, condition
+
+
+def _no_bare_port_after_an_endpoint(items: list[str], raw: str) -> None:
+    """`10.0.0.5:80,443` reads as two ports of one address, but each item after a comma stands alone: refuse it
+    rather than match port 443 at any address, or take 443 for an address."""
+    for earlier, later in pairwise(items):
+        parts = _endpoint_parts(earlier, raw)
+        if parts is not None and later and all(ch in _PORT_CHARS for ch in later):
+            address = earlier[: -len(parts[1]) - 1]
+            raise FilterError(
+                f"'{later}' after the endpoint {earlier} in '{raw}' is no port of it: each item between commas "
+                f"stands alone — repeat the address for another port ({earlier},{address}:{later})", raw)
+
+
+def _one_of(compiled: list[Compiled]) -> Compiled:
+    return (_any_of([pred for pred, _, _ in compiled]), max(cost for _, cost, _ in compiled),
+            AnyOf(tuple(condition for _, _, condition in compiled)))
 
 
 def _ports_for(end: str) -> Callable[[str, str], Compiled]:
@@ -667,6 +760,9 @@ GRAMMAR: tuple[Term, ...] = (
     Term("`ip:10.0.0.5`, `ip:10.0.0.0/8`, `lip:`, `rip:`",
          "either end's address or network (IPv4 also matches `::ffff:` mapped addresses)",
          {"ip": _ip_term(BOTH), "lip": _ip_term(LOCAL), "rip": _ip_term(REMOTE)}, kind="ip"),
+    Term("`10.0.0.5:443`, `[::1]:8080`, `10.0.0.0/8:443`, `rip:10.0.0.5:5432`",
+         "an endpoint, as netstat prints it: this address (or network) with this port (or range) at one end",
+         kind="ip"),
 )
 # How terms combine, said once for the help screen and the README.
 GRAMMAR_RULES = (
