@@ -35,7 +35,7 @@ from netscope.collectors.model import LiveTimer, SocketKey
 from netscope.collectors.namespaces import enter_namespace
 from netscope.collectors.pace import DEFAULT_CPU_SHARE, Pace
 from netscope.collectors.tcpinfo import TcpInfo
-from netscope.collectors.wire import WireDiff, first_screen_frame, to_wire, write_frame
+from netscope.collectors.wire import failed_frame, first_screen_frame, to_wire, write_frame
 
 PR_SET_PDEATHSIG = 1
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             message = error.strerror or str(error)
             print(message, file=sys.stderr)  # the parent shows stderr's last line when the worker stops
             with contextlib.suppress(BrokenPipeError):
-                write_frame(out, WireDiff(time.time(), False, [], [], [], error=message))
+                write_frame(out, failed_frame(message))
             return 2
     # In place: each snapshot is let go of once its diff is sent (see ConnectionCollector).
     collector = ConnectionCollector(interval=args.interval, tcp_info=args.tcp_info, unix=args.unix,
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                     wire.pace = pace.after(time.process_time() - cpu_started)
                     interval = wire.pace.interval
             except Exception as error:  # report it and keep polling
-                wire = WireDiff(time.time(), False, [], [], [], error=f"{error.__class__.__name__}: {error}")
+                wire = failed_frame(f"{error.__class__.__name__}: {error}")
             write_frame(out, wire)
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     except (BrokenPipeError, KeyboardInterrupt):

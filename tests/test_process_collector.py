@@ -15,7 +15,7 @@ from support import Peer, next_matching
 
 from netscope.collectors.connections import CollectionFailure, ConnectionCollector
 from netscope.collectors.diff import diff_snapshots
-from netscope.collectors.model import SnapshotDiff
+from netscope.collectors.model import Snapshot, SnapshotDiff, Socket
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.wire import HEADER, DiffAssembler, WireDiff, decode_frame, to_wire, write_frame
 from netscope.collectors.worker_launch import start_worker
@@ -65,8 +65,27 @@ def test_a_frame_of_real_sockets_arrives_whole_and_each_owner_once(
     assert len(connected) == 3 and len({id(sock.shared) for sock in connected}) == 1
     listener = next(sock for sock in served if sock.state == "LISTEN")
     assert listener.backlog > 0 and listener.shared[:-1] == connected[0].shared[:-1]
+    # The ports came packed apart: the server's port, on its four sockets, is one number object in the UI (a
+    # port above 256: Python shares only the small numbers itself).
+    assert listener.local_port > 256 and len({id(sock.local_port) for sock in served}) == 1
     # What a socket costs each process besides its key and numbers: 12 slots (20 before the shared tuple).
     assert all(sys.getsizeof(sock) <= 128 for sock in served)
+
+
+def test_stand_in_ports_too_big_for_two_bytes_cross_the_pipe_whole() -> None:
+    # A unix socket's "ports" are its inode and its peer's, which take up to 4 bytes; a number past those too.
+    unix = Socket("u_str", "/run/x.sock", 70_000, "*", 4_294_967_295, "ESTAB", 0, 0, 70_000)
+    odd = Socket("tcp", "127.0.0.1", 2**40, "127.0.0.1", 5, "ESTABLISHED", 0, 0, 9)
+    for sockets in ([unix], [unix, odd]):
+        snapshot = Snapshot(1.0, {sock.key: sock for sock in sockets})
+        sent = io.BytesIO()
+        write_frame(sent, to_wire(SnapshotDiff(snapshot, sockets, [], [], first=True)))
+        frame = decode_frame(sent.getvalue()[HEADER.size :])
+        assert isinstance(frame, WireDiff)
+        received = DiffAssembler().apply(frame).snapshot.sockets
+        assert {key: sock.as_dict() for key, sock in received.items()} == {
+            key: sock.as_dict() for key, sock in snapshot.sockets.items()
+        }
 
 
 async def test_worker_streams_real_sockets_and_restarts_after_dying(
