@@ -36,14 +36,13 @@ HEADER = struct.Struct("!I")
 # pipe, and 146 -> 137 MiB resident in the UI.
 # The ports go apart, packed in two arrays (SocketRows): unpickled in the tuple they were two new numbers a socket,
 # which the Sockets kept (6 MiB at 100,000 sockets), where the ports of a frame are a few thousand numbers. They
-# are made once a frame each, as sockets_of reads them. Their places in the tuple stay, as None: a tuple of ten is
-# a block the size of a Socket, and the Socket made next takes the block its row left.
+# are made once a frame each, as sockets_of reads them. Their places in the tuple stay, as None, so that a row
+# keeps the size it had: a block of a Socket's size class.
 # (Tried and not kept: one flat list instead of a tuple per socket, 3 MiB more; each tuple padded to a Socket's
-# size, no less.)
+# size, so that the Socket made next takes the block its row left, no less.)
 SocketRow = tuple[Any, ...]
 _own = attrgetter("proto", "local_ip", "local_port", "remote_ip", "remote_port", "state", "recv_q", "send_q",
                   "inode")
-_LOCAL_PORT, _REMOTE_PORT = 2, 4  # the ports' places in a row and in Socket()'s arguments
 
 
 def _packed(numbers: list[int]) -> array[int]:
@@ -90,7 +89,7 @@ def sockets_of(sent: SocketRows) -> list[Socket]:
     made: list[Socket] = []
     append = made.append
     ports: dict[int, int] = {}
-    port = ports.setdefault  # mapped in C, not called a port at a time: 2 x 100,000 calls were 14 ms
+    port = ports.setdefault  # the first number object of each port value is the one every socket keeps
     local_ports = list(map(port, sent.local_ports, sent.local_ports))
     remote_ports = list(map(port, sent.remote_ports, sent.remote_ports))
     rows = sent.rows
