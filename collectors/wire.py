@@ -41,8 +41,7 @@ HEADER = struct.Struct("!I")
 # (Tried and not kept: one flat list instead of a tuple per socket, 3 MiB more; each tuple padded to a Socket's
 # size, so that the Socket made next takes the block its row left, no less.)
 SocketRow = tuple[Any, ...]
-_own = attrgetter("proto", "local_ip", "local_port", "remote_ip", "remote_port", "state", "recv_q", "send_q",
-                  "inode")
+_own = attrgetter("proto", "local_ip", "remote_ip", "state", "recv_q", "send_q", "inode")  # all but the ports
 
 
 def _packed(numbers: list[int]) -> array[int]:
@@ -63,7 +62,7 @@ class SocketRows:
     local_ports: array[int]
     remote_ports: array[int]
 
-    def __len__(self) -> int:
+    def __len__(self) -> int:  # and so its truth: whether a frame added or changed any socket
         return len(self.rows)
 
 
@@ -77,7 +76,7 @@ def socket_rows(sockets: list[Socket]) -> SocketRows:
     append = rows.append
     for sock in sockets:
         fields = sock.shared
-        proto, local_ip, _, remote_ip, _, state, recv_q, send_q, inode = _own(sock)
+        proto, local_ip, remote_ip, state, recv_q, send_q, inode = _own(sock)
         append((proto, local_ip, None, remote_ip, None, state, recv_q, send_q, inode, shared(fields, fields)))
     return SocketRows(rows, _packed([sock.local_port for sock in sockets]),
                       _packed([sock.remote_port for sock in sockets]))

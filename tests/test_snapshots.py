@@ -28,6 +28,19 @@ async def two_refreshes(pilot: Pilot[Any]) -> None:
     await wait_for(pilot, lambda: app.refresh_count == 2)
 
 
+async def shown_and_read_again(pilot: Pilot[Any], key: str, view: Any) -> None:
+    """After two refreshes, show the view `key` opens and wait for its second read of the system. Such a view reads
+    once it is shown, and a table drawn for the first time may be drawn before its styles exist or with its
+    columns sized to the headers; the next read styles and sizes it (full-suite and clean-clone runs caught an
+    unstyled routes table, an unstyled interfaces table and a narrow multicast Group column)."""
+    await two_refreshes(pilot)
+    await pilot.press(key)
+    await wait_for(pilot, lambda: view.snapshot is not None)
+    first = view.snapshot
+    await wait_for(pilot, lambda: view.snapshot is not first)
+    await pilot.pause()
+
+
 def test_main_screen(snap_compare: Any) -> None:
     assert snap_compare(fixed_app(), terminal_size=SIZE, run_before=two_refreshes)
 
@@ -73,13 +86,7 @@ def test_interfaces_view(snap_compare: Any) -> None:
     app = fixed_app()
 
     async def interfaces_shown(pilot: Pilot[Any]) -> None:
-        # As for the routes below: a table shown for the first time may be drawn before its styles exist; the
-        # next read styles it (a full-suite run caught the unstyled one once).
-        await two_refreshes(pilot)
-        await pilot.press("2")
-        await wait_for(pilot, lambda: app.interfaces_view.snapshot is not None)
-        first = app.interfaces_view.snapshot
-        await wait_for(pilot, lambda: app.interfaces_view.snapshot is not first)
+        await shown_and_read_again(pilot, "2", app.interfaces_view)
         await pilot.press("down")
         await pilot.pause()
 
@@ -90,15 +97,7 @@ def test_routes_view(snap_compare: Any) -> None:
     app = fixed_app()
 
     async def routes_shown(pilot: Pilot[Any]) -> None:
-        # The routes are read when the view is shown: wait for them, or the columns are sized to the headers.
-        await two_refreshes(pilot)
-        await pilot.press("3")
-        await wait_for(pilot, lambda: app.routes_view.table.row_count > 0)
-        # A table shown for the first time may be drawn before its styles exist (the default route plain); the
-        # next read styles it: wait for that one.
-        first = app.routes_view.snapshot
-        await wait_for(pilot, lambda: app.routes_view.snapshot is not first)
-        await pilot.pause()
+        await shown_and_read_again(pilot, "3", app.routes_view)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=routes_shown)
 
@@ -111,14 +110,7 @@ def test_multicast_view(snap_compare: Any) -> None:
     app = fixed_app()
 
     async def multicast_shown(pilot: Pilot[Any]) -> None:
-        # As for the routes: the groups are read once the view is shown, and a table drawn before a read has its
-        # columns sized to the headers (a clean-clone run caught "224.0" cut short once): wait for a second read.
-        await two_refreshes(pilot)
-        await pilot.press("5")
-        await wait_for(pilot, lambda: app.multicast_view.snapshot is not None)
-        first = app.multicast_view.snapshot
-        await wait_for(pilot, lambda: app.multicast_view.snapshot is not first)
-        await pilot.pause()
+        await shown_and_read_again(pilot, "5", app.multicast_view)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=multicast_shown)
 
