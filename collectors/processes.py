@@ -47,6 +47,16 @@ class OwnerScan:
 _CHANGED, _SUSPECT, _ALL = 0, 1, 2
 
 
+# A listing of /proc/<pid>/fd as (how many fds, their names joined by "/"): one string, not a list of them. A
+# process whose fds change every refresh (a busy proxy) was listed anew each time, and its cache kept the new
+# listing's names beside the older name objects its dicts are keyed by: 100,000 fds were 6 MB of names twice over.
+Listing = tuple[int, str]
+
+
+def _listing(fds: list[str]) -> Listing:
+    return len(fds), "/".join(fds)
+
+
 @dataclass(slots=True)
 class _ProcessFds:
     """What OwnerScanner remembers of one process between scans: each fd's link, sorted by kind."""
@@ -60,8 +70,8 @@ class _ProcessFds:
     # process in OwnerScan.denied_pids meanwhile
     denied: set[str] = field(default_factory=set)
     # The last listing of /proc/<pid>/fd when every fd in it was accounted for above: an unchanged listing
-    # (the usual case) is recognised by one list comparison instead of set operations over every fd.
-    listing: list[str] | None = None
+    # (the usual case) is recognised by one comparison instead of set operations over every fd.
+    listing: Listing | None = None
 
     def __len__(self) -> int:
         return len(self.inet) + len(self.other) + len(self.files) + len(self.denied)
@@ -318,10 +328,11 @@ class OwnerScanner:
             if isinstance(exc, PermissionError):
                 denied.append(pid)
             return False
-        if len(entry) and fds != entry.listing:
+        listing = _listing(fds)
+        if len(entry) and listing != entry.listing:
             self._changed = True  # fds closed are forgotten in _changed_fds, even if none is new
-        wanted = _changed_fds(entry, fds, doubts) if len(entry) else fds
-        reads.add(pid, entry, dir_fd, wanted, fds)
+        wanted = _changed_fds(entry, fds, listing, doubts) if len(entry) else fds
+        reads.add(pid, entry, dir_fd, wanted, listing)
         return True
 
     def _relist(self, pids: list[int], table: set[int], denied: list[int]) -> int:
@@ -389,12 +400,13 @@ def _unresolved(table: set[int], mapping: dict[int, int], before: set[int]) -> s
     return table - mapping.keys()
 
 
-def _changed_fds(entry: _ProcessFds, fds: list[str], doubts: set[str]) -> set[str]:
-    """The listed fds whose link must be read: new numbers, and `doubts`. Forgets the fds that were closed.
+def _changed_fds(entry: _ProcessFds, fds: list[str], listing: Listing, doubts: set[str]) -> set[str]:
+    """The listed fds (`listing` is theirs) whose link must be read: new numbers, and `doubts`. Forgets the fds
+    that were closed.
 
-    A process whose fds did not change costs one list comparison here, not a loop over its fds.
+    A process whose fds did not change costs one string comparison here, not a loop over its fds.
     """
-    if fds == entry.listing:
+    if listing == entry.listing:
         return doubts  # the same fd numbers as last time
     listed = set(fds)
     wanted = listed.difference(entry.inet, entry.other, entry.files, entry.denied)  # numbers not seen before
@@ -440,11 +452,11 @@ class _LinkReads:
         self._table = table
         self._denied = denied
         # pid, its cache, its open fd directory, the names to read, and the listing when this read listed it
-        self._pending: list[tuple[int, _ProcessFds, int, Collection[str], list[str] | None]] = []
+        self._pending: list[tuple[int, _ProcessFds, int, Collection[str], Listing | None]] = []
         self._links_read = 0
 
     def add(
-        self, pid: int, entry: _ProcessFds, dir_fd: int, wanted: Collection[str], listing: list[str] | None
+        self, pid: int, entry: _ProcessFds, dir_fd: int, wanted: Collection[str], listing: Listing | None
     ) -> None:
         self._pending.append((pid, entry, dir_fd, wanted, listing))
         if len(self._pending) >= _OPEN_DIRS:
@@ -460,7 +472,7 @@ class _LinkReads:
         try:
             found = read_many([(dir_fd, wanted) for _pid, _entry, dir_fd, wanted, _ in pending], self._table)
         finally:
-            for _pid, _entry, dir_fd, _wanted, _listing in pending:
+            for _pid, _entry, dir_fd, _wanted, _listed in pending:
                 os.close(dir_fd)
         for (pid, entry, _dir_fd, wanted, listing), finds in zip(pending, found, strict=True):
             in_table, other, files, denied = finds
@@ -476,7 +488,7 @@ class _LinkReads:
             entry.files.update(files)
             entry.denied.update(denied)
             if listing is not None:
-                entry.listing = listing if len(entry) == len(listing) else None
+                entry.listing = listing if len(entry) == listing[0] else None
             if entry.denied and pid not in self._denied:
                 self._denied.append(pid)
 
