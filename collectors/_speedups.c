@@ -183,14 +183,15 @@ static PyObject *address_text(PyObject *addresses, PyObject *make_address, long 
  * and makes `key` and `counter_name` as __init__ does; test_speedups holds every slot of both parsers equal. Only
  * where the type's slots are exactly these (by name): otherwise (a field added or renamed) the parse calls the
  * type as before. */
+/* The values a socket is made of, in Socket()'s order up to `inode`; its endpoint fields live in `key` alone. */
 enum {
-    S_PROTO, S_LOCAL_IP, S_LOCAL_PORT, S_REMOTE_IP, S_REMOTE_PORT, S_STATE, S_RECV_Q, S_SEND_Q, S_INODE, S_KEY,
-    S_COUNTER_NAME, S_SHARED, SOCKET_SLOTS
+    V_PROTO, V_LOCAL_IP, V_LOCAL_PORT, V_REMOTE_IP, V_REMOTE_PORT, V_STATE, V_RECV_Q, V_SEND_Q, V_INODE, V_KEY,
+    V_SHARED, SOCKET_VALUES
 };
-static const char *const socket_slot_names[SOCKET_SLOTS] = {
-    "proto", "local_ip", "local_port", "remote_ip", "remote_port", "state", "recv_q", "send_q", "inode", "key",
-    "counter_name", "shared",
-};
+/* Its slots, and the value each holds. */
+enum { S_STATE, S_RECV_Q, S_SEND_Q, S_INODE, S_KEY, S_SHARED, SOCKET_SLOTS };
+static const char *const socket_slot_names[SOCKET_SLOTS] = {"state", "recv_q", "send_q", "inode", "key", "shared"};
+static const int slot_values[SOCKET_SLOTS] = {V_STATE, V_RECV_Q, V_SEND_Q, V_INODE, V_KEY, V_SHARED};
 /* Socket.shared: the fields many sockets share, one tuple (model.SharedFields, in this order). */
 enum { F_UID, F_USER, F_PID, F_PROGRAM, F_FIRST_SEEN, F_SEEN_SINCE_START, F_CONTAINER, F_PID_START, F_BACKLOG,
        SHARED_FIELDS };
@@ -214,43 +215,44 @@ static int socket_layout(PyObject *type, Py_ssize_t offsets[SOCKET_SLOTS]) {
     return ok;
 }
 
-/* A Socket of `type` holding `values` (new references, taken whatever happens), or NULL with an error set. */
+/* A Socket of `type` holding `values` (new references, taken whatever happens: the endpoint values are only
+ * released, `key` holding them), or NULL with an error set. */
 static PyObject *filled_socket(PyObject *type, const Py_ssize_t offsets[SOCKET_SLOTS],
-                               PyObject *values[SOCKET_SLOTS]) {
+                               PyObject *values[SOCKET_VALUES]) {
     PyObject *sock = NULL;
     int complete = 1;
-    for (int i = 0; i < SOCKET_SLOTS; i++)
+    for (int i = 0; i < SOCKET_VALUES; i++)
         complete = complete && values[i] != NULL;
     if (complete)
         sock = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
-    if (sock == NULL) {
-        for (int i = 0; i < SOCKET_SLOTS; i++)
-            Py_XDECREF(values[i]);
-        return NULL;
-    }
-    for (int i = 0; i < SOCKET_SLOTS; i++)
-        *(PyObject **)((char *)sock + offsets[i]) = values[i];
+    if (sock != NULL)
+        for (int i = 0; i < SOCKET_SLOTS; i++) {
+            *(PyObject **)((char *)sock + offsets[i]) = values[slot_values[i]];
+            values[slot_values[i]] = NULL;
+        }
+    for (int i = 0; i < SOCKET_VALUES; i++)
+        Py_XDECREF(values[i]);
     return sock;
 }
 
 /* A Socket made by calling `type` with its positional arguments: the slots up to `inode`, then the shared fields
  * (new references, released here), for a type whose slots socket_layout does not know. NULL with an error set. */
-static PyObject *called_socket(PyObject *type, PyObject *values[SOCKET_SLOTS]) {
+static PyObject *called_socket(PyObject *type, PyObject *values[SOCKET_VALUES]) {
     PyObject *sock = NULL;
     int complete = 1;
-    for (int i = 0; i < S_KEY; i++)
+    for (int i = 0; i < V_KEY; i++)
         complete = complete && values[i] != NULL;
-    complete = complete && values[S_SHARED] != NULL && PyTuple_Check(values[S_SHARED]) &&
-               PyTuple_GET_SIZE(values[S_SHARED]) == SHARED_FIELDS;
+    complete = complete && values[V_SHARED] != NULL && PyTuple_Check(values[V_SHARED]) &&
+               PyTuple_GET_SIZE(values[V_SHARED]) == SHARED_FIELDS;
     if (complete) {
-        PyObject *args[S_KEY + SHARED_FIELDS];
-        for (int i = 0; i < S_KEY; i++)
+        PyObject *args[V_KEY + SHARED_FIELDS];
+        for (int i = 0; i < V_KEY; i++)
             args[i] = values[i];
         for (int i = 0; i < SHARED_FIELDS; i++)
-            args[S_KEY + i] = PyTuple_GET_ITEM(values[S_SHARED], i);
-        sock = PyObject_Vectorcall(type, args, S_KEY + SHARED_FIELDS, NULL);
+            args[V_KEY + i] = PyTuple_GET_ITEM(values[V_SHARED], i);
+        sock = PyObject_Vectorcall(type, args, V_KEY + SHARED_FIELDS, NULL);
     }
-    for (int i = 0; i < SOCKET_SLOTS; i++)
+    for (int i = 0; i < SOCKET_VALUES; i++)
         Py_XDECREF(values[i]);
     return sock;
 }
@@ -311,8 +313,7 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
                           &first_seen, &socket_type, &previous, &seen, &fresh, &PyList_Type, &out, &PyList_Type,
                           &half_open, &PyDict_Type, &shared_by_uid))
         return NULL;
-    PyObject *result = NULL, *first_seen_obj = NULL, *empty = NULL, *zero_float = NULL, *zero_int = NULL,
-             *udp_text = NULL;
+    PyObject *result = NULL, *first_seen_obj = NULL, *empty = NULL, *zero_float = NULL, *zero_int = NULL;
     int reusing = previous != Py_None;
     if (size > view.len || offset < 0 || PyTuple_GET_SIZE(names) != 256 || PyTuple_GET_SIZE(ports) != 65536 ||
         (reusing && (!PyDict_Check(previous) || !PyDict_Check(seen) || !PyList_Check(fresh)))) {
@@ -323,8 +324,7 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     empty = PyUnicode_FromString("");
     zero_float = PyFloat_FromDouble(0.0);
     zero_int = PyLong_FromLong(0);
-    udp_text = PyUnicode_FromString("UDP");
-    if (first_seen_obj == NULL || empty == NULL || zero_float == NULL || zero_int == NULL || udp_text == NULL)
+    if (first_seen_obj == NULL || empty == NULL || zero_float == NULL || zero_int == NULL)
         goto done;
     Py_ssize_t offsets[SOCKET_SLOTS];
     const int filled = socket_layout(socket_type, offsets);
@@ -374,23 +374,21 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
                                                             listening ? send_q : 0, first_seen_obj, empty,
                                                             zero_float, zero_int);
             if (shared != NULL) {
-                PyObject *values[SOCKET_SLOTS] = {
+                PyObject *values[SOCKET_VALUES] = {
                     Py_NewRef(proto), Py_NewRef(local), Py_NewRef(PyTuple_GET_ITEM(ports, u16_at(diag + 4))),
                     Py_NewRef(remote), Py_NewRef(PyTuple_GET_ITEM(ports, u16_at(diag + 6))),
                     Py_NewRef(PyTuple_GET_ITEM(names, state)), PyLong_FromUnsignedLong(recv_q),
                     PyLong_FromUnsignedLong(listening ? 0 : send_q), PyLong_FromUnsignedLong(inode), NULL,
-                    Py_NewRef(!is_tcp ? udp_text : PyTuple_GET_ITEM(names, state == TCP_NEW_SYN_RECV ? TCP_SYN_RECV
-                                                                                                      : state)),
                     shared,
                 };
                 if (!filled) {
                     found = called_socket(socket_type, values);
                 } else {
                     /* the identity across reads: a connected socket's leaves the inode out (model.SocketKey) */
-                    if (values[S_INODE] != NULL)
-                        values[S_KEY] = PyTuple_Pack(6, proto, local, values[S_LOCAL_PORT], remote,
-                                                     values[S_REMOTE_PORT],
-                                                     u16_at(diag + 6) == 0 ? values[S_INODE] : zero_int);
+                    if (values[V_INODE] != NULL)
+                        values[V_KEY] = PyTuple_Pack(6, proto, local, values[V_LOCAL_PORT], remote,
+                                                     values[V_REMOTE_PORT],
+                                                     u16_at(diag + 6) == 0 ? values[V_INODE] : zero_int);
                     found = filled_socket(socket_type, offsets, values);
                 }
             }
@@ -417,7 +415,6 @@ done:
     Py_XDECREF(empty);
     Py_XDECREF(zero_float);
     Py_XDECREF(zero_int);
-    Py_XDECREF(udp_text);
     PyBuffer_Release(&view);
     return result;
 }
@@ -658,6 +655,210 @@ static PyObject *fills_in_place(PyObject *Py_UNUSED(module), PyObject *type) {
     return PyBool_FromLong(socket_layout(type, offsets));
 }
 
+/* TupleField: an attribute that is one item of a tuple held in a slot of the same object, read (and, where
+ * writable, set: a new tuple with that item replaced) as fast as the slot itself. A Socket's endpoint fields are
+ * the items of its key, and its owner fields the items of `shared` (collectors/model.py): kept once, not twice, at
+ * 40 bytes a socket in each process; a property in Python costs a function call per read (its twin there). */
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *owner; /* the class whose instances hold the slot */
+    Py_ssize_t offset;   /* of the slot holding the tuple */
+    Py_ssize_t index;
+    int writable;
+    PyObject *name; /* the slot's name, for messages */
+    PyObject *doc;
+} TupleField;
+
+static void tuple_field_dealloc(TupleField *self) {
+    Py_XDECREF(self->owner);
+    Py_XDECREF(self->name);
+    Py_XDECREF(self->doc);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *tuple_field_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"owner", "slot", "index", "writable", "doc", NULL};
+    PyObject *owner, *slot, *doc = Py_None;
+    Py_ssize_t index;
+    int writable = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!Un|pO:TupleField", keywords, &PyType_Type, &owner, &slot,
+                                     &index, &writable, &doc))
+        return NULL;
+    PyObject *descr = PyDict_GetItemWithError(((PyTypeObject *)owner)->tp_dict, slot);
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX || index < 0) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "TupleField: %R is not a slot of %R (or the index is negative)", slot,
+                         owner);
+        return NULL;
+    }
+    TupleField *self = (TupleField *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->owner = (PyTypeObject *)Py_NewRef(owner);
+    self->offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+    self->index = index;
+    self->writable = writable;
+    self->name = Py_NewRef(slot);
+    self->doc = Py_NewRef(doc);
+    return (PyObject *)self;
+}
+
+/* The tuple in `obj`'s slot (borrowed), or NULL with an error set. */
+static PyObject *tuple_field_tuple(TupleField *self, PyObject *obj) {
+    if (!PyObject_TypeCheck(obj, self->owner)) {
+        PyErr_Format(PyExc_TypeError, "a field of %s read on a %s", self->owner->tp_name, Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    PyObject *held = *(PyObject **)((char *)obj + self->offset);
+    if (held == NULL) {
+        PyErr_Format(PyExc_AttributeError, "%U is not set", self->name);
+        return NULL;
+    }
+    if (!PyTuple_Check(held) || PyTuple_GET_SIZE(held) <= self->index) {
+        PyErr_Format(PyExc_TypeError, "%U holds no item %zd", self->name, self->index);
+        return NULL;
+    }
+    return held;
+}
+
+static PyObject *tuple_field_get(PyObject *descr, PyObject *obj, PyObject *Py_UNUSED(type)) {
+    TupleField *self = (TupleField *)descr;
+    if (obj == NULL || obj == Py_None)
+        return Py_NewRef(descr);
+    PyObject *held = tuple_field_tuple(self, obj);
+    return held == NULL ? NULL : Py_NewRef(PyTuple_GET_ITEM(held, self->index));
+}
+
+static int tuple_field_set(PyObject *descr, PyObject *obj, PyObject *value) {
+    TupleField *self = (TupleField *)descr;
+    if (!self->writable || value == NULL) {
+        PyErr_Format(PyExc_AttributeError, "this field is part of %U: make a new object instead", self->name);
+        return -1;
+    }
+    PyObject *held = tuple_field_tuple(self, obj);
+    if (held == NULL)
+        return -1;
+    /* A new tuple: the old one may be shared with other objects. */
+    const Py_ssize_t size = PyTuple_GET_SIZE(held);
+    PyObject *replaced = PyTuple_New(size);
+    if (replaced == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < size; i++)
+        PyTuple_SET_ITEM(replaced, i, Py_NewRef(i == self->index ? value : PyTuple_GET_ITEM(held, i)));
+    PyObject **at = (PyObject **)((char *)obj + self->offset);
+    PyObject *old = *at;
+    *at = replaced;
+    Py_DECREF(old);
+    return 0;
+}
+
+static PyMemberDef tuple_field_members[] = {
+    {"__doc__", T_OBJECT, offsetof(TupleField, doc), READONLY, NULL},
+    {"index", T_PYSSIZET, offsetof(TupleField, index), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject TupleFieldType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "netscope.collectors._speedups.TupleField",
+    .tp_basicsize = sizeof(TupleField),
+    .tp_dealloc = (destructor)tuple_field_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "TupleField(owner, slot, index, writable=False, doc=None): item `index` of the tuple in slot `slot`",
+    .tp_members = tuple_field_members,
+    .tp_descr_get = tuple_field_get,
+    .tp_descr_set = tuple_field_set,
+    .tp_new = tuple_field_new,
+};
+
+/* CounterName: Socket.counter_name, the counter bar's bucket of a socket, worked out from its protocol (the key's
+ * first item) and its state on each read instead of kept in a slot of its own (16 bytes a socket in each process:
+ * a Socket's size class 96 -> 80 bytes). Its twin is model.counter_name_of; a read costs about what a slot's does. */
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *owner;
+    Py_ssize_t key_offset, state_offset;
+} CounterName;
+
+static PyObject *text_syn_recv, *text_new_syn_recv, *text_udp;
+
+static void counter_name_dealloc(CounterName *self) {
+    Py_XDECREF(self->owner);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The offset of `owner`'s object slot `name`, or -1 with an error set. */
+static Py_ssize_t slot_offset(PyObject *owner, const char *name) {
+    PyObject *descr = PyDict_GetItemString(((PyTypeObject *)owner)->tp_dict, name);
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "%s is not a slot of %R", name, owner);
+        return -1;
+    }
+    return ((PyMemberDescrObject *)descr)->d_member->offset;
+}
+
+static PyObject *counter_name_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"owner", NULL};
+    PyObject *owner;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!:CounterName", keywords, &PyType_Type, &owner))
+        return NULL;
+    Py_ssize_t key_offset = slot_offset(owner, "key"), state_offset = slot_offset(owner, "state");
+    if (key_offset < 0 || state_offset < 0)
+        return NULL;
+    CounterName *self = (CounterName *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->owner = (PyTypeObject *)Py_NewRef(owner);
+    self->key_offset = key_offset;
+    self->state_offset = state_offset;
+    return (PyObject *)self;
+}
+
+static PyObject *counter_name_get(PyObject *descr, PyObject *obj, PyObject *Py_UNUSED(type)) {
+    CounterName *self = (CounterName *)descr;
+    if (obj == NULL || obj == Py_None)
+        return Py_NewRef(descr);
+    if (!PyObject_TypeCheck(obj, self->owner)) {
+        PyErr_Format(PyExc_TypeError, "counter_name of %s read on a %s", self->owner->tp_name, Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    PyObject *key = *(PyObject **)((char *)obj + self->key_offset);
+    PyObject *state = *(PyObject **)((char *)obj + self->state_offset);
+    if (key == NULL || state == NULL || !PyTuple_Check(key) || PyTuple_GET_SIZE(key) < 1 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(key, 0)) || !PyUnicode_Check(state)) {
+        PyErr_SetString(PyExc_AttributeError, "counter_name: the socket's key or state is not set");
+        return NULL;
+    }
+    PyObject *proto = PyTuple_GET_ITEM(key, 0);
+    /* tcp, tcp6: its state (a connection not yet accepted counts as SYN_RECV); u_*: a unix socket's state; udp,
+     * udp6, raw, raw6: UDP */
+    if (PyUnicode_GET_LENGTH(proto) >= 3 && PyUnicode_READ_CHAR(proto, 0) == 't' &&
+        PyUnicode_READ_CHAR(proto, 1) == 'c' && PyUnicode_READ_CHAR(proto, 2) == 'p') {
+        int syn = PyUnicode_GET_LENGTH(state) != PyUnicode_GET_LENGTH(text_new_syn_recv)
+                      ? 1 : PyUnicode_Compare(state, text_new_syn_recv);
+        if (syn == -1 && PyErr_Occurred())
+            return NULL;
+        return Py_NewRef(syn == 0 ? text_syn_recv : state);
+    }
+    if (PyUnicode_GET_LENGTH(proto) >= 2 && PyUnicode_READ_CHAR(proto, 0) == 'u' &&
+        PyUnicode_READ_CHAR(proto, 1) == '_')
+        return Py_NewRef(state);
+    return Py_NewRef(text_udp);
+}
+
+static PyTypeObject CounterNameType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "netscope.collectors._speedups.CounterName",
+    .tp_basicsize = sizeof(CounterName),
+    .tp_dealloc = (destructor)counter_name_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "CounterName(owner): a socket's counter bar bucket, from its protocol and state",
+    .tp_descr_get = counter_name_get,
+    .tp_new = counter_name_new,
+};
+
 static PyMethodDef methods[] = {
     {"fills_in_place", fills_in_place, METH_O, fills_in_place_doc},
     {"read_fd_links", read_fd_links, METH_VARARGS, read_fd_links_doc},
@@ -678,5 +879,15 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i] = PyUnicode_InternFromString(texts[i])) == NULL)
             return NULL;
-    return PyModule_Create(&module);
+    if ((text_syn_recv = PyUnicode_InternFromString("SYN_RECV")) == NULL ||
+        (text_new_syn_recv = PyUnicode_InternFromString("NEW_SYN_RECV")) == NULL ||
+        (text_udp = PyUnicode_InternFromString("UDP")) == NULL)
+        return NULL;
+    if (PyType_Ready(&TupleFieldType) < 0 || PyType_Ready(&CounterNameType) < 0)
+        return NULL;
+    PyObject *created = PyModule_Create(&module);
+    if (created != NULL && (PyModule_AddObjectRef(created, "TupleField", (PyObject *)&TupleFieldType) < 0 ||
+                            PyModule_AddObjectRef(created, "CounterName", (PyObject *)&CounterNameType) < 0))
+        Py_CLEAR(created);
+    return created;
 }

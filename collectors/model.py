@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
+from netscope.collectors import speedups
 from netscope.collectors.tcpinfo import TcpInfo
 
 # Kernel TCP state numbers (include/net/tcp_states.h) to the names netstat prints.
@@ -69,78 +70,68 @@ UID, USER, PID, PROGRAM, FIRST_SEEN, SEEN_SINCE_START, CONTAINER, PID_START, BAC
 NOBODY_YET: SharedFields = (0, "", None, "", 0.0, False, "", 0.0, 0)
 
 
-def _shared_field(index: int, doc: str) -> property:
-    def get(sock: Socket) -> Any:
-        return sock.shared[index]
+if TYPE_CHECKING:
+    _Value = TypeVar("_Value")
 
-    def put(sock: Socket, value: Any) -> None:
-        # A new tuple: the old one is shared with other sockets. Paths that set a field of many sockets share the
-        # tuples they make (shared_with), not this.
-        shared = sock.shared
-        sock.shared = (*shared[:index], value, *shared[index + 1 :])
+    class _Read(Generic[_Value]):
+        def __get__(self, obj: object, owner: type | None = None) -> _Value: ...
 
-    return property(get, put, doc=doc)
+    class _ReadWrite(_Read[_Value]):
+        def __set__(self, obj: object, value: _Value) -> None: ...
 
 
 class Socket:
     """One row of `netstat -antup`, with what the kernel and /proc say about its owner.
 
     A plain class rather than a dataclass: the fields most sockets share with others live in one shared tuple
-    (`shared`, see SharedFields), read and set through properties of their own names. The compiled reader fills
-    the slots in place by their names (collectors/_speedups.c): change them together."""
+    (`shared`, see SharedFields), read and set through attributes of their own names, and the endpoint fields are
+    read from `key`, which holds them: each kept once (40 bytes a socket in each process). With counter_name
+    worked out on each read, a Socket is 80 bytes, not 128.
+    The compiled reader fills the slots in place by their names (collectors/_speedups.c): change them together."""
 
     __slots__ = (
-        "counter_name",
         "inode",
         "key",
-        "local_ip",
-        "local_port",
-        "proto",
         "recv_q",
-        "remote_ip",
-        "remote_port",
         "send_q",
         "shared",
         "state",
     )
 
-    proto: str  # tcp, tcp6, udp, udp6
-    local_ip: str
-    local_port: int
-    remote_ip: str
-    remote_port: int
     state: str  # netstat's name: ESTABLISHED, LISTEN ...; UNCONN for an unconnected UDP socket
     recv_q: int
     send_q: int
     inode: int
-    # Computed once: the identity is looked up several times per socket per refresh. Never reassign the endpoint
-    # fields or the inode of a socket after it is made; make a new one.
+    # Computed once: the identity is looked up several times per socket per refresh (model.SocketKey).
     key: SocketKey
-    # The counter bar bucket it falls in (a TCP state, "UDP", a unix socket's state): computed once too, as the
-    # counters, the table and the alerts each ask it of every socket on a first load.
-    counter_name: str
     shared: SharedFields
 
-    uid = _shared_field(UID, "The owning user's id, as the kernel says.")
-    user = _shared_field(USER, "Its name; '' for a socket with no inode (the kernel's, not any user's).")
-    pid = _shared_field(PID, "None: unknown (another user's process without root, or no owner: TIME_WAIT).")
-    program = _shared_field(PROGRAM, "The owner's name.")
-    first_seen = _shared_field(FIRST_SEEN, "Wall clock (time.time()) when netscope first saw it.")
-    seen_since_start = _shared_field(
-        SEEN_SINCE_START, "True if it already existed when netscope started: the age is a lower bound."
-    )
-    container = _shared_field(
-        CONTAINER, "The owner's container or service, from its cgroup (collectors/containers.py); '' host."
-    )
-    # With `pid` and `inode` it is the identity a kill checks, so a PID recycled since the row was read is never
-    # signalled. 0.0: no owner, or not known (a recording does not hold it: nothing is signalled from a replay),
-    # which is why == leaves it out.
-    pid_start = _shared_field(PID_START, "The owner's start time (time.time() seconds) when seen with it.")
-    # `ss` shows it as a listener's Send-Q; netstat shows 0 there, and so does `send_q`. Left out of ==: the /proc
-    # reader cannot know it, and both readers must give equal sockets.
-    backlog = _shared_field(
-        BACKLOG, "A TCP listener's backlog limit (listen()'s, capped by net.core.somaxconn); 0: not known."
-    )
+    if TYPE_CHECKING:  # what the descriptors set after the class give (_tuple_field, counter_name_of)
+        # Read from `key`: never reassign them, or the inode; make a new socket.
+        proto = _Read[str]()  # tcp, tcp6, udp, udp6 (u_str, u_dgr, u_seq: a unix socket; raw, raw6)
+        local_ip = _Read[str]()
+        local_port = _Read[int]()
+        remote_ip = _Read[str]()
+        remote_port = _Read[int]()  # 0: no peer
+        # The counter bar bucket it falls in (a TCP state, "UDP", a unix socket's state): worked out from the
+        # protocol and the state on each read, not kept in a slot.
+        counter_name = _Read[str]()
+        # Read from `shared`, and set as a new tuple.
+        uid = _ReadWrite[int]()  # the owning user's id, as the kernel says
+        user = _ReadWrite[str]()  # its name; '' for a socket with no inode (the kernel's, not any user's)
+        pid = _ReadWrite[int | None]()  # None: unknown (another user's process without root; no owner: TIME_WAIT)
+        program = _ReadWrite[str]()  # the owner's name
+        first_seen = _ReadWrite[float]()  # wall clock (time.time()) when netscope first saw it
+        seen_since_start = _ReadWrite[bool]()  # it was there when netscope started: the age is a lower bound
+        container = _ReadWrite[str]()  # the owner's container or service, from its cgroup; '' the host
+        # With `pid` and `inode` it is the identity a kill checks, so a PID recycled since the row was read is
+        # never signalled. 0.0: no owner, or not known (a recording does not hold it: nothing is signalled from a
+        # replay), which is why == leaves it out.
+        pid_start = _ReadWrite[float]()  # the owner's start time (time.time() seconds) when seen with it
+        # A TCP listener's backlog limit (listen()'s, capped by net.core.somaxconn); 0: not known. `ss` shows it as
+        # a listener's Send-Q; netstat shows 0 there, and so does `send_q`. Left out of ==: the /proc reader cannot
+        # know it, and both readers must give equal sockets.
+        backlog = _ReadWrite[int]()
 
     def __init__(
         self, proto: str, local_ip: str, local_port: int, remote_ip: str, remote_port: int, state: str,
@@ -149,11 +140,6 @@ class Socket:
         pid_start: float = 0.0, backlog: int = 0, *, shared: SharedFields | None = None,
     ) -> None:
         """The arguments after `inode` are the shared fields; or pass them as `shared`, a tuple to share."""
-        self.proto = proto
-        self.local_ip = local_ip
-        self.local_port = local_port
-        self.remote_ip = remote_ip
-        self.remote_port = remote_port
         self.state = state
         self.recv_q = recv_q
         self.send_q = send_q
@@ -162,10 +148,6 @@ class Socket:
             uid, user, pid, program, first_seen, seen_since_start, container, pid_start, backlog
         )
         self.key = (proto, local_ip, local_port, remote_ip, remote_port, inode if remote_port == 0 else 0)
-        if proto.startswith("tcp"):
-            self.counter_name = "SYN_RECV" if state == "NEW_SYN_RECV" else state
-        else:
-            self.counter_name = state if is_unix(proto) else "UDP"
 
     def _compared(self) -> tuple[Any, ...]:
         """What == compares: every field but pid_start and backlog (see them)."""
@@ -228,6 +210,52 @@ class Socket:
         return Socket(proto or self.proto, self.local_ip, self.local_port, self.remote_ip, self.remote_port,
                       self.state, self.recv_q, self.send_q, self.inode, shared=shared)
 
+
+def _tuple_field(cls: type, slot: str, index: int, writable: bool) -> Any:
+    """Item `index` of the tuple in `cls`'s slot `slot` as an attribute: set (where `writable`) as a new tuple, the
+    old one being shared with other sockets. Compiled where it can be (_speedups.TupleField): a property's every
+    read is a Python call, and sorting and counting 500,000 sockets reads these millions of times."""
+    if speedups.TupleField is not None:
+        return speedups.TupleField(cls, slot, index, writable)
+    if slot not in ("key", "shared"):
+        raise ValueError(f"not a tuple slot of a Socket: {slot!r}")
+    if slot == "key":  # the holder's name spelled out: a getattr() per read would cost half as much again
+
+        def get(obj: Any) -> Any:
+            return obj.key[index]
+    else:
+
+        def get(obj: Any) -> Any:
+            return obj.shared[index]
+
+    def put(obj: Any, value: Any) -> None:
+        held = getattr(obj, slot)
+        setattr(obj, slot, (*held[:index], value, *held[index + 1 :]))
+
+    return property(get, put if writable else None)
+
+
+def counter_name_of(sock: Socket) -> str:
+    """The counter bar's bucket of a socket: a TCP socket's state (a connection not yet accepted is SYN_RECV), a
+    unix socket's state, else UDP (udp, raw)."""
+    proto, state = sock.key[0], sock.state
+    if proto.startswith("tcp"):
+        return "SYN_RECV" if state == "NEW_SYN_RECV" else state
+    return state if is_unix(proto) else "UDP"
+
+
+# 16 bytes a socket in each process less than a slot of its own (a Socket's size class 96 -> 80 bytes).
+Socket.counter_name = (
+    speedups.CounterName(Socket) if speedups.CounterName is not None else property(counter_name_of)  # type: ignore[assignment]
+)
+
+# Each endpoint field is kept once, in the key (40 bytes a socket in each process), and each field most sockets
+# share with others once, in `shared`.
+for _index, _name in enumerate(("proto", "local_ip", "local_port", "remote_ip", "remote_port")):
+    setattr(Socket, _name, _tuple_field(Socket, "key", _index, writable=False))
+for _index, _name in enumerate(("uid", "user", "pid", "program", "first_seen", "seen_since_start", "container",
+                                "pid_start", "backlog")):
+    setattr(Socket, _name, _tuple_field(Socket, "shared", _index, writable=True))
 
 # Socket()'s arguments, in order.
 SOCKET_FIELDS = ("proto", "local_ip", "local_port", "remote_ip", "remote_port", "state", "recv_q", "send_q",

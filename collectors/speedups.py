@@ -82,6 +82,10 @@ parse_inet_diag = _MODULE.parse_inet_diag if _MODULE is not None else None
 # pass of the diff (twin: diff.diff_keys_python). None without the compiled module.
 attach_owners = _MODULE.attach_owners if _MODULE is not None else None
 diff_keys = _MODULE.diff_keys if _MODULE is not None else None
+# An attribute read from (and set as) one item of a tuple slot, or None: its twin is a property (model.py).
+TupleField: Callable[..., object] | None = _MODULE.TupleField if _MODULE is not None else None
+# Socket.counter_name worked out on each read, or None: its twin is model.counter_name_of as a property.
+CounterName: Callable[[type], object] | None = _MODULE.CounterName if _MODULE is not None else None
 
 
 def describe() -> str:

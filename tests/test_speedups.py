@@ -240,6 +240,58 @@ def test_the_compiled_parse_fills_a_socket_in_place_and_calls_any_other_type() -
     assert not compiled.fills_in_place(tuple)  # type: ignore[attr-defined]
 
 
+FIELDS = r"""
+import json
+from netscope.collectors import speedups
+from netscope.collectors.model import Socket
+from netscope.collectors.session.folding import FoldedSockets
+sock = Socket("tcp6", "::1", 443, "::2", 50000, "ESTABLISHED", 1, 2, 0, uid=7, user="u", pid=42, program="nginx")
+other = sock.with_shared(sock.shared)  # shares the shared tuple
+sock.pid, sock.program = 43, "worker"
+seen = {"how": speedups.describe(), "fields": sock.as_dict(), "other": other.as_dict(),
+        "shared_apart": sock.shared is not other.shared, "key": list(sock.key)}
+for name in ("proto", "local_ip", "local_port", "remote_ip", "remote_port"):
+    try:
+        setattr(sock, name, "x")
+    except AttributeError:
+        seen[name] = "read-only"
+fold = FoldedSockets(("tcp", "TIME_WAIT", "127.0.0.1", 80, "127.0.0.2", 0), 0, 0, 5, 1.0)
+seen["fold"] = [fold.proto, fold.local_ip, fold.local_port, fold.remote_ip, fold.remote_port, fold.pid]
+buckets = [("tcp", "ESTABLISHED"), ("tcp6", "NEW_SYN_RECV"), ("udp", "UNCONN"), ("raw6", "UNCONN"),
+           ("u_str", "LISTEN")]
+seen["counters"] = [Socket(proto, "a", 1, "b", 2, state, 0, 0, 0).counter_name for proto, state in buckets]
+print(json.dumps(seen))
+"""
+
+
+def test_a_sockets_fields_read_from_its_key_and_shared_tuple_alike_compiled_or_not() -> None:
+    """Each endpoint field is kept once, in the key (read-only: a new socket is made instead), the owner fields in
+    the shared tuple, set as a new tuple so that sockets sharing the old one keep their owner, and the counter
+    bucket is worked out from the protocol and state."""
+    compiled_module()
+
+    def fields(**env: str) -> dict[str, object]:
+        out = subprocess.run([sys.executable, "-c", FIELDS], capture_output=True, text=True, check=True,
+                             env={**os.environ, **env}, timeout=60).stdout
+        seen: dict[str, object] = json.loads(out)
+        return seen
+
+    compiled, pure = fields(), fields(NETSCOPE_PURE_PYTHON="1")
+    assert compiled.pop("how") == "readers: compiled C" and pure.pop("how") != "readers: compiled C"
+    assert compiled == pure
+    assert compiled["fields"]["proto"] == "tcp6" and compiled["fields"]["remote_port"] == 50000  # type: ignore[index]
+    assert compiled["fields"]["pid"] == 43 and compiled["fields"]["program"] == "worker"  # type: ignore[index]
+    assert compiled["other"]["pid"] == 42 and compiled["shared_apart"] is True  # type: ignore[index]
+    assert compiled["key"] == ["tcp6", "::1", 443, "::2", 50000, 0]
+    assert all(compiled[name] == "read-only" for name in ("proto", "local_ip", "local_port", "remote_ip",
+                                                        "remote_port"))
+    assert compiled["fold"] == ["tcp", "127.0.0.1", 80, "127.0.0.2", 0, None]
+    assert compiled["counters"] == ["ESTABLISHED", "SYN_RECV", "UDP", "UDP", "LISTEN"]  # worked out, not kept
+    if speedups.TupleField is not None:  # a read on an object of another type is refused, not a stray read
+        with pytest.raises(TypeError):
+            Socket.__dict__["local_ip"].__get__(object(), Socket)
+
+
 def test_both_dump_parsers_make_the_same_sockets(holder: Holder) -> None:
     compiled_module()
     how, compiled_rows = dump_rows(holder.endpoints)
