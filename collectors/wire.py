@@ -8,7 +8,7 @@ import time
 from array import array
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 
 from netscope.collectors.model import (
     FirstScreen,
@@ -27,21 +27,21 @@ HEADER = struct.Struct("!I")
 
 # A socket crosses the pipe as a plain tuple of its constructor's arguments: pickling 100,000 slotted dataclasses
 # took 0.53 s and unpickling 0.47 s; tuples take 0.09 s, and 0.21 s to unpickle and rebuild (a first frame at
-# 50,000 connections reaches the screen 0.7 s sooner). The tuple holds a socket's endpoints, state, queues and
-# inode, then its shared fields (model.SharedFields: its owner, when it was first seen, a backlog) as the one tuple
+# 50,000 connections reaches the screen 0.7 s sooner). The tuple holds a socket's protocol, addresses and state,
+# then its shared fields (model.SharedFields: its owner, when it was first seen, a backlog) as the one tuple
 # the socket holds, the very same object for every socket that has them equal: a process's sockets read at one
 # time. Pickle sends an object it has sent before as a reference to it, and the UI unpickles it once and its
 # Sockets share it as the worker's do; a number it sends and makes anew every time, and a pid and two floats per
 # socket were most of what a frame carried. At 100,000 sockets (measured, the same frame): 5.8 -> 2.8 MB on the
 # pipe, and 146 -> 137 MiB resident in the UI.
-# The ports go apart, packed in two arrays (SocketRows): unpickled in the tuple they were two new numbers a socket,
-# which the Sockets kept (6 MiB at 100,000 sockets), where the ports of a frame are a few thousand numbers. They
-# are made once a frame each, as sockets_of reads them. Their places in the tuple stay, as None, so that a row
-# keeps the size it had: a block of a Socket's size class.
-# (Tried and not kept: one flat list instead of a tuple per socket, 3 MiB more; each tuple padded to a Socket's
-# size, so that the Socket made next takes the block its row left, no less.)
-SocketRow = tuple[Any, ...]
-_own = attrgetter("proto", "local_ip", "remote_ip", "state", "recv_q", "send_q", "inode")  # all but the ports
+# The numbers go apart, packed in arrays (SocketRows): unpickled in the tuple, each was a new number object a
+# socket (the ports 6 MiB at 100,000 sockets, where a frame's ports are a few thousand numbers, made once a frame
+# each as sockets_of reads them). The queues and the inode went too once the Socket shrank to 80 bytes: a first
+# frame of 100,000 sockets 3.9 -> 3.6 MB, encoded in 98 -> 86 ms and decoded into Sockets in 98 -> 87 ms
+# (measured, one process, medians of 7); the UI's resident memory after decoding it did not move (+37 MiB).
+# (Tried and not kept: one flat list instead of a tuple per socket, 3 MiB more.)
+SocketRow = tuple[str, str, str, str, SharedFields]
+_own = attrgetter("proto", "local_ip", "remote_ip", "state")
 
 
 def _packed(numbers: list[int]) -> array[int]:
@@ -56,30 +56,33 @@ def _packed(numbers: list[int]) -> array[int]:
 
 @dataclass(slots=True)
 class SocketRows:
-    """Sockets on the pipe (socket_rows()): a row per socket without its ports, and the ports packed."""
+    """Sockets on the pipe (socket_rows()): a row per socket (texts and shared fields), its numbers packed."""
 
     rows: list[SocketRow]
     local_ports: array[int]
     remote_ports: array[int]
+    recv_qs: array[int]
+    send_qs: array[int]
+    inodes: array[int]
 
     def __len__(self) -> int:  # and so its truth: whether a frame added or changed any socket
         return len(self.rows)
 
 
 def socket_rows(sockets: list[Socket]) -> SocketRows:
-    """Each socket as (its fields up to the inode, its shared fields), its ports packed apart: equal shared fields
-    are one object. Equal, not identical: a pid_start of 0 and one of 0.0 share a tuple, and both come back as the
-    first."""
+    """Each socket as (proto, local address, remote address, state, its shared fields), its numbers packed apart:
+    equal shared fields are one object. Equal, not identical: a pid_start of 0 and one of 0.0 share a tuple, and
+    both come back as the first."""
     shared_ones: dict[SharedFields, SharedFields] = {}
     shared = shared_ones.setdefault
     rows: list[SocketRow] = []
     append = rows.append
     for sock in sockets:
         fields = sock.shared
-        proto, local_ip, remote_ip, state, recv_q, send_q, inode = _own(sock)
-        append((proto, local_ip, None, remote_ip, None, state, recv_q, send_q, inode, shared(fields, fields)))
+        append((*_own(sock), shared(fields, fields)))
     return SocketRows(rows, _packed([sock.local_port for sock in sockets]),
-                      _packed([sock.remote_port for sock in sockets]))
+                      _packed([sock.remote_port for sock in sockets]), _packed([sock.recv_q for sock in sockets]),
+                      _packed([sock.send_q for sock in sockets]), _packed([sock.inode for sock in sockets]))
 
 
 def sockets_of(sent: SocketRows) -> list[Socket]:
@@ -92,10 +95,11 @@ def sockets_of(sent: SocketRows) -> list[Socket]:
     local_ports = list(map(port, sent.local_ports, sent.local_ports))
     remote_ports = list(map(port, sent.remote_ports, sent.remote_ports))
     rows = sent.rows
-    for index, (row, local_port, remote_port) in enumerate(zip(rows, local_ports, remote_ports, strict=True)):
-        append(Socket(row[0], row[1], local_port, row[3], remote_port, row[5], row[6], row[7], row[8],
-                      shared=row[9]))
-        rows[index] = ()  # the empty tuple is shared: nothing allocated
+    numbers = zip(rows, local_ports, remote_ports, sent.recv_qs, sent.send_qs, sent.inodes, strict=True)
+    for index, (row, local_port, remote_port, recv_q, send_q, inode) in enumerate(numbers):
+        append(Socket(row[0], row[1], local_port, row[2], remote_port, row[3], recv_q, send_q, inode,
+                      shared=row[4]))
+        rows[index] = ()  # type: ignore[assignment]  # the empty tuple is shared: nothing allocated
     return made
 
 
