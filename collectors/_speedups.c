@@ -287,16 +287,53 @@ static PyObject *read_shared(PyObject *cache, PyObject *users, uint32_t uid, int
     return shared;
 }
 
+/* Whether `number` is an int equal to `value`. */
+static int number_is(PyObject *number, unsigned long long value) {
+    if (number == NULL || !PyLong_Check(number))
+        return 0;
+    unsigned long long held = PyLong_AsUnsignedLongLong(number);
+    if (held == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return held == value;
+}
+
+/* Whether `sock`, a Socket of the last read with this message's cookie, is what the message says in everything the
+ * reader fills in (its owner is the collector's, set after): then it is reused. A type whose slots this module does
+ * not know is never reused (made anew each read, as a read without reuse does). -1 with an error set. */
+static int reads_the_same(PyObject *sock, PyObject *socket_type, const Py_ssize_t offsets[SOCKET_SLOTS], int filled,
+                          PyObject *state_name, uint32_t recv_q, uint32_t send_q, uint32_t backlog, uint32_t uid,
+                          uint32_t inode) {
+    if (!filled || (PyObject *)Py_TYPE(sock) != socket_type)
+        return 0;
+    PyObject *state = *(PyObject **)((char *)sock + offsets[S_STATE]);
+    PyObject *shared = *(PyObject **)((char *)sock + offsets[S_SHARED]);
+    if (state == NULL || shared == NULL || !PyTuple_Check(shared) || PyTuple_GET_SIZE(shared) != SHARED_FIELDS)
+        return 0;
+    if (state != state_name) {
+        int equal = PyObject_RichCompareBool(state, state_name, Py_EQ);
+        if (equal <= 0)
+            return equal;
+    }
+    return number_is(*(PyObject **)((char *)sock + offsets[S_RECV_Q]), recv_q) &&
+           number_is(*(PyObject **)((char *)sock + offsets[S_SEND_Q]), send_q) &&
+           number_is(*(PyObject **)((char *)sock + offsets[S_INODE]), inode) &&
+           number_is(PyTuple_GET_ITEM(shared, F_UID), uid) && number_is(PyTuple_GET_ITEM(shared, F_BACKLOG), backlog);
+}
+
 PyDoc_STRVAR(parse_inet_diag_doc,
 "parse_inet_diag(buf, size, offset, seq, msg_type, family, proto4, proto6, is_tcp, state_names, ports, addresses,\n"
 "                make_address, users, first_seen, socket_type, previous, seen, fresh, out, half_open,\n"
-"                shared_by_uid) -> offset\n\n"
+"                shared_by_uid, replaced) -> offset\n\n"
 "Make a Socket of each reply message of a dump from buf[offset:size], as collectors/sockdiag.py's _Parser.parse\n"
 "does, until the end or the first message that is not a whole inet_diag_msg of this dump (DONE, an error, a late\n"
 "reply, a truncated one): returns where that one starts, for the Python loop to take it from there. `family` 0:\n"
 "a dump of both families (each message says its own), whose sockets are named proto4 or proto6. `ports`: the\n"
 "port of each of the 65,536 raw (host-order read) values, shared by every socket instead of an int each.\n"
-"`shared_by_uid`: the read's Socket.shared tuples by uid (see read_shared), filled as they are made.");
+"`shared_by_uid`: the read's Socket.shared tuples by uid (see read_shared), filled as they are made.\n"
+"`previous` and `seen`: the last read's and this one's sockets by cookie; a socket of `previous` whose message\n"
+"now says otherwise goes to `replaced`.");
 
 static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_buffer view;
@@ -306,17 +343,18 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     int is_tcp;
     double first_seen;
     PyObject *proto4, *proto6, *names, *ports, *addresses, *make_address, *users, *socket_type, *previous, *seen,
-        *fresh, *out, *half_open, *shared_by_uid;
-    if (!PyArg_ParseTuple(args, "y*nnkklUUpO!O!O!OOdOOOOO!O!O!:parse_inet_diag", &view, &size, &offset, &seq,
+        *fresh, *out, *half_open, *shared_by_uid, *replaced;
+    if (!PyArg_ParseTuple(args, "y*nnkklUUpO!O!O!OOdOOOOO!O!O!O:parse_inet_diag", &view, &size, &offset, &seq,
                           &msg_type, &family, &proto4, &proto6, &is_tcp, &PyTuple_Type, &names, &PyTuple_Type,
                           &ports, &PyDict_Type, &addresses, &make_address, &users,
                           &first_seen, &socket_type, &previous, &seen, &fresh, &PyList_Type, &out, &PyList_Type,
-                          &half_open, &PyDict_Type, &shared_by_uid))
+                          &half_open, &PyDict_Type, &shared_by_uid, &replaced))
         return NULL;
     PyObject *result = NULL, *first_seen_obj = NULL, *empty = NULL, *zero_float = NULL, *zero_int = NULL;
     int reusing = previous != Py_None;
     if (size > view.len || offset < 0 || PyTuple_GET_SIZE(names) != 256 || PyTuple_GET_SIZE(ports) != 65536 ||
-        (reusing && (!PyDict_Check(previous) || !PyDict_Check(seen) || !PyList_Check(fresh)))) {
+        (reusing && (!PyDict_Check(previous) || !PyDict_Check(seen) || !PyList_Check(fresh) ||
+                     !PyList_Check(replaced)))) {
         PyErr_SetString(PyExc_ValueError, "parse_inet_diag: bad arguments");
         goto done;
     }
@@ -346,29 +384,34 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
         uint32_t recv_q = u32_at(diag + 56), send_q = u32_at(diag + 60), uid = u32_at(diag + 64),
                  inode = u32_at(diag + 68);
         PyObject *identity = NULL, *found = NULL;
+        /* A listener's Send-Q is its backlog limit; netstat says 0 (see sockdiag.py) */
+        const int listening = state == TCP_LISTEN && is_tcp;
         if (reusing) {
-            /* Unlike the Python loop's tuple, one bytes object: a sixth of the allocations, and a quicker hash. */
-            unsigned char raw[28];
-            uint32_t fields[5] = {state, recv_q, send_q, uid, inode};
-            memcpy(raw, &cookie, 8);
-            memcpy(raw + 8, fields, sizeof fields);
-            identity = PyBytes_FromStringAndSize((const char *)raw, sizeof raw);
+            /* By cookie, which the kernel gives each socket once: an int, where bytes of every field it is compared
+             * by were twice the memory, and made anew every read. */
+            identity = PyLong_FromUnsignedLongLong(cookie);
             if (identity == NULL)
                 goto done;
             found = PyDict_GetItemWithError(previous, identity);
-            if (found != NULL) {
+            int same = found == NULL ? 0
+                                     : reads_the_same(found, socket_type, offsets, filled, PyTuple_GET_ITEM(names, state),
+                                                      recv_q, listening ? 0 : send_q, listening ? send_q : 0, uid,
+                                                      inode);
+            if (same > 0) {
                 Py_INCREF(found);
-            } else if (PyErr_Occurred()) {
-                Py_DECREF(identity);
-                goto done;
+            } else {
+                if (same < 0 || (found == NULL && PyErr_Occurred()) ||
+                    (found != NULL && PyList_Append(replaced, found) < 0)) {
+                    Py_DECREF(identity);
+                    goto done;
+                }
+                found = NULL;
             }
         }
         if (found == NULL) {
             PyObject *local = address_text(addresses, make_address, message_family, diag + 8, address_size);
             PyObject *remote =
                 local ? address_text(addresses, make_address, message_family, diag + 24, address_size) : NULL;
-            /* A listener's Send-Q is its backlog limit; netstat says 0 (see sockdiag.py) */
-            int listening = state == TCP_LISTEN && is_tcp;
             PyObject *shared = remote == NULL ? NULL
                                               : read_shared(shared_by_uid, users, uid, inode != 0,
                                                             listening ? send_q : 0, first_seen_obj, empty,

@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 from netscope.collectors import netlink, speedups
 from netscope.collectors.gc_pause import gc_paused
-from netscope.collectors.model import TCP_STATES, SharedFields, Socket, SocketKey
+from netscope.collectors.model import BACKLOG, TCP_STATES, UID, SharedFields, Socket, SocketKey
 from netscope.collectors.tcpinfo import (
     MEMINFO_MIN_LEN,
     MIN_RTT_INDEX,
@@ -210,6 +210,23 @@ class SockDiagUnavailable(OSError):
         return str(self.strerror)  # words for the user, without OSError's "[Errno 1]"
 
 
+# A read's sockets by their kernel cookie (see _Parser).
+Identities = dict[int, Socket]
+
+
+def _reads_the_same(
+    sock: Socket, state: str, recv_q: int, send_q: int, uid: int, inode: int, listening: bool
+) -> bool:
+    """Whether a socket of the last read with this message's cookie is what the message says, in everything the
+    reader fills in (its owner is the collector's, set after): then it is reused."""
+    if type(sock) is not Socket:
+        return False  # a subclass (a test's) is made anew each read, as the compiled parser does
+    shared = sock.shared
+    return (sock.state == state and sock.recv_q == recv_q and sock.inode == inode and shared[UID] == uid
+            and (sock.send_q == 0 and shared[BACKLOG] == send_q if listening else sock.send_q == send_q
+                 and shared[BACKLOG] == 0))
+
+
 class SockDiagReader:
     """Dumps every TCP and UDP socket over one netlink socket, kept open between reads (use one per thread).
 
@@ -232,7 +249,7 @@ class SockDiagReader:
         self.last_timers: dict[SocketKey, tuple[int, int, int]] = {}
         self._tcp_info_seen: dict[SocketKey, tuple[tuple[int | None, ...], TcpInfo]] = {}
         # The last read's sockets by identity, for reuse (see _Parser), and which of its sockets were made new.
-        self._previous_sockets: dict[tuple[int, ...] | bytes, Socket] = {}
+        self._previous_sockets: Identities = {}
         # With reuse: the sockets this read made anew (in order), and the last read's that it did not report again
         # (closed, or changed: a changed socket is a new object). Together they are everything that changed.
         self.fresh: list[Socket] = []
@@ -318,9 +335,11 @@ class SockDiagReader:
         self.last_timers = parser.timers if parser.timers is not None else {}
         previous, self._previous_sockets = self._previous_sockets, parser.seen if reuse else {}
         self.fresh = parser.fresh
-        # Identities are unique within a read, so the count tells whether any went, and only then which.
+        # Cookies are unique within a read, so the count tells whether any went, and only then which; a socket
+        # whose cookie came again with other fields (a new state, queues) is among those replaced.
         reused = len(parser.seen) - len(parser.fresh)
-        self.gone = _gone(previous, parser.seen) if reuse and reused != len(previous) else []
+        went = _gone(previous, parser.seen) if reuse and reused != len(previous) else []
+        self.gone = went + parser.replaced if parser.replaced else went
         return out
 
     @property
@@ -358,11 +377,8 @@ class SockDiagReader:
                 self._sock = None
 
 
-Identities = dict[tuple[int, ...] | bytes, Socket]  # a read's sockets by identity (see _Parser)
-
-
 def _gone(previous: Identities, seen: Identities) -> list[Socket]:
-    """The sockets of `previous` whose identity is not in `seen`: the diff's first pass does it in C."""
+    """The sockets of `previous` whose cookie is not in `seen`: the diff's first pass does it in C."""
     if speedups.diff_keys is not None:
         gone: list[Socket] = speedups.diff_keys(previous, seen)[2]
         return gone
@@ -374,17 +390,18 @@ class _Parser:
 
     def __init__(
         self, out: list[Socket], users: dict[int, str], first_seen: float,
-        previous: dict[tuple[int, ...] | bytes, Socket] | None = None,
+        previous: Identities | None = None,
     ) -> None:
         self.out = out
-        # Reuse: the previous read's Sockets by (cookie, state, queues, uid, inode). A socket the kernel reports
-        # exactly as before is the same object again, not a new one: on a server where most of 100,000
+        # Reuse: the previous read's Sockets by cookie (_reads_the_same compares the rest). A socket the kernel
+        # reports exactly as before is the same object again, not a new one: on a server where most of 100,000
         # connections are idle, that spares building them (1.4 us each) and lets the diff see "unchanged" with
         # `is`. Owners are set after the read; a reused socket whose owner changed is copied, never mutated
         # (the previous snapshot holds it too): `fresh` tells the new objects apart.
         self.reusing = previous is not None
         self.previous = previous or {}
-        self.seen: dict[tuple[int, ...] | bytes, Socket] = {}
+        self.seen: Identities = {}
+        self.replaced: list[Socket] = []  # sockets of `previous` whose cookie came again with other fields
         self.fresh: list[Socket] = []
         self.half_open: list[Socket] = []
         self.ended_by_error = False  # the kernel answered with an error, which ends a dump cleanly
@@ -424,7 +441,7 @@ class _Parser:
             offset = speedups.parse_inet_diag(
                 buf, size, 0, seq, reply_type, family, proto4, proto6, is_tcp, names, ports, addresses, _address,
                 users, first_seen, Socket, self.previous if reusing else None, seen, fresh, self.out,
-                self.half_open, shared_by_uid,
+                self.half_open, shared_by_uid, self.replaced,
             )
         while offset < size:
             if offset + _MESSAGE_LEN <= size:
@@ -447,8 +464,11 @@ class _Parser:
                 if length < _MESSAGE_LEN or (m_family not in _FAST if both else m_family != family):
                     continue  # too short to be an inet_diag_msg, or not of this dump (the kernel never sends one)
                 if reusing:
-                    identity = (cookie, state, recv_q, send_q, uid, inode)
-                    found = reuse(identity)
+                    found = reuse(cookie)
+                    if found is not None and not _reads_the_same(found, names[state], recv_q, send_q, uid, inode,
+                                                                 state == TCP_LISTEN and is_tcp):
+                        self.replaced.append(found)
+                        found = None
                 else:
                     found = None  # no bookkeeping either: a one-shot read pays nothing for reuse
                 if found is None:
@@ -483,7 +503,7 @@ class _Parser:
                     if reusing:
                         fresh.append(found)
                 if reusing:
-                    seen[identity] = found
+                    seen[cookie] = found
                 append(found)
                 if state == TCP_SYN_RECV and not inode and is_tcp:
                     self.half_open.append(found)

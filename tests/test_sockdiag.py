@@ -553,3 +553,47 @@ def test_tcp_info_of_every_attribute_arrangement() -> None:
         assert collector.found[key] == parse_tcp_info(info, meminfo), order
     assert len({len(message(order)[0]) for order in ("smi", "ism", "ims")}) == 1  # one length, three layouts
     assert len(next(iter(sockdiag._LAYOUTS.values()))) == 3
+
+
+def test_a_read_with_reuse_tells_what_changed_by_cookie() -> None:
+    """A socket reported as before is the same object again; one whose Recv-Q moved is a new object and its old
+    one is among those gone; one closed is gone. (tests/test_speedups.py runs this again without the compiled
+    parser.)"""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    pairs = []
+    for _ in range(3):
+        client = socket.create_connection(("127.0.0.1", port))
+        pairs.append((client, listener.accept()[0]))
+    (idle, _idle_peer), (busy, busy_peer), (closing, closing_peer) = pairs
+    idle_key = idle.getsockname()[1], port
+    busy_key = port, busy.getsockname()[1]
+
+    def ours(sockets: list[Socket]) -> dict[tuple[int, int], Socket]:
+        return {(sock.local_port, sock.remote_port): sock for sock in sockets
+                if sock.state == "ESTABLISHED" and port in (sock.local_port, sock.remote_port)}
+
+    try:
+        with SockDiagReader() as reader:
+            first = ours(reader.read(reuse=True))
+            assert len(first) == 6
+            busy.sendall(b"x" * 1000)  # nobody reads it: busy_peer's Recv-Q is 1000
+            closing.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            closing.close()  # a reset: no TIME_WAIT left
+            closing_peer.close()
+            time.sleep(0.2)
+            second = ours(reader.read(reuse=True))
+            gone, fresh = reader.gone, reader.fresh
+    finally:
+        listener.close()
+        for client, peer in pairs:
+            client.close()
+            peer.close()
+    closed_keys = {key for key in first if key not in second}
+    assert len(closed_keys) == 2 and len(second) == 4
+    assert second[idle_key] is first[idle_key]
+    assert second[busy_key].recv_q == 1000 and first[busy_key].recv_q == 0
+    assert any(sock is second[busy_key] for sock in fresh)
+    assert any(sock is first[busy_key] for sock in gone)  # replaced: the same cookie with another Recv-Q
+    assert all(any(sock is first[key] for sock in gone) for key in closed_keys)
+    assert not any(sock is first[idle_key] for sock in gone + fresh)
