@@ -18,6 +18,9 @@ class CoalescedToasts(App[Any]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.notices = NoticeBoard()
+        # Toasts taken down before Textual had them: their Notify was still queued (behind a burst of key presses
+        # that outlasted a redraw), and would have put them up for good after their replacement.
+        self._withdrawn: set[str] = set()
 
     def notify(
         self, message: str, *, title: str = "", severity: SeverityLevel = "information",
@@ -40,6 +43,8 @@ class CoalescedToasts(App[Any]):
     def _show_notice(self, decision: Decision, title: str = "", markup: bool = False) -> None:
         for old in decision.take_down:
             if isinstance(old.token, Notification):
+                if old.token not in self._notifications:
+                    self._withdrawn.add(old.token.identity)
                 # Textual has no public call to take down one toast; tests/test_notices.py fails if this changes.
                 self._unnotify(old.token)
         notice = decision.show
@@ -50,6 +55,14 @@ class CoalescedToasts(App[Any]):
             self.post_message(Notify(toast))
         if decision.redraw_at is not None:
             self.set_timer(max(0.0, decision.redraw_at - time.monotonic()), self._redraw_notices)
+
+    def _on_notify(self, event: Notify) -> None:
+        # Textual calls each class's handler in turn: App's after this one, unless told not to.
+        event.prevent_default()
+        if event.notification.identity in self._withdrawn:
+            self._withdrawn.discard(event.notification.identity)
+            return
+        super()._on_notify(event)
 
     def _redraw_notices(self) -> None:
         for decision in self.notices.due():
