@@ -565,7 +565,7 @@ def test_a_read_with_reuse_tells_what_changed_by_cookie() -> None:
     for _ in range(3):
         client = socket.create_connection(("127.0.0.1", port))
         pairs.append((client, listener.accept()[0]))
-    (idle, _idle_peer), (busy, busy_peer), (closing, closing_peer) = pairs
+    (idle, _idle_peer), (busy, _busy_peer), (closing, closing_peer) = pairs
     idle_key = idle.getsockname()[1], port
     busy_key = port, busy.getsockname()[1]
 
