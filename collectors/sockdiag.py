@@ -335,8 +335,9 @@ class SockDiagReader:
         self.last_timers = parser.timers if parser.timers is not None else {}
         previous, self._previous_sockets = self._previous_sockets, parser.seen if reuse else {}
         self.fresh = parser.fresh
-        # Cookies are unique within a read, so the count tells whether any went, and only then which; a socket
-        # whose cookie came again with other fields (a new state, queues) is among those replaced.
+        # A cookie comes once a read (a socket the dump met twice as it changed gives two sockets on one key, which
+        # the collector's slow path sorts out), so the count tells whether any went, and only then which; a socket
+        # whose cookie came again with other fields (a new state, queues) was replaced, and is gone too.
         reused = len(parser.seen) - len(parser.fresh)
         went = _gone(previous, parser.seen) if reuse and reused != len(previous) else []
         self.gone = went + parser.replaced if parser.replaced else went
