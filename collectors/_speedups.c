@@ -709,41 +709,49 @@ typedef struct {
     Py_ssize_t index;
     int writable;
     PyObject *name; /* the slot's name, for messages */
-    PyObject *doc;
 } TupleField;
 
 static void tuple_field_dealloc(TupleField *self) {
     Py_XDECREF(self->owner);
     Py_XDECREF(self->name);
-    Py_XDECREF(self->doc);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* The offset of `owner`'s object slot `name`, or -1 with an error set. */
+static Py_ssize_t slot_offset(PyObject *owner, const char *name) {
+    PyObject *descr = PyDict_GetItemString(((PyTypeObject *)owner)->tp_dict, name);
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "%s is not a slot of %R", name, owner);
+        return -1;
+    }
+    return ((PyMemberDescrObject *)descr)->d_member->offset;
+}
+
 static PyObject *tuple_field_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"owner", "slot", "index", "writable", "doc", NULL};
-    PyObject *owner, *slot, *doc = Py_None;
+    static char *keywords[] = {"owner", "slot", "index", "writable", NULL};
+    PyObject *owner, *slot;
     Py_ssize_t index;
     int writable = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!Un|pO:TupleField", keywords, &PyType_Type, &owner, &slot,
-                                     &index, &writable, &doc))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!Un|p:TupleField", keywords, &PyType_Type, &owner, &slot,
+                                     &index, &writable))
         return NULL;
-    PyObject *descr = PyDict_GetItemWithError(((PyTypeObject *)owner)->tp_dict, slot);
-    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
-        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX || index < 0) {
-        if (!PyErr_Occurred())
-            PyErr_Format(PyExc_TypeError, "TupleField: %R is not a slot of %R (or the index is negative)", slot,
-                         owner);
+    if (index < 0) {
+        PyErr_SetString(PyExc_ValueError, "TupleField: a negative index");
         return NULL;
     }
+    const char *name = PyUnicode_AsUTF8(slot);
+    Py_ssize_t offset = name == NULL ? -1 : slot_offset(owner, name);
+    if (offset < 0)
+        return NULL;
     TupleField *self = (TupleField *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
     self->owner = (PyTypeObject *)Py_NewRef(owner);
-    self->offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+    self->offset = offset;
     self->index = index;
     self->writable = writable;
     self->name = Py_NewRef(slot);
-    self->doc = Py_NewRef(doc);
     return (PyObject *)self;
 }
 
@@ -797,7 +805,6 @@ static int tuple_field_set(PyObject *descr, PyObject *obj, PyObject *value) {
 }
 
 static PyMemberDef tuple_field_members[] = {
-    {"__doc__", T_OBJECT, offsetof(TupleField, doc), READONLY, NULL},
     {"index", T_PYSSIZET, offsetof(TupleField, index), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
@@ -808,7 +815,7 @@ static PyTypeObject TupleFieldType = {
     .tp_basicsize = sizeof(TupleField),
     .tp_dealloc = (destructor)tuple_field_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "TupleField(owner, slot, index, writable=False, doc=None): item `index` of the tuple in slot `slot`",
+    .tp_doc = "TupleField(owner, slot, index, writable=False): item `index` of the tuple in slot `slot`",
     .tp_members = tuple_field_members,
     .tp_descr_get = tuple_field_get,
     .tp_descr_set = tuple_field_set,
@@ -829,17 +836,6 @@ static PyObject *text_syn_recv, *text_new_syn_recv, *text_udp;
 static void counter_name_dealloc(CounterName *self) {
     Py_XDECREF(self->owner);
     Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-/* The offset of `owner`'s object slot `name`, or -1 with an error set. */
-static Py_ssize_t slot_offset(PyObject *owner, const char *name) {
-    PyObject *descr = PyDict_GetItemString(((PyTypeObject *)owner)->tp_dict, name);
-    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
-        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
-        PyErr_Format(PyExc_TypeError, "%s is not a slot of %R", name, owner);
-        return -1;
-    }
-    return ((PyMemberDescrObject *)descr)->d_member->offset;
 }
 
 static PyObject *counter_name_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
