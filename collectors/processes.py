@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
@@ -458,6 +459,11 @@ class _LinkReads:
     def add(
         self, pid: int, entry: _ProcessFds, dir_fd: int, wanted: Collection[str], listing: Listing | None
     ) -> None:
+        # The names read are the keys the caches keep. Interned, each fd number's name is one string for every
+        # process holding that number: forked workers (nginx, php-fpm) each hold fds 0..N. At 250,000 connections
+        # held by 50 processes, 500,000 names of 55 bytes were 26 MB; interned, the 10,000 distinct ones. (Interned
+        # strings no longer held are freed: the table does not grow with every name ever seen.)
+        wanted = list(map(sys.intern, wanted))
         self._pending.append((pid, entry, dir_fd, wanted, listing))
         if len(self._pending) >= _OPEN_DIRS:
             self._flush()
