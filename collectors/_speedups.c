@@ -302,6 +302,32 @@ static int number_is(PyObject *number, unsigned long long value) {
 /* Whether `sock`, a Socket of the last read with this message's cookie, is what the message says in everything the
  * reader fills in (its owner is the collector's, set after): then it is reused. A type whose slots this module does
  * not know is never reused (made anew each read, as a read without reuse does). -1 with an error set. */
+/* Whether `held` is `value`, or equal to it. -1 with an error set. */
+static int same_value(PyObject *held, PyObject *value) {
+    return held == value ? 1 : PyObject_RichCompareBool(held, value, Py_EQ);
+}
+
+/* Whether a Socket's endpoints (its key: proto, local ip, local port, remote ip, remote port, ...) are the message's
+ * `id` (inet_diag_sockid: sport, dport, src, dst). The cookie does not say: connect() again moves a UDP socket to
+ * another peer under the same cookie and state. The ports first: they are compared without making anything. -1 with
+ * an error set. */
+static int endpoints_are(PyObject *key, const unsigned char *id, long family, Py_ssize_t address_size,
+                         PyObject *ports, PyObject *addresses, PyObject *make_address) {
+    if (key == NULL || !PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 6)
+        return 0;
+    int same = same_value(PyTuple_GET_ITEM(key, 2), PyTuple_GET_ITEM(ports, u16_at(id)));
+    if (same > 0)
+        same = same_value(PyTuple_GET_ITEM(key, 4), PyTuple_GET_ITEM(ports, u16_at(id + 2)));
+    for (int side = 0; same > 0 && side < 2; side++) {
+        PyObject *text = address_text(addresses, make_address, family, id + 4 + 16 * side, address_size);
+        if (text == NULL)
+            return -1;
+        same = same_value(PyTuple_GET_ITEM(key, 1 + 2 * side), text);
+        Py_DECREF(text);
+    }
+    return same;
+}
+
 static int reads_the_same(PyObject *sock, PyObject *socket_type, const Py_ssize_t offsets[SOCKET_SLOTS], int filled,
                           PyObject *state_name, uint32_t recv_q, uint32_t send_q, uint32_t backlog, uint32_t uid,
                           uint32_t inode) {
@@ -397,6 +423,9 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
                                      : reads_the_same(found, socket_type, offsets, filled, PyTuple_GET_ITEM(names, state),
                                                       recv_q, listening ? 0 : send_q, listening ? send_q : 0, uid,
                                                       inode);
+            if (same > 0)
+                same = endpoints_are(*(PyObject **)((char *)found + offsets[S_KEY]), diag + 4, message_family,
+                                     address_size, ports, addresses, make_address);
             if (same > 0) {
                 Py_INCREF(found);
             } else {

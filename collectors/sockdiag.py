@@ -227,6 +227,15 @@ def _reads_the_same(
                  and shared[BACKLOG] == 0))
 
 
+def _endpoints_are(key: SocketKey, local_port: int, remote_port: int, src: bytes, dst: bytes, family: int) -> bool:
+    """Whether a socket of the last read (its key) has the message's endpoints. The cookie does not say: connect()
+    again moves a UDP socket to another peer under the same cookie and state."""
+    if key[2] != local_port or key[4] != remote_port:
+        return False
+    return (key[1] == (_ADDRESSES.get(src) or _address(family, src))
+            and key[3] == (_ADDRESSES.get(dst) or _address(family, dst)))
+
+
 class SockDiagReader:
     """Dumps every TCP and UDP socket over one netlink socket, kept open between reads (use one per thread).
 
@@ -394,11 +403,11 @@ class _Parser:
         previous: Identities | None = None,
     ) -> None:
         self.out = out
-        # Reuse: the previous read's Sockets by cookie (_reads_the_same compares the rest). A socket the kernel
-        # reports exactly as before is the same object again, not a new one: on a server where most of 100,000
-        # connections are idle, that spares building them (1.4 us each) and lets the diff see "unchanged" with
-        # `is`. Owners are set after the read; a reused socket whose owner changed is copied, never mutated
-        # (the previous snapshot holds it too): `fresh` tells the new objects apart.
+        # Reuse: the previous read's Sockets by cookie (_reads_the_same and _endpoints_are compare the rest). A
+        # socket the kernel reports exactly as before is the same object again, not a new one: on a server where
+        # most of 100,000 connections are idle, that spares building them (1.4 us each) and lets the diff see
+        # "unchanged" with `is`. Owners are set after the read; a reused socket whose owner changed is copied,
+        # never mutated (the previous snapshot holds it too): `fresh` tells the new objects apart.
         self.reusing = previous is not None
         self.previous = previous or {}
         self.seen: Identities = {}
@@ -466,8 +475,11 @@ class _Parser:
                     continue  # too short to be an inet_diag_msg, or not of this dump (the kernel never sends one)
                 if reusing:
                     found = reuse(cookie)
-                    if found is not None and not _reads_the_same(found, names[state], recv_q, send_q, uid, inode,
-                                                                 state == TCP_LISTEN and is_tcp):
+                    if found is not None and not (
+                        _reads_the_same(found, names[state], recv_q, send_q, uid, inode,
+                                        state == TCP_LISTEN and is_tcp)
+                        and _endpoints_are(found.key, ports[sport], ports[dport], src, dst, m_family)
+                    ):
                         self.replaced.append(found)
                         found = None
                 else:

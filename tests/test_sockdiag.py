@@ -555,6 +555,36 @@ def test_tcp_info_of_every_attribute_arrangement() -> None:
     assert len(next(iter(sockdiag._LAYOUTS.values()))) == 3
 
 
+def test_a_read_with_reuse_sees_a_udp_socket_connected_to_another_peer() -> None:
+    """connect() again moves a UDP socket to another peer without a new cookie, state or queues: its endpoints
+    alone say it changed, and the read must show the new ones. (tests/test_speedups.py runs this again without the
+    compiled parser.)"""
+    peers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    talker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for peer in peers:
+            peer.bind(("127.0.0.1", 0))
+        first_port, second_port = (peer.getsockname()[1] for peer in peers)
+        talker.connect(("127.0.0.1", first_port))
+        port = talker.getsockname()[1]
+
+        def talkers(sockets: list[Socket]) -> list[Socket]:
+            return [sock for sock in sockets if sock.proto == "udp" and sock.local_port == port]
+
+        with SockDiagReader() as reader:
+            before = talkers(reader.read(reuse=True))
+            talker.connect(("127.0.0.1", second_port))
+            after = talkers(reader.read(reuse=True))
+            fresh, gone = reader.fresh, reader.gone
+    finally:
+        talker.close()
+        for peer in peers:
+            peer.close()
+    assert [(sock.state, sock.remote_port) for sock in before] == [("ESTABLISHED", first_port)]
+    assert [(sock.state, sock.remote_port) for sock in after] == [("ESTABLISHED", second_port)]
+    assert any(sock is after[0] for sock in fresh) and any(sock is before[0] for sock in gone)
+
+
 def test_a_read_with_reuse_tells_what_changed_by_cookie() -> None:
     """A socket reported as before is the same object again; one whose Recv-Q moved is a new object and its old
     one is among those gone; one closed is gone. (tests/test_speedups.py runs this again without the compiled
