@@ -10,9 +10,9 @@ from __future__ import annotations
 import heapq
 import socket
 import struct
-from collections import defaultdict
 from collections.abc import Iterable
 from functools import lru_cache
+from operator import itemgetter
 
 from netscope.collectors.model import Socket
 
@@ -60,15 +60,20 @@ def program_sort_bytes(sock: Socket) -> bytes:
     """Owned sockets first, by program (UTF-8 sorts as the text does; NUL ends it); in each program its
     listeners, then its connections oldest first, so that a new connection lands at the end of its program's rows
     instead of pushing the rows under it down the screen; then the pid."""
+    return _program_part(sock, sock.is_listening)
+
+
+def _program_part(sock: Socket, listening: bool) -> bytes:
+    """program_sort_bytes of `sock`, or of a socket with its owner fields (Socket.shared) that is `listening`."""
     if sock.pid is None:
-        return b"\1\0" + _PROGRAM_TAIL(not sock.is_listening, sock.first_seen, 0)
+        return b"\1\0" + _PROGRAM_TAIL(not listening, sock.first_seen, 0)
     try:
         name = _PROGRAM_NAMES[sock.program]
     except KeyError:
         if len(_PROGRAM_NAMES) >= 65_536:
             _PROGRAM_NAMES.clear()
         name = _PROGRAM_NAMES[sock.program] = b"\0" + sock.program.lower().encode("utf-8", "surrogatepass") + b"\0"
-    return name + _PROGRAM_TAIL(not sock.is_listening, sock.first_seen, sock.pid)
+    return name + _PROGRAM_TAIL(not listening, sock.first_seen, sock.pid)
 
 
 def local_sort_bytes(sock: Socket) -> bytes:
@@ -108,18 +113,47 @@ def first_rows(sockets: Iterable[Socket], count: int) -> list[Socket]:
     """The first `count` sockets with an owner in the default order, in order: what a first screen shows. The
     table starts with them whether it folds or not: ownerless sockets come after every owned one, and may fold.
 
-    Without a whole key for every socket: the sockets are grouped by their program part (program, listening,
-    first seen, pid: a quarter of the key's cost), and only the first groups that hold `count` sockets between
-    them get whole keys (at 50,000 connections held by ten processes: 8 ms, where keying all takes 80)."""
+    Without a whole key for every socket, nor even a program part (program, listening, first seen, pid: a quarter
+    of the key's cost): sockets of one owner share one tuple of owner fields (Socket.shared), which with the
+    socket's state decides its program part. So the sockets are grouped by that tuple's identity and their state,
+    a part is made for each group, and only the first parts that hold `count` sockets between them get whole keys.
+    At 500,000 sockets of 50 owners, in no order: 0.24 s by each socket's part, 0.10 s so (one pass that reads
+    each socket's owner tuple alone is 0.04 s, most of it waiting for memory)."""
     if count <= 0:
         return []
-    groups: defaultdict[bytes, list[Socket]] = defaultdict(list)
+    by_owner: dict[int, dict[str, list[Socket]]] = {}
     for sock in sockets:
-        if sock.pid is not None:
-            groups[program_sort_bytes(sock)].append(sock)
+        states = by_owner.get(id(sock.shared))
+        if states is None:
+            states = by_owner[id(sock.shared)] = {}
+        group = states.get(sock.state)
+        if group is None:
+            states[sock.state] = [sock]
+        else:
+            group.append(sock)
+    parts: list[tuple[bytes, list[Socket]]] = []
+    for states in by_owner.values():
+        for state, group in states.items():
+            if group[0].pid is None:
+                break  # one owner tuple: every state of it is ownerless
+            for members, listening in _by_listening(state, group):
+                parts.append((_program_part(members[0], listening), members))
+    parts.sort(key=itemgetter(0))
     candidates: list[Socket] = []
-    for prefix in sorted(groups):
-        if len(candidates) >= count:
+    last = b""
+    for part, members in parts:
+        # Past `count`, sockets under a part equal to the last one taken may still sort before some taken
+        if len(candidates) >= count and part != last:
             break
-        candidates.extend(groups[prefix])
+        candidates.extend(members)
+        last = part
     return heapq.nsmallest(count, candidates, key=lambda sock: bytes_sort_key(DEFAULT_SORT, sock))
+
+
+def _by_listening(state: str, group: list[Socket]) -> list[tuple[list[Socket], bool]]:
+    """Sockets in one state, as those listening and those not (Socket.is_listening; none empty). A state says
+    which, but UNCONN: a UDP socket there listens, and a TCP one (which the kernel never names so) would not."""
+    if state != "UNCONN":
+        return [(group, group[0].is_listening)]
+    split = ([sock for sock in group if sock.is_listening], [sock for sock in group if not sock.is_listening])
+    return [(members, listening) for members, listening in zip(split, (True, False), strict=True) if members]

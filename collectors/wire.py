@@ -6,6 +6,7 @@ import pickle
 import struct
 import time
 from array import array
+from collections import Counter
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import BinaryIO, TypeVar
@@ -145,9 +146,8 @@ class WireFirstScreen:
 
 def first_screen_frame(snapshot: Snapshot, rows: int) -> WireFirstScreen:
     """The first `rows` rows of `snapshot` in the default order, and its counts (a few ms at 100,000 sockets)."""
-    counts: dict[str, int] = {}
-    for sock in snapshot.sockets.values():
-        counts[sock.counter_name] = counts.get(sock.counter_name, 0) + 1
+    # Counter counts in C: a loop here was 90 ms at 500,000 sockets
+    counts = dict(Counter(map(attrgetter("counter_name"), snapshot.sockets.values())))
     return WireFirstScreen(snapshot.taken_at, socket_rows(first_rows(snapshot.sockets.values(), rows)), counts)
 
 

@@ -54,6 +54,24 @@ def test_first_rows_are_the_owned_top_of_the_default_order(spawn_peer: Callable[
     assert everything[:len(owned)] == owned
 
 
+def test_first_rows_look_past_count_into_other_owner_tuples_of_the_same_program_part() -> None:
+    """Two listeners of one process with different backlogs have owner tuples of their own but one program part:
+    the first row is the one whose endpoints sort first, whichever tuple the read met first. (Made sockets: which
+    a real dump meets first is the kernel's hash order, which a test cannot choose.)"""
+    def listener(port: int, backlog: int) -> Socket:
+        return Socket("tcp", "127.0.0.1", port, "0.0.0.0", 0, "LISTEN", 0, 0, port * 10, 0, "root", 4242, "srv",
+                      1000.0, backlog=backlog)
+
+    later, earlier = listener(9000, 5), listener(8000, 7)
+    assert later.shared is not earlier.shared
+    connection = Socket("tcp", "127.0.0.1", 8000, "127.0.0.1", 50000, "ESTABLISHED", 0, 0, 1, 0, "root", 4242,
+                        "srv", 1000.0)
+    sockets = [later, connection, earlier]
+    for count in range(1, 4):
+        assert first_rows(sockets, count) == _default_order(sockets)[:count], count
+    assert first_rows(sockets, 1) == [earlier]
+
+
 async def test_the_worker_sends_a_first_screen_ahead_of_its_first_frame(
     spawn_peer: Callable[..., Peer],
 ) -> None:
