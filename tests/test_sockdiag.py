@@ -60,7 +60,9 @@ def row(sock: Socket) -> Row:
 class Load:
     """The sockets one test made, and what the tables must say about some of them."""
 
-    ports: set[int] = field(default_factory=set)  # every port of ours: a row with one of them is ours
+    # every (protocol, port) of ours: a row with one is ours. With the protocol: TCP and UDP number their ports
+    # apart, and another process's UDP socket on one of our TCP ports is not ours.
+    ports: set[tuple[str, int]] = field(default_factory=set)
     expected: dict[str, Row] = field(default_factory=dict)  # name -> exact row
     to_close: list[socket.socket] = field(default_factory=list)
 
@@ -68,10 +70,11 @@ class Load:
         for sock in socks:
             self.to_close.append(sock)
             with contextlib.suppress(OSError):
-                self.ports.add(sock.getsockname()[1])
+                self.ports.add(("udp" if sock.type == socket.SOCK_DGRAM else "tcp", sock.getsockname()[1]))
 
     def ours(self, rows: set[Row]) -> set[Row]:
-        return {r for r in rows if r[2] in self.ports or r[4] in self.ports}
+        ports = self.ports
+        return {r for r in rows if (r[0].rstrip("6"), r[2]) in ports or (r[0].rstrip("6"), r[4]) in ports}
 
 
 def inode(sock: socket.socket) -> int:
@@ -188,7 +191,7 @@ def loopback_load() -> Iterator[Load]:
         # TIME_WAIT (the side that closes first; inode 0 and uid 0 in both) and CLOSE_WAIT (its peer not closing).
         client, server = pair(lst4, reset=False)
         tw_port = client.getsockname()[1]
-        load.ports.add(tw_port)
+        load.ports.add(("tcp", tw_port))
         client.close()
         wait_for_state(tw_port, "CLOSE_WAIT")
         server.close()
