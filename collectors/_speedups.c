@@ -307,25 +307,32 @@ static int same_value(PyObject *held, PyObject *value) {
     return held == value ? 1 : PyObject_RichCompareBool(held, value, Py_EQ);
 }
 
+/* Whether `text`, a Socket's address as its parse wrote it (inet_ntop), is the address `raw`. inet_pton of the text
+ * rather than a look-up of the raw bytes in the parse's address table: every reused socket asks this, and with more
+ * distinct addresses than that table holds (a public server's clients), look-ups would empty it over and over. */
+static int address_is(PyObject *text, long family, const unsigned char *raw, Py_ssize_t size) {
+    unsigned char parsed[16];
+    const char *chars = PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : NULL;
+    if (chars == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return inet_pton((int)family, chars, parsed) == 1 && memcmp(parsed, raw, (size_t)size) == 0;
+}
+
 /* Whether a Socket's endpoints (its key: proto, local ip, local port, remote ip, remote port, ...) are the message's
  * `id` (inet_diag_sockid: sport, dport, src, dst). The cookie does not say: connect() again moves a UDP socket to
- * another peer under the same cookie and state. The ports first: they are compared without making anything. -1 with
- * an error set. */
+ * another peer under the same cookie and state. -1 with an error set. */
 static int endpoints_are(PyObject *key, const unsigned char *id, long family, Py_ssize_t address_size,
-                         PyObject *ports, PyObject *addresses, PyObject *make_address) {
+                         PyObject *ports) {
     if (key == NULL || !PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 6)
         return 0;
     int same = same_value(PyTuple_GET_ITEM(key, 2), PyTuple_GET_ITEM(ports, u16_at(id)));
     if (same > 0)
         same = same_value(PyTuple_GET_ITEM(key, 4), PyTuple_GET_ITEM(ports, u16_at(id + 2)));
-    for (int side = 0; same > 0 && side < 2; side++) {
-        PyObject *text = address_text(addresses, make_address, family, id + 4 + 16 * side, address_size);
-        if (text == NULL)
-            return -1;
-        same = same_value(PyTuple_GET_ITEM(key, 1 + 2 * side), text);
-        Py_DECREF(text);
-    }
-    return same;
+    return same > 0 ? address_is(PyTuple_GET_ITEM(key, 1), family, id + 4, address_size) &&
+                          address_is(PyTuple_GET_ITEM(key, 3), family, id + 20, address_size)
+                    : same;
 }
 
 static int reads_the_same(PyObject *sock, PyObject *socket_type, const Py_ssize_t offsets[SOCKET_SLOTS], int filled,
@@ -425,7 +432,7 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
                                                       inode);
             if (same > 0)
                 same = endpoints_are(*(PyObject **)((char *)found + offsets[S_KEY]), diag + 4, message_family,
-                                     address_size, ports, addresses, make_address);
+                                     address_size, ports);
             if (same > 0) {
                 Py_INCREF(found);
             } else {

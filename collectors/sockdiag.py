@@ -229,11 +229,15 @@ def _reads_the_same(
 
 def _endpoints_are(key: SocketKey, local_port: int, remote_port: int, src: bytes, dst: bytes, family: int) -> bool:
     """Whether a socket of the last read (its key) has the message's endpoints. The cookie does not say: connect()
-    again moves a UDP socket to another peer under the same cookie and state."""
+    again moves a UDP socket to another peer under the same cookie and state. The addresses are compared by parsing
+    the socket's text rather than looking the raw ones up in _ADDRESSES: with more distinct addresses than it holds
+    (a public server's clients), every reused socket's look-up would empty it over and over."""
     if key[2] != local_port or key[4] != remote_port:
         return False
-    return (key[1] == (_ADDRESSES.get(src) or _address(family, src))
-            and key[3] == (_ADDRESSES.get(dst) or _address(family, dst)))
+    try:
+        return socket.inet_pton(family, key[1]) == src and socket.inet_pton(family, key[3]) == dst
+    except (OSError, ValueError):
+        return False
 
 
 class SockDiagReader:
