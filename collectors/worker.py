@@ -29,7 +29,7 @@ import time
 from typing import BinaryIO
 
 from netscope.collectors.connections import ConnectionCollector
-from netscope.collectors.heap import return_big_blocks
+from netscope.collectors.heap import give_back_free_pages, return_big_blocks
 from netscope.collectors.limits import interval_problem
 from netscope.collectors.model import LiveTimer, SocketKey
 from netscope.collectors.namespaces import enter_namespace
@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as error:  # report it and keep polling
                 wire = failed_frame(f"{error.__class__.__name__}: {error}")
             write_frame(out, wire)
+            del wire
+            give_back_free_pages()
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     except (BrokenPipeError, KeyboardInterrupt):
         return 0
