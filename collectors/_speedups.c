@@ -355,6 +355,189 @@ static int reads_the_same(PyObject *sock, PyObject *socket_type, const Py_ssize_
            number_is(PyTuple_GET_ITEM(shared, F_UID), uid) && number_is(PyTuple_GET_ITEM(shared, F_BACKLOG), backlog);
 }
 
+/* A read's sockets by their kernel cookie (sockdiag.py's identities), for the next read to reuse: an open-addressing
+ * table of (cookie, socket) pairs, 16 bytes a slot and at most half full. A dict keyed by int cost about 84 bytes a
+ * socket (the cookie's int object 32, the dict's entry and index about 52): 8 MB at 100,000 sockets, against 4 here.
+ * Filled once a read, never emptied (the next read makes a new one), so it has no deletion. Not tracked by the cycle
+ * collector: it holds sockets, and nothing a socket holds leads back to it. */
+typedef struct {
+    uint64_t cookie;
+    PyObject *sock; /* NULL: an empty slot */
+} identity_slot;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t used;
+    size_t mask; /* slots - 1, slots a power of two */
+    identity_slot *slots;
+} IdentitiesObject;
+
+static PyTypeObject IdentitiesType;
+
+static size_t identity_hash(uint64_t cookie) {
+    uint64_t mixed = cookie * 0x9E3779B97F4A7C15ULL; /* cookies count up: spread them over the table */
+    return (size_t)(mixed ^ (mixed >> 32));
+}
+
+/* The slot holding `cookie`, or the empty one where it would go. */
+static identity_slot *identities_slot(IdentitiesObject *table, uint64_t cookie) {
+    size_t at = identity_hash(cookie) & table->mask;
+    while (table->slots[at].sock != NULL && table->slots[at].cookie != cookie)
+        at = (at + 1) & table->mask;
+    return &table->slots[at];
+}
+
+static PyObject *identities_get(IdentitiesObject *table, uint64_t cookie) { /* borrowed; NULL: not there */
+    return identities_slot(table, cookie)->sock;
+}
+
+static int identities_grow(IdentitiesObject *table) {
+    size_t old_size = table->mask + 1, size = old_size * 2;
+    identity_slot *old = table->slots, *slots = PyMem_Calloc(size, sizeof *slots);
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    table->slots = slots;
+    table->mask = size - 1;
+    for (size_t i = 0; i < old_size; i++)
+        if (old[i].sock != NULL)
+            *identities_slot(table, old[i].cookie) = old[i];
+    PyMem_Free(old);
+    return 0;
+}
+
+/* Hold `sock` under `cookie` (in place of what was there). -1 with an error set. */
+static int identities_put(IdentitiesObject *table, uint64_t cookie, PyObject *sock) {
+    if ((size_t)(table->used + 1) * 2 > table->mask + 1 && identities_grow(table) < 0)
+        return -1;
+    identity_slot *slot = identities_slot(table, cookie);
+    if (slot->sock == NULL) {
+        slot->cookie = cookie;
+        table->used++;
+    }
+    Py_XSETREF(slot->sock, Py_NewRef(sock));
+    return 0;
+}
+
+static PyObject *identities_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"expected", NULL};
+    Py_ssize_t expected = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|n:Identities", keywords, &expected))
+        return NULL;
+    size_t size = 16;
+    while (expected > 0 && size < (size_t)expected * 2 + 2 && size < ((size_t)1 << 40))
+        size *= 2; /* room for `expected` without growing */
+    IdentitiesObject *self = (IdentitiesObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->slots = PyMem_Calloc(size, sizeof *self->slots);
+    if (self->slots == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->mask = size - 1;
+    return (PyObject *)self;
+}
+
+static void identities_dealloc(IdentitiesObject *self) {
+    if (self->slots != NULL) {
+        for (size_t i = 0; i <= self->mask; i++)
+            Py_XDECREF(self->slots[i].sock);
+        PyMem_Free(self->slots);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t identities_length(IdentitiesObject *self) { return self->used; }
+
+static int cookie_of(PyObject *key, uint64_t *cookie) {
+    unsigned long long value = PyLong_AsUnsignedLongLong(key);
+    if (value == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *cookie = value;
+    return 0;
+}
+
+static PyObject *identities_subscript(IdentitiesObject *self, PyObject *key) {
+    uint64_t cookie;
+    if (cookie_of(key, &cookie) < 0)
+        return NULL;
+    PyObject *sock = identities_get(self, cookie);
+    if (sock == NULL)
+        PyErr_SetObject(PyExc_KeyError, key);
+    return Py_XNewRef(sock);
+}
+
+static int identities_ass_subscript(IdentitiesObject *self, PyObject *key, PyObject *sock) {
+    uint64_t cookie;
+    if (sock == NULL) {
+        PyErr_SetString(PyExc_TypeError, "Identities: no deletion (a read fills a new one)");
+        return -1;
+    }
+    return cookie_of(key, &cookie) < 0 ? -1 : identities_put(self, cookie, sock);
+}
+
+static PyObject *identities_get_method(IdentitiesObject *self, PyObject *key) {
+    uint64_t cookie;
+    if (cookie_of(key, &cookie) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError) && !PyErr_ExceptionMatches(PyExc_TypeError))
+            return NULL;
+        PyErr_Clear(); /* no cookie is negative, or not an int: not there */
+        Py_RETURN_NONE;
+    }
+    PyObject *sock = identities_get(self, cookie);
+    return Py_NewRef(sock != NULL ? sock : Py_None);
+}
+
+static PyObject *identities_values(IdentitiesObject *self, PyObject *Py_UNUSED(ignored)) {
+    PyObject *values = PyList_New(0);
+    for (size_t i = 0; values != NULL && i <= self->mask; i++)
+        if (self->slots[i].sock != NULL && PyList_Append(values, self->slots[i].sock) < 0)
+            Py_CLEAR(values);
+    return values;
+}
+
+static PyMethodDef identities_methods[] = {
+    {"get", (PyCFunction)identities_get_method, METH_O, "get(cookie) -> the socket read under it, or None"},
+    {"values", (PyCFunction)identities_values, METH_NOARGS, "values() -> a list of every socket held"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMappingMethods identities_mapping = {
+    .mp_length = (lenfunc)identities_length,
+    .mp_subscript = (binaryfunc)identities_subscript,
+    .mp_ass_subscript = (objobjargproc)identities_ass_subscript,
+};
+
+static PyTypeObject IdentitiesType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "netscope.collectors._speedups.Identities",
+    .tp_basicsize = sizeof(IdentitiesObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Identities(expected=0): a read's sockets by kernel cookie (an int of 64 bits), for the next read.",
+    .tp_new = identities_new,
+    .tp_dealloc = (destructor)identities_dealloc,
+    .tp_as_mapping = &identities_mapping,
+    .tp_methods = identities_methods,
+};
+
+PyDoc_STRVAR(identities_gone_doc,
+"identities_gone(previous, seen) -> list\n\n"
+"The sockets of `previous` whose cookie is not in `seen` (both Identities): sockdiag._gone's twin.");
+
+static PyObject *identities_gone(PyObject *Py_UNUSED(module), PyObject *args) {
+    IdentitiesObject *previous, *seen;
+    if (!PyArg_ParseTuple(args, "O!O!:identities_gone", &IdentitiesType, &previous, &IdentitiesType, &seen))
+        return NULL;
+    PyObject *gone = PyList_New(0);
+    for (size_t i = 0; gone != NULL && i <= previous->mask; i++) {
+        identity_slot *slot = &previous->slots[i];
+        if (slot->sock != NULL && identities_get(seen, slot->cookie) == NULL && PyList_Append(gone, slot->sock) < 0)
+            Py_CLEAR(gone);
+    }
+    return gone;
+}
+
 PyDoc_STRVAR(parse_inet_diag_doc,
 "parse_inet_diag(buf, size, offset, seq, msg_type, family, proto4, proto6, is_tcp, state_names, ports, addresses,\n"
 "                make_address, users, first_seen, socket_type, previous, seen, fresh, out, half_open,\n"
@@ -365,8 +548,8 @@ PyDoc_STRVAR(parse_inet_diag_doc,
 "a dump of both families (each message says its own), whose sockets are named proto4 or proto6. `ports`: the\n"
 "port of each of the 65,536 raw (host-order read) values, shared by every socket instead of an int each.\n"
 "`shared_by_uid`: the read's Socket.shared tuples by uid (see read_shared), filled as they are made.\n"
-"`previous` and `seen`: the last read's and this one's sockets by cookie; a socket of `previous` whose message\n"
-"now says otherwise goes to `replaced`.");
+"`previous` and `seen`: the last read's and this one's sockets by cookie (Identities); a socket of `previous`\n"
+"whose message now says otherwise goes to `replaced`.");
 
 static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_buffer view;
@@ -386,8 +569,8 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *result = NULL, *first_seen_obj = NULL, *empty = NULL, *zero_float = NULL, *zero_int = NULL;
     int reusing = previous != Py_None;
     if (size > view.len || offset < 0 || PyTuple_GET_SIZE(names) != 256 || PyTuple_GET_SIZE(ports) != 65536 ||
-        (reusing && (!PyDict_Check(previous) || !PyDict_Check(seen) || !PyList_Check(fresh) ||
-                     !PyList_Check(replaced)))) {
+        (reusing && (!Py_IS_TYPE(previous, &IdentitiesType) || !Py_IS_TYPE(seen, &IdentitiesType) ||
+                     !PyList_Check(fresh) || !PyList_Check(replaced)))) {
         PyErr_SetString(PyExc_ValueError, "parse_inet_diag: bad arguments");
         goto done;
     }
@@ -416,16 +599,12 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
         memcpy(&cookie, diag + 44, sizeof cookie);
         uint32_t recv_q = u32_at(diag + 56), send_q = u32_at(diag + 60), uid = u32_at(diag + 64),
                  inode = u32_at(diag + 68);
-        PyObject *identity = NULL, *found = NULL;
+        PyObject *found = NULL;
         /* A listener's Send-Q is its backlog limit; netstat says 0 (see sockdiag.py) */
         const int listening = state == TCP_LISTEN && is_tcp;
         if (reusing) {
-            /* By cookie, which the kernel gives each socket once: an int, where bytes of every field it is compared
-             * by were twice the memory, and made anew every read. */
-            identity = PyLong_FromUnsignedLongLong(cookie);
-            if (identity == NULL)
-                goto done;
-            found = PyDict_GetItemWithError(previous, identity);
+            /* By cookie, which the kernel gives each socket once */
+            found = identities_get((IdentitiesObject *)previous, cookie);
             int same = found == NULL ? 0
                                      : reads_the_same(found, socket_type, offsets, filled, PyTuple_GET_ITEM(names, state),
                                                       recv_q, listening ? 0 : send_q, listening ? send_q : 0, uid,
@@ -436,11 +615,8 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
             if (same > 0) {
                 Py_INCREF(found);
             } else {
-                if (same < 0 || (found == NULL && PyErr_Occurred()) ||
-                    (found != NULL && PyList_Append(replaced, found) < 0)) {
-                    Py_DECREF(identity);
+                if (same < 0 || (found != NULL && PyList_Append(replaced, found) < 0))
                     goto done;
-                }
                 found = NULL;
             }
         }
@@ -475,14 +651,12 @@ static PyObject *parse_inet_diag(PyObject *Py_UNUSED(module), PyObject *args) {
             Py_XDECREF(remote);
             if (found != NULL && reusing && PyList_Append(fresh, found) < 0)
                 Py_CLEAR(found);
-            if (found == NULL) {
-                Py_XDECREF(identity);
+            if (found == NULL)
                 goto done;
-            }
         }
-        int failed = (reusing && PyDict_SetItem(seen, identity, found) < 0) || PyList_Append(out, found) < 0 ||
+        int failed = (reusing && identities_put((IdentitiesObject *)seen, cookie, found) < 0) ||
+                     PyList_Append(out, found) < 0 ||
                      (state == TCP_SYN_RECV && !inode && is_tcp && PyList_Append(half_open, found) < 0);
-        Py_XDECREF(identity);
         Py_DECREF(found);
         if (failed)
             goto done;
@@ -940,6 +1114,7 @@ static PyMethodDef methods[] = {
     {"parse_inet_diag", parse_inet_diag, METH_VARARGS, parse_inet_diag_doc},
     {"attach_owners", attach_owners, METH_VARARGS, attach_owners_doc},
     {"diff_keys", diff_keys, METH_VARARGS, diff_keys_doc},
+    {"identities_gone", identities_gone, METH_VARARGS, identities_gone_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -958,11 +1133,12 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         (text_new_syn_recv = PyUnicode_InternFromString("NEW_SYN_RECV")) == NULL ||
         (text_udp = PyUnicode_InternFromString("UDP")) == NULL)
         return NULL;
-    if (PyType_Ready(&TupleFieldType) < 0 || PyType_Ready(&CounterNameType) < 0)
+    if (PyType_Ready(&TupleFieldType) < 0 || PyType_Ready(&CounterNameType) < 0 || PyType_Ready(&IdentitiesType) < 0)
         return NULL;
     PyObject *created = PyModule_Create(&module);
     if (created != NULL && (PyModule_AddObjectRef(created, "TupleField", (PyObject *)&TupleFieldType) < 0 ||
-                            PyModule_AddObjectRef(created, "CounterName", (PyObject *)&CounterNameType) < 0))
+                            PyModule_AddObjectRef(created, "CounterName", (PyObject *)&CounterNameType) < 0 ||
+                            PyModule_AddObjectRef(created, "Identities", (PyObject *)&IdentitiesType) < 0))
         Py_CLEAR(created);
     return created;
 }

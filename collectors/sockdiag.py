@@ -41,7 +41,7 @@ import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from netscope.collectors import netlink, speedups
 from netscope.collectors.gc_pause import gc_paused
@@ -210,8 +210,12 @@ class SockDiagUnavailable(OSError):
         return str(self.strerror)  # words for the user, without OSError's "[Errno 1]"
 
 
-# A read's sockets by their kernel cookie (see _Parser).
-Identities = dict[int, Socket]
+# A read's sockets by their kernel cookie (see _Parser): speedups.Identities, a compiled table of (cookie, socket)
+# pairs (16 bytes a slot), or its twin, a dict.
+class Identities(Protocol):
+    def get(self, cookie: int, /) -> Socket | None: ...
+    def __setitem__(self, cookie: int, sock: Socket, /) -> None: ...
+    def __len__(self) -> int: ...
 
 
 def _reads_the_same(
@@ -262,7 +266,7 @@ class SockDiagReader:
         self.last_timers: dict[SocketKey, tuple[int, int, int]] = {}
         self._tcp_info_seen: dict[SocketKey, tuple[tuple[int | None, ...], TcpInfo]] = {}
         # The last read's sockets by identity, for reuse (see _Parser), and which of its sockets were made new.
-        self._previous_sockets: Identities = {}
+        self._previous_sockets: Identities = speedups.Identities(0)
         # With reuse: the sockets this read made anew (in order), and the last read's that it did not report again
         # (closed, or changed: a changed socket is a new object). Together they are everything that changed.
         self.fresh: list[Socket] = []
@@ -346,7 +350,7 @@ class SockDiagReader:
             self.last_tcp_info = parser.info.found
             self._tcp_info_seen = parser.info.seen
         self.last_timers = parser.timers if parser.timers is not None else {}
-        previous, self._previous_sockets = self._previous_sockets, parser.seen if reuse else {}
+        previous, self._previous_sockets = self._previous_sockets, parser.seen if reuse else speedups.Identities(0)
         self.fresh = parser.fresh
         # A cookie comes once a read (a socket the dump met twice as it changed gives two sockets on one key, which
         # the collector's slow path sorts out), so the count tells whether any went, and only then which; a socket
@@ -392,10 +396,11 @@ class SockDiagReader:
 
 
 def _gone(previous: Identities, seen: Identities) -> list[Socket]:
-    """The sockets of `previous` whose cookie is not in `seen`: the diff's first pass does it in C."""
-    if speedups.diff_keys is not None:
-        gone: list[Socket] = speedups.diff_keys(previous, seen)[2]
+    """The sockets of `previous` whose cookie is not in `seen`."""
+    if speedups.identities_gone is not None:
+        gone: list[Socket] = speedups.identities_gone(previous, seen)
         return gone
+    assert isinstance(previous, dict) and isinstance(seen, dict)
     return [sock for identity, sock in previous.items() if identity not in seen]
 
 
@@ -413,8 +418,9 @@ class _Parser:
         # "unchanged" with `is`. Owners are set after the read; a reused socket whose owner changed is copied,
         # never mutated (the previous snapshot holds it too): `fresh` tells the new objects apart.
         self.reusing = previous is not None
-        self.previous = previous or {}
-        self.seen: Identities = {}
+        self.previous: Identities = previous if previous is not None else speedups.Identities(0)
+        # sized for as many sockets as the last read had: no growing on the way
+        self.seen: Identities = speedups.Identities(len(self.previous))
         self.replaced: list[Socket] = []  # sockets of `previous` whose cookie came again with other fields
         self.fresh: list[Socket] = []
         self.half_open: list[Socket] = []

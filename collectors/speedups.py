@@ -17,6 +17,7 @@ import importlib.util
 import os
 from collections.abc import Callable, Iterable
 from types import ModuleType
+from typing import Any
 
 # What read_fd_links finds in one fd directory: fd name -> inode of each socket in the table given, fd name ->
 # inode of each other socket, the names of other links (files, pipes ...), and the names we may not read.
@@ -82,6 +83,16 @@ parse_inet_diag = _MODULE.parse_inet_diag if _MODULE is not None else None
 # pass of the diff (twin: diff.diff_keys_python). None without the compiled module.
 attach_owners = _MODULE.attach_owners if _MODULE is not None else None
 diff_keys = _MODULE.diff_keys if _MODULE is not None else None
+
+
+def _identities_python(expected: int = 0) -> dict[int, Any]:
+    return {}
+
+
+# A read's sockets by kernel cookie, for the next read's reuse (twin: a dict of int -> Socket), and the sockets of
+# one such table whose cookie another lacks (twin: sockdiag._gone's loop).
+Identities: Callable[[int], Any] = _MODULE.Identities if _MODULE is not None else _identities_python
+identities_gone = _MODULE.identities_gone if _MODULE is not None else None
 # An attribute read from (and set as) one item of a tuple slot, or None: its twin is a property (model.py).
 TupleField: Callable[..., object] | None = _MODULE.TupleField if _MODULE is not None else None
 # Socket.counter_name worked out on each read, or None: its twin is model.counter_name_of as a property.
