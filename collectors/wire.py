@@ -146,7 +146,7 @@ class WireFirstScreen:
 
 def first_screen_frame(snapshot: Snapshot, rows: int) -> WireFirstScreen:
     """The first `rows` rows of `snapshot` in the default order, and its counts (a few ms at 100,000 sockets)."""
-    # Counter counts in C: a loop here was 90 ms at 500,000 sockets
+    # Counter counts in C: 180 -> 130 ms at 500,000 sockets in no order (most of what is left is reading each one)
     counts = dict(Counter(map(attrgetter("counter_name"), snapshot.sockets.values())))
     return WireFirstScreen(snapshot.taken_at, socket_rows(first_rows(snapshot.sockets.values(), rows)), counts)
 
