@@ -109,14 +109,14 @@ def test_socket_of_this_process_is_found() -> None:
     assert inode not in OwnerScanner().scan().inode_to_pid
 
 
-def test_shared_socket_goes_to_lowest_pid(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", FORKING_LISTENER_CODE], stdout=subprocess.PIPE, text=True, cwd=tmp_path
-    )
+@contextlib.contextmanager
+def forking_listener(tmp_path: Path, code: str = FORKING_LISTENER_CODE) -> Iterator[tuple[int, int, int]]:
+    """Run FORKING_LISTENER_CODE (or a variant of it): (its pid, the listener's inode, the forked child's pid)."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
     grandchild = None
     try:
         _port, inode, grandchild = (int(x) for x in read_line(proc).split())
-        assert OwnerScanner().scan().inode_to_pid.get(inode) == min(proc.pid, grandchild)
+        yield proc.pid, inode, grandchild
     finally:
         # Kill the grandchild first, while it is still provably ours (its parent is our child).
         if grandchild is not None:
@@ -126,33 +126,29 @@ def test_shared_socket_goes_to_lowest_pid(tmp_path: Path) -> None:
         stop(proc)
 
 
+def test_shared_socket_goes_to_lowest_pid(tmp_path: Path) -> None:
+    with forking_listener(tmp_path) as (pid, inode, grandchild):
+        assert OwnerScanner().scan().inode_to_pid.get(inode) == min(pid, grandchild)
+
+
 def test_processes_holding_the_same_fd_numbers_share_one_name_for_each(tmp_path: Path) -> None:
     """The scanner keeps each fd's name between scans; forked workers hold the same numbers, and a name is kept
     once for all of them (at 250,000 connections in 50 processes that was 26 MB of names)."""
     # Fds past 9: a one-character name is one of CPython's cached strings anyway.
     code = FORKING_LISTENER_CODE.replace("s.listen()", "s.listen()\nkept = [socket.socket() for _ in range(20)]")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
-    grandchild = None
-    try:
-        _port, _inode, grandchild = (int(x) for x in read_line(proc).split())
+    with forking_listener(tmp_path, code) as (pid, _inode, grandchild):
         scanner = OwnerScanner()
         scanner.scan()
-        parent, child = scanner._processes[proc.pid], scanner._processes[grandchild]
+        parent, child = scanner._processes[pid], scanner._processes[grandchild]
 
-        def names(entry: object) -> dict[str, str]:
-            held = [*entry.inet, *entry.other, *entry.files, *entry.denied]  # type: ignore[attr-defined]
-            return {name: name for name in held}
+    def names(entry: object) -> dict[str, str]:
+        held = [*entry.inet, *entry.other, *entry.files, *entry.denied]  # type: ignore[attr-defined]
+        return {name: name for name in held}
 
-        in_parent, in_child = names(parent), names(child)
-        common = in_parent.keys() & in_child.keys()
-        assert len([name for name in common if len(name) > 1]) >= 10
-        assert all(in_parent[name] is in_child[name] for name in common)
-    finally:
-        if grandchild is not None:
-            with contextlib.suppress(psutil.Error):
-                if psutil.Process(grandchild).ppid() == proc.pid:
-                    os.kill(grandchild, signal.SIGKILL)
-        stop(proc)
+    in_parent, in_child = names(parent), names(child)
+    common = in_parent.keys() & in_child.keys()
+    assert len([name for name in common if len(name) > 1]) >= 10
+    assert all(in_parent[name] is in_child[name] for name in common)
 
 
 def test_process_info_cache_gives_name_and_start_time(listener: tuple[subprocess.Popen[str], int, int]) -> None:
