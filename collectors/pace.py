@@ -9,7 +9,6 @@ line) is kept whatever it costs: `cpu_share` 0.
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -23,6 +22,14 @@ REMEMBERED = 5
 SURE_AFTER = 3  # refreshes measured before the pace moves at all
 # Back down a step only once the cost would fit the lower pace with room to spare: no see-saw at a boundary.
 ROOM = 0.7
+
+
+def _median(costs: deque[float]) -> float:
+    """statistics.median of a few numbers, without that module and the fractions and decimal it loads into the
+    worker (0.5 MiB resident, measured)."""
+    ordered = sorted(costs)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +52,7 @@ class Pace:
     def after(self, cost: float) -> PaceState:
         """Take one refresh's CPU seconds; return the pace for the wait before the next one."""
         self._costs.append(max(0.0, cost))
-        typical = statistics.median(self._costs)
+        typical = _median(self._costs)
         if self.cpu_share > 0 and len(self._costs) >= SURE_AFTER:
             needed = typical / self.cpu_share  # the interval at which refreshing costs exactly the share
             slower = self._level(needed)

@@ -165,6 +165,19 @@ def test_a_read_spread_over_threads_finds_what_one_call_finds(holder: Holder) ->
     assert len(spread[1][0]) + len(spread[1][1]) + len(spread[1][2]) == 3
 
 
+def test_an_error_in_a_spread_read_is_raised_to_the_caller(holder: Holder) -> None:
+    compiled_module()
+    if fd_links.threads() < 2:
+        pytest.skip("one CPU here: a big read is not spread")
+    dir_fd = os.open(f"/proc/{holder.pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        names = os.listdir(dir_fd)
+        with pytest.raises(TypeError, match="table must be a set"):
+            fd_links.read_many([(dir_fd, names)], [1, 2])  # type: ignore[arg-type]
+    finally:
+        os.close(dir_fd)
+
+
 SCAN = r"""
 import json, sys
 from netscope.collectors import speedups
