@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from netscope.collectors.connections import ConnectionCollector
-from netscope.collectors.model import ChangeKind
+from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket
 from netscope.collectors.session.connection_rows import ConnectionRows, ContentWidths
 from netscope.collectors.session.filters import parse_filter
 
@@ -155,3 +155,62 @@ def test_a_socket_and_a_fold_survive_a_copy_and_a_pickle_whole() -> None:
             assert type(made) is type(original) and made == original and made.as_dict() == original.as_dict()
             assert made.key == original.key and made.counter_name == original.counter_name
     assert pickle.loads(pickle.dumps(fold)).count == 7
+
+
+@pytest.mark.parametrize("column", ["recv_q", "program"])
+def test_rows_moved_one_by_one_are_the_rows_sorted_afresh(listener: socket.socket, column: str) -> None:
+    """A refresh of a few changes moves only their rows, each found by the sort key of the version it replaces
+    (made again from that version: no table of every row's key is kept). Data arriving moves a row in Recv-Q
+    order; connections close and open while a filter is on, whose unfiltered rows are kept up to date aside; after
+    each refresh, and after Escape, the rows are those a table loaded from the same sockets shows."""
+    port = listener.getsockname()[1]
+    held = [end for _ in range(12) for end in connect(listener)]
+    mine = parse_filter(f":{port} 127.77.0.1")
+    collector = ConnectionCollector(interval=1.0, query=mine.kernel_query())
+    rows = ConnectionRows(flash_seconds=0)  # closed rows go at once, as in a table loaded afresh
+
+    def established(sock: Socket) -> bool:
+        return sock.state == "ESTABLISHED"
+
+    def refresh(filtered: bool) -> SnapshotDiff:
+        time.sleep(0.05)
+        diff = collector.next_diff()
+        assert len(diff.changed) + len(diff.added) + len(diff.removed) < len(diff.snapshot.sockets) // 4 + 64
+        rows.apply_diff(diff)
+        fresh = ConnectionRows(flash_seconds=0)
+        fresh.load(diff.snapshot.sockets.values(), diff.snapshot.taken_at)
+        fresh.set_sort(column, reverse=False)
+        if filtered:
+            fresh.set_filter(established)
+        assert [row.key for row in rows.rows] == [row.key for row in fresh.rows]
+        assert [row.recv_q for row in rows.rows] == [row.recv_q for row in fresh.rows]
+        assert rows.counts == fresh.counts
+        return diff
+
+    try:
+        rows.apply_diff(collector.next_diff())
+        rows.set_sort(column, reverse=False)
+        for step, end in enumerate(held[:6]):
+            end.sendall(b"x" * (step + 1))
+        refresh(filtered=False)
+        assert any(row.recv_q for row in rows.rows)
+        rows.set_filter(established)
+        for end in held[6:8]:
+            end.sendall(b"yy")
+        held[0].sendall(b"zzz")
+        held[8].close()
+        held[9].close()
+        held += connect(listener)
+        refresh(filtered=True)
+        held[10].close()
+        last = refresh(filtered=True)
+        rows.set_filter(None)  # Escape: the rows kept aside come back
+        fresh = ConnectionRows(flash_seconds=0)
+        fresh.load(last.snapshot.sockets.values(), last.snapshot.taken_at)
+        fresh.set_sort(column, reverse=False)
+        assert [row.key for row in rows.rows] == [row.key for row in fresh.rows]
+        assert rows.counts == fresh.counts
+    finally:
+        collector.close()
+        for end in held:
+            end.close()

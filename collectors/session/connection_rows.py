@@ -89,7 +89,7 @@ class ConnectionRows:
         self._flash: dict[SocketKey, tuple[ChangeKind, float]] = {}
         self._predicate: SocketPredicate | None = None
         self.sort_column = DEFAULT_SORT
-        self._sorted = SortedRows(DEFAULT_SORT)  # the shown rows, in sort order
+        self._sorted = self._empty_rows(DEFAULT_SORT)  # the shown rows, in sort order
         self._unfiltered: UnfilteredRows | None = None  # while a filter is on (a sort by the socket alone)
         self.sort_reverse = False
         self.live_sort_value: LiveSortValue | None = None  # for columns not in SORT_KEYS
@@ -163,24 +163,27 @@ class ConnectionRows:
             return
         selected = self.remember_selected()
         live = self.folder.rows
+        shown = self._sorted
         for row in changes.added:
-            self._gone.pop(row.key, None)
-            self._hide(row.key)
+            closed = self._gone.pop(row.key, None)
+            if closed is not None:
+                shown.remove(closed)
             self._show(row, live=True)
+        for before in changes.replaced:
+            shown.remove(before)
         for row in changes.changed:
-            self._hide(row.key)
             self._show(row, live=True)
         for row in changes.hidden:
-            self._hide(row.key)
+            shown.remove(row)
         lingering = self.flash_seconds > 0
         for row in changes.removed:
-            self._hide(row.key)
+            shown.remove(row)
             if lingering:
                 self._show(row, live=False)  # it lingers, marked, where it was
         self._mark(changes, now + self.flash_seconds)  # records the removed ones as gone
-        for key in self._expire(now):
-            if key not in live:
-                self._hide(key)
+        for row in self._expire(now)[1]:
+            if row.key not in live:
+                shown.remove(row)
         self.follow(selected)
 
     def _mark(self, changes: RowChanges, until: float) -> None:
@@ -209,29 +212,33 @@ class ConnectionRows:
 
     def expire(self, now: float) -> bool:
         """Let highlights that are over fade and closed rows that lingered go; whether any did."""
-        expired = self._expire(now)
+        expired, closed = self._expire(now)
         if not expired:
             return False
         selected = self.remember_selected()
-        for key in expired:
-            if key not in self.folder.rows:
-                self._hide(key)
+        for row in closed:
+            if row.key not in self.folder.rows:
+                self._sorted.remove(row)
         self.follow(selected)
         return True
 
-    def _expire(self, now: float) -> list[SocketKey]:
+    def _expire(self, now: float) -> tuple[list[SocketKey], list[Socket]]:
+        """The keys whose highlights are over, and the closed rows among them that stop lingering."""
         expired = [key for key, (_, until) in self._flash.items() if until <= now]
+        closed = []
         for key in expired:
             del self._flash[key]
-            self._gone.pop(key, None)
-        return expired
+            row = self._gone.pop(key, None)
+            if row is not None:
+                closed.append(row)
+        return expired, closed
 
     def clear_highlights(self) -> None:
         """Drop every highlight and lingering closed row now."""
         selected = self.remember_selected()
-        for key in list(self._gone):
+        for key, row in self._gone.items():
             if key not in self.folder.rows:
-                self._hide(key)
+                self._sorted.remove(row)
         self._gone.clear()
         self._flash.clear()
         self.follow(selected)
@@ -275,7 +282,7 @@ class ConnectionRows:
         if column not in SORT_KEYS:
             return None  # timer and tcp_info keys move on their own: such rows cannot be kept in order by diffs
         stash = UnfilteredRows.set_aside(column, self.folder, self._sorted)
-        self.folder, self._sorted = self.folder.emptied(), SortedRows(column)
+        self.folder, self._sorted = self.folder.emptied(), self._empty_rows(column)
         return stash
 
     def _still_shown(self, key: SocketKey | None) -> SocketKey | None:
@@ -348,7 +355,10 @@ class ConnectionRows:
         return self._sorted.rows[len(self._sorted.rows) - 1 - row] if self.sort_reverse else self._sorted.rows[row]
 
     def display_row(self, key: SocketKey) -> int | None:
-        index = self._sorted.index_of(key)
+        row = self.folder.rows.get(key)
+        if row is None:
+            row = self._gone.get(key)  # a closed row lingering
+        index = self._sorted.index_of(row) if row is not None else None
         if index is None:
             return None
         return len(self._sorted.rows) - 1 - index if self.sort_reverse else index
@@ -431,30 +441,40 @@ class ConnectionRows:
         live_count = len(rows)
         rows.extend(sock for key, sock in self._gone.items() if key not in live)
         sort_key = self._sort_key_reusing(stale) if reuse_keys else self._sort_key_for(self.sort_column)
-        self._sorted = SortedRows.sorted_from(self.sort_column, rows, list(map(sort_key, rows)), live_count)
+        keys = list(map(sort_key, rows))
+        self._sorted = SortedRows.sorted_from(self.sort_column, self._remade_key(self.sort_column), rows, keys,
+                                              live_count)
         self.widths_stale = True
         self.follow(selected)
 
     def _sort_key_for(self, column: str) -> Callable[[Socket], SortKey]:
         return functools.partial(self._sort_key_of, column)
 
+    def _remade_key(self, column: str) -> Callable[[Socket], SortKey] | None:
+        """What makes a row's key in `column` again, for SortedRows to find the row by: None where the keys move
+        on their own (timer and tcp_info columns)."""
+        return self._sort_key_for(column) if column in SORT_KEYS else None
+
+    def _empty_rows(self, column: str) -> SortedRows:
+        return SortedRows.empty(column, self._remade_key(column))
+
     def _sort_key_reusing(self, stale: Container[SocketKey]) -> Callable[[Socket], SortKey]:
         """The sort key of the sorted column, taken where the column's keys depend on the socket alone (not the
         timer or tcp_info columns, which move on their own) from the rows that hold every socket's key in that
-        column: the unfiltered ones set aside while a filter is on, else those shown. A rebuild (a new filter, a
-        reversed sort) makes 100,000 keys at 3.5 us each, and finds one held in a tenth of that. Not a fold's (its
-        count moves), nor those in `stale`."""
+        column: the unfiltered ones set aside while a filter is on, else those shown, by the row's identity. A
+        rebuild (a new filter, a reversed sort) makes 100,000 keys at 3.5 us each, and finds one held in a tenth of
+        that. Not a fold's (its count moves), nor those in `stale`."""
         column = self.sort_column
         make = self._sort_key_for(column)
         unfiltered = self._unfiltered
         held = unfiltered.rows if unfiltered is not None and unfiltered.column == column else self._sorted
         if column not in SORT_KEYS or held.column != column:
             return make
-        known = held.shown.get
+        known = held.sort_keys_by_row().get
 
         def sort_key(sock: Socket) -> SortKey:
             if type(sock) is Socket and sock.key not in stale:
-                hit = known(sock.key)
+                hit = known(id(sock))
                 if hit is not None:
                     return hit
             return make(sock)
@@ -478,9 +498,6 @@ class ConnectionRows:
         """Insert one row in sort order (the filter has let it through)."""
         self._sorted.insert(sock, self._sort_key_of(self.sort_column, sock), live)
         self.widths_stale = self.widths_stale or self._widens(sock)
-
-    def _hide(self, key: SocketKey) -> None:
-        self._sorted.remove(key)
 
     # ------------------------------------------------------------------------------------------- widths
 

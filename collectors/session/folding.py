@@ -80,11 +80,13 @@ def socket_count(row: Socket) -> int:
 
 @dataclass(slots=True)
 class RowChanges:
-    """What one batch of socket changes did to the rows (new versions in `changed`). `removed`: rows whose sockets
-    closed; `hidden`: rows that went into a fold, or a fold that opened into its rows (nothing closed)."""
+    """What one batch of socket changes did to the rows (new versions in `changed`, the versions they replace in
+    `replaced`, in the same order). `removed`: rows whose sockets closed; `hidden`: rows that went into a fold, or
+    a fold that opened into its rows (nothing closed)."""
 
     added: list[Socket] = field(default_factory=list)
     changed: list[Socket] = field(default_factory=list)
+    replaced: list[Socket] = field(default_factory=list)
     removed: list[Socket] = field(default_factory=list)
     hidden: list[Socket] = field(default_factory=list)
 
@@ -218,6 +220,7 @@ class Folder:
                 (changes.hidden if key in self._hidden else changes.removed).append(before)
             elif before is not None and after is not None and after is not before:
                 changes.changed.append(after)
+                changes.replaced.append(before)
         self._before.clear()
         self._hidden.clear()
         return changes

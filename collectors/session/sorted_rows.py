@@ -26,21 +26,30 @@ def too_much_churn(changes: int, rows: int) -> bool:
 class SortedRows:
     """Rows always in ascending sort order (a reversed sort reads them back to front), with their sort keys in a
     parallel list, so that one row is found, added or removed by bisection: a refresh costs O(changes x log rows),
-    not a re-sort of 100,000 rows."""
+    not a re-sort of 100,000 rows.
+
+    A row is found by its sort key, made again from the row as it was put in (`key_of`), where the column's keys
+    depend on the socket alone. A dict of every row's key to its sort key did this before: 5 MiB at 100,000 rows
+    (measured), where making a key again is 1-3 us per row changed. Keys that move on their own (a timer, a
+    tcp_info counter: `key_of` None) cannot be made again, and are held by key in `held`."""
 
     column: str  # the column whose order they are in
+    key_of: Callable[[Socket], SortKey] | None
     rows: list[Socket] = field(default_factory=list)
     order: list[SortKey] = field(default_factory=list)
-    # key -> the sort key it was inserted by: also what a rebuild in the same column takes a row's key from
-    # rather than making it again (ConnectionRows.rebuild), which a separate cache of every key cost 5 MB for
-    shown: dict[SocketKey, SortKey] = field(default_factory=dict)
-    lingering: set[SocketKey] = field(default_factory=set)  # rows that are closed ones lingering: not counted
+    held: dict[SocketKey, SortKey] | None = None  # key -> the sort key it was put in by, where key_of is None
+    lingering: dict[SocketKey, Socket] = field(default_factory=dict)  # closed rows lingering: not counted
     counts: Counter[str] = field(default_factory=Counter)  # the live rows' sockets by Socket.counter_name
 
     @classmethod
-    def sorted_from(cls, column: str, rows: list[Socket], keys: list[SortKey], live_count: int) -> SortedRows:
-        """`rows` with their `keys` in `column`, in any order; those from `live_count` on are closed ones
-        lingering."""
+    def empty(cls, column: str, key_of: Callable[[Socket], SortKey] | None) -> SortedRows:
+        return cls(column, key_of, held=None if key_of is not None else {})
+
+    @classmethod
+    def sorted_from(cls, column: str, key_of: Callable[[Socket], SortKey] | None, rows: list[Socket],
+                    keys: list[SortKey], live_count: int) -> SortedRows:
+        """`rows` with their `keys` in `column` (made by `key_of`, unless None), in any order; those from
+        `live_count` on are closed ones lingering."""
         # Lists and maps rather than a tuple per row: at 100,000 rows each comprehension and tuple shows (Escape
         # from a broad filter rebuilds every row).
         order = sorted(range(len(rows)), key=keys.__getitem__)
@@ -48,37 +57,52 @@ class SortedRows:
         counts = Counter(map(attrgetter("counter_name"), live_rows))
         for fold in [row for row in live_rows if type(row) is FoldedSockets]:
             counts[fold.counter_name] += fold.count - 1  # counted once above
-        return cls(column, list(map(rows.__getitem__, order)), list(map(keys.__getitem__, order)),
-                   dict(zip(map(attrgetter("key"), rows), keys, strict=True)),
-                   {sock.key for sock in rows[live_count:]}, counts)
+        held = None if key_of is not None else dict(zip(map(attrgetter("key"), rows), keys, strict=True))
+        return cls(column, key_of, list(map(rows.__getitem__, order)), list(map(keys.__getitem__, order)), held,
+                   {sock.key: sock for sock in rows[live_count:]}, counts)
 
     def insert(self, sock: Socket, sort_key: SortKey, live: bool) -> None:
         index = bisect_left(self.order, sort_key)
         self.order.insert(index, sort_key)
         self.rows.insert(index, sock)
-        self.shown[sock.key] = sort_key
+        if self.held is not None:
+            self.held[sock.key] = sort_key
         if live:
             self.counts[sock.counter_name] += socket_count(sock)
         else:
-            self.lingering.add(sock.key)
+            self.lingering[sock.key] = sock
 
-    def remove(self, key: SocketKey) -> None:
-        """Take one row out, if it is there."""
-        sort_key = self.shown.pop(key, None)
-        if sort_key is None:
+    def remove(self, row: Socket) -> None:
+        """Take out the row of `row`'s key, given as it was put in, if it is there."""
+        index = self.index_of(row)
+        if index is None:
             return
-        index = bisect_left(self.order, sort_key)
         sock = self.rows[index]
         del self.order[index]
         del self.rows[index]
-        if key in self.lingering:
-            self.lingering.discard(key)
-        else:
+        if self.held is not None:
+            del self.held[sock.key]
+        if self.lingering.pop(sock.key, None) is None:
             self.counts[sock.counter_name] -= socket_count(sock)
 
-    def index_of(self, key: SocketKey) -> int | None:
-        sort_key = self.shown.get(key)
-        return None if sort_key is None else bisect_left(self.order, sort_key)
+    def index_of(self, row: Socket) -> int | None:
+        """Where the row of `row`'s key is, given as it was put in; None if it is not there."""
+        if self.key_of is not None:
+            sort_key = self.key_of(row)
+        else:
+            assert self.held is not None
+            held = self.held.get(row.key)
+            if held is None:
+                return None
+            sort_key = held
+        index = bisect_left(self.order, sort_key)
+        # Every sort key ends with the row's key (row_order, ConnectionRows): equal keys are the same row's.
+        return index if index < len(self.order) and self.order[index] == sort_key else None
+
+    def sort_keys_by_row(self) -> dict[int, SortKey]:
+        """id(row) -> its sort key, for every row held here: a rebuild's look-up (the rows are alive while this
+        is, so no id is another object's)."""
+        return dict(zip(map(id, self.rows), self.order, strict=True))
 
 
 @dataclass(slots=True)
@@ -93,8 +117,8 @@ class UnfilteredRows:
 
     @classmethod
     def set_aside(cls, column: str, folder: Folder, rows: SortedRows) -> UnfilteredRows:
-        for key in list(rows.lingering):
-            rows.remove(key)
+        for row in list(rows.lingering.values()):
+            rows.remove(row)
         return cls(column, folder, rows)
 
     def feed(self, gone: Iterable[Socket], arrived: Iterable[Socket], now: float,
@@ -111,9 +135,8 @@ class UnfilteredRows:
         rows = self.rows
         if too_much_churn(len(changes), len(rows.rows)):
             return False
-        for row in (*changes.removed, *changes.hidden):
-            rows.remove(row.key)
+        for row in (*changes.removed, *changes.hidden, *changes.replaced):
+            rows.remove(row)
         for row in (*changes.changed, *changes.added):
-            rows.remove(row.key)
             rows.insert(row, sort_key(row), True)
         return True
