@@ -18,7 +18,7 @@ from fixed_views import FixedViews, interfaces
 from support import wait_for
 
 from netscope.app.netscope_app import NetscopeApp
-from netscope.collectors.model import Snapshot
+from netscope.collectors.model import Snapshot, Socket, SocketKey
 from netscope.collectors.session.filters import narrowed, parse_filter, term_kind, without_last_term
 from netscope.collectors.session.folding import FOLD_AT, FoldedSockets, Folder
 from netscope.collectors.session.steady import SteadyFigure, SteadyFigures
@@ -272,6 +272,69 @@ def test_a_fold_forms_at_its_threshold_and_unfolds_only_near_empty() -> None:
              for n in range(4)]
     folder.reset(owned, T0)
     assert len(folder.rows) == 4
+
+
+def test_rows_held_over_the_snapshot_equal_rows_held_whole_through_folds_and_unfolds() -> None:
+    """A folder whose rows are every socket of a snapshot holds them as differences from the snapshot's dict
+    (row_map.py). Fed the same refreshes as one that holds its rows in a dict of their own, it gives the same rows
+    and the same row changes after each: groups of TIME_WAIT sockets fold, grow, shrink and unfold, sockets
+    change under their keys, and a refresh that leaves most sockets folded has it hold its rows whole."""
+    import random
+
+    rng = random.Random(14)
+    ports = iter(range(30000, 65000))
+
+    def made(time_wait_share: float) -> Socket:
+        if rng.random() >= time_wait_share:
+            return sock("tcp", "10.0.0.5", 80, f"192.0.2.{rng.randrange(7)}", next(ports), "ESTABLISHED", pid=7,
+                        inode=next(ports))
+        return sock("tcp", "10.0.0.5", 80, f"198.51.100.{rng.randrange(4)}", next(ports), "TIME_WAIT")
+
+    def refreshed(snapshot: dict[SocketKey, Socket], arriving: int, time_wait_share: float = 0.5,
+                  ) -> dict[SocketKey, Socket]:
+        """The next snapshot's dict: a new one, whose unchanged sockets are the same objects."""
+        after: dict[SocketKey, Socket] = {}
+        for key, was in snapshot.items():
+            luck = rng.random()
+            if was.state == "LISTEN" or luck >= 0.25:
+                after[key] = was
+            elif luck >= 0.12 and was.state == "ESTABLISHED":  # data arrived: a new version under its key
+                after[key] = sock(was.proto, was.local_ip, was.local_port, was.remote_ip, was.remote_port,
+                                  was.state, pid=was.pid, inode=was.inode, recv_q=was.recv_q + 1)
+        for new in (made(time_wait_share) for _ in range(arriving)):
+            after[new.key] = new
+        return after
+
+    plain, held = Folder(), Folder()
+    for folder in (plain, held):
+        folder.listening_ports = {80}
+    listener = sock("tcp", "10.0.0.5", 80, "0.0.0.0", 0, "LISTEN", pid=7, inode=1)
+    snapshot = refreshed({listener.key: listener}, 30, 0.2)
+    plain.reset(snapshot.values(), T0)
+    held.reset_over(snapshot, T0)
+    assert held.rows.is_over_base
+    for step in range(40):
+        # Step 30 brings so many TIME_WAIT sockets that most of the table is folded: held whole from then on.
+        after = refreshed(snapshot, 600, 1.0) if step == 30 else refreshed(snapshot, rng.randrange(12))
+        gone = [was for key, was in snapshot.items() if after.get(key) is not was]
+        came = [now for key, now in after.items() if snapshot.get(key) is not now]
+        changes = []
+        for folder, snapshot_given in ((plain, None), (held, after)):
+            for was in gone:
+                folder.remove(was)
+            for now in came:
+                folder.add(now)
+            changes.append(folder.take_changes(snapshot_given))
+        kinds = ("added", "changed", "replaced", "removed", "hidden")
+        plain_keys, held_keys = ({kind: sorted(row.key for row in getattr(change, kind)) for kind in kinds}
+                                 for change in changes)
+        assert held_keys == plain_keys, step
+        assert dict(held.rows.items()) == dict(plain.rows.items()), step
+        assert len(held.rows) == len(plain.rows) and sorted(held.rows) == sorted(plain.rows)
+        assert all(held.rows.get(key) is row for key, row in plain.rows.items()  # each made its own folds
+                   if not isinstance(row, FoldedSockets))
+        assert held.rows.is_over_base == (step < 30), step
+        snapshot = after
 
 
 def test_a_measured_figure_changes_on_screen_only_when_it_moves_meaningfully() -> None:

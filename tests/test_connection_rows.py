@@ -157,16 +157,20 @@ def test_a_socket_and_a_fold_survive_a_copy_and_a_pickle_whole() -> None:
     assert pickle.loads(pickle.dumps(fold)).count == 7
 
 
-@pytest.mark.parametrize("column", ["recv_q", "program"])
-def test_rows_moved_one_by_one_are_the_rows_sorted_afresh(listener: socket.socket, column: str) -> None:
+@pytest.mark.parametrize(("column", "in_place"), [("recv_q", False), ("program", False), ("program", True)])
+def test_rows_moved_one_by_one_are_the_rows_sorted_afresh(
+    listener: socket.socket, column: str, in_place: bool,
+) -> None:
     """A refresh of a few changes moves only their rows, each found by the sort key of the version it replaces
-    (made again from that version: no table of every row's key is kept). Data arriving moves a row in Recv-Q
-    order; connections close and open while a filter is on, whose unfiltered rows are kept up to date aside; after
-    each refresh, and after Escape, the rows are those a table loaded from the same sockets shows."""
+    (made again from that version: no table of every row's key is kept), and the rows are held as differences from
+    the snapshot's dict. Data arriving moves a row in Recv-Q order; connections close and open while a filter is
+    on, whose unfiltered rows are kept up to date aside; after each refresh, and after Escape, the rows are those a
+    table loaded from the same sockets shows. Also from a source that changes its dict in place (the worker's
+    collector does, for itself), which the rows cannot be held over."""
     port = listener.getsockname()[1]
     held = [end for _ in range(12) for end in connect(listener)]
     mine = parse_filter(f":{port} 127.77.0.1")
-    collector = ConnectionCollector(interval=1.0, query=mine.kernel_query())
+    collector = ConnectionCollector(interval=1.0, query=mine.kernel_query(), update_in_place=in_place)
     rows = ConnectionRows(flash_seconds=0)  # closed rows go at once, as in a table loaded afresh
 
     def established(sock: Socket) -> bool:

@@ -117,7 +117,15 @@ class ConnectionRows:
             return
         # The snapshot's own dict, not a copy: nothing changes a snapshot's sockets once it is made (the wire's
         # DiffAssembler makes a new dict for a refresh that changes any), and a copy is 5 MB at 100,000 sockets.
+        # The folder's rows are held as differences from it, too (row_map.py).
         previous, self._sockets = self._sockets, diff.snapshot.sockets
+        if previous is self._sockets and (diff.added or diff.changed or diff.removed):
+            # A source that changed its last dict in place (none of netscope's does): what it held before is
+            # gone, and so are the rows held over it; take the sockets whole.
+            self._count_listeners()
+            self._refold()
+            self.rebuild(reuse_keys=False)
+            return
         passes = self._passes
         gone: list[Socket] = []
         for sock in diff.removed:
@@ -138,10 +146,10 @@ class ConnectionRows:
         for sock in (*diff.changed, *diff.added):
             if passes(sock):
                 folder.add(sock)
-        self._apply_rows(folder.take_changes(), now, diff)
+        self._apply_rows(folder.take_changes(self._sockets), now, diff)
         unfiltered = self._unfiltered
         if unfiltered is not None and not unfiltered.feed(gone, (*diff.changed, *diff.added), now,
-                                                          self._sort_key_for(unfiltered.column)):
+                                                          self._sort_key_for(unfiltered.column), self._sockets):
             self._unfiltered = None
 
     def _count_listener(self, sock: Socket, step: int) -> None:
@@ -303,8 +311,10 @@ class ConnectionRows:
         """The rows again from every socket: after a new filter, folding switched, a fold opened."""
         self._unfiltered = None  # set_filter keeps it across its own refold
         predicate = self._predicate
-        sockets = self._sockets.values()
-        self.folder.reset(sockets if predicate is None else filter(predicate, sockets), self.now)
+        if predicate is None:
+            self.folder.reset_over(self._sockets, self.now)  # the rows held as differences from the snapshot
+        else:
+            self.folder.reset(filter(predicate, self._sockets.values()), self.now)
 
     # ------------------------------------------------------------------------------------------- folding
 

@@ -19,10 +19,12 @@ socket changes into row changes (added, changed, removed rows) for the table, wh
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 
 from netscope.collectors.model import TCP_STATES, Socket, SocketKey
+from netscope.collectors.session.row_map import RowMap
 
 FOLDABLE_STATES = frozenset({
     "TIME_WAIT", "FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK", "SYN_RECV", "NEW_SYN_RECV",
@@ -101,7 +103,7 @@ class Folder:
         self.fold_at = fold_at
         self.unfold_at = unfold_at
         self.enabled = True
-        self.rows: dict[SocketKey, Socket] = {}  # row key -> row, a socket or a FoldedSockets
+        self.rows = RowMap()  # row key -> row, a socket or a FoldedSockets
         self.listening_ports: Container[int] = ()  # set by the owner of the sockets: see group_of
         self._groups: dict[GroupKey, dict[SocketKey, Socket]] = {}  # foldable sockets by group
         self._group_of: dict[SocketKey, GroupKey] = {}  # the group each of them joined
@@ -109,32 +111,51 @@ class Folder:
         self._opened: set[GroupKey] = set()
         self._before: dict[SocketKey, Socket | None] = {}  # this batch: each touched row as it was before it
         self._hidden: set[SocketKey] = set()  # this batch: rows taken away by folding, not by a socket closing
+        self._touched: set[SocketKey] = set()  # this batch: the keys of the sockets added and removed
         self.now = 0.0  # the time a fold made now says it formed: set before each batch
 
     # --- whole sets
 
     def reset(self, sockets: Iterable[Socket], now: float) -> None:
         """Start again from these sockets (a new filter, folding switched, a group opened)."""
-        self.rows.clear()
+        self._reset(sockets, None, now)
+
+    def reset_over(self, snapshot: Mapping[SocketKey, Socket], now: float) -> None:
+        """reset() from every socket of a snapshot's dict, whose rows are then held as differences from it
+        (row_map.py): each batch after is given the next snapshot's dict by take_changes."""
+        self._reset(snapshot.values(), snapshot, now)
+
+    def _reset(self, sockets: Iterable[Socket], snapshot: Mapping[SocketKey, Socket] | None, now: float) -> None:
+        rows = self.rows
+        if snapshot is None:
+            rows.clear()
+        else:
+            rows.over(snapshot)  # every socket a row, until folded below
         self._groups.clear()
         self._group_of.clear()
         self._folds.clear()
         self._before.clear()
         self._hidden.clear()
+        self._touched.clear()
         self.now = now
         for sock in sockets:
             group = self._group(sock)
             if group is None:
-                self.rows[sock.key] = sock
+                if snapshot is None:
+                    rows[sock.key] = sock
             else:
                 self._groups.setdefault(group, {})[sock.key] = sock
                 self._group_of[sock.key] = group
         for group, members in self._groups.items():
             if len(members) >= self.fold_at:
                 fold = self._folds[group] = self._make_fold(group, members.values(), now)
-                self.rows[fold.key] = fold
-            else:
-                self.rows.update(members)
+                rows[fold.key] = fold
+                if snapshot is not None:
+                    for key in members:
+                        rows.pop(key)
+            elif snapshot is None:
+                rows.update(members)
+        rows.settle()
 
     def emptied(self) -> Folder:
         """A folder with no sockets yet that folds as this one does: its settings, listeners and opened groups."""
@@ -168,6 +189,7 @@ class Folder:
     # --- one batch of changes
 
     def add(self, sock: Socket) -> None:
+        self._touched.add(sock.key)
         group = self._group(sock)
         if group is None:
             self._put(sock)
@@ -187,6 +209,7 @@ class Folder:
             self._put(sock)
 
     def remove(self, sock: Socket) -> None:
+        self._touched.add(sock.key)
         group = self._group_of.pop(sock.key, None)
         members = self._groups.get(group) if group is not None else None
         if group is None or members is None or members.pop(sock.key, None) is None:
@@ -208,8 +231,9 @@ class Folder:
             del self._groups[group]
             self._folds.pop(group, None)
 
-    def take_changes(self) -> RowChanges:
-        """The row changes since the last call (or reset)."""
+    def take_changes(self, snapshot: Mapping[SocketKey, Socket] | None = None) -> RowChanges:
+        """The row changes since the last call (or reset). `snapshot`: the dict of the snapshot whose sockets
+        this batch brought, which rows held over the last one's are held over from now on (see reset_over)."""
         changes = RowChanges()
         rows = self.rows
         for key, before in self._before.items():
@@ -221,8 +245,11 @@ class Folder:
             elif before is not None and after is not None and after is not before:
                 changes.changed.append(after)
                 changes.replaced.append(before)
+        if snapshot is not None:
+            rows.rebase(snapshot, chain(self._touched, self._before))
         self._before.clear()
         self._hidden.clear()
+        self._touched.clear()
         return changes
 
     # --- inside

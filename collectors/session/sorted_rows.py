@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -122,16 +122,17 @@ class UnfilteredRows:
         return cls(column, folder, rows)
 
     def feed(self, gone: Iterable[Socket], arrived: Iterable[Socket], now: float,
-             sort_key: Callable[[Socket], SortKey]) -> bool:
-        """One refresh's sockets gone (as they were) and new or changed; False if it changed so many rows that
-        clearing the filter may as well sort everything again (then these rows are no longer right)."""
+             sort_key: Callable[[Socket], SortKey], snapshot: Mapping[SocketKey, Socket]) -> bool:
+        """One refresh's sockets gone (as they were) and new or changed, and its `snapshot`'s dict; False if it
+        changed so many rows that clearing the filter may as well sort everything again (then these rows are no
+        longer right)."""
         folder = self.folder
         folder.now = now
         for sock in gone:
             folder.remove(sock)
         for sock in arrived:
             folder.add(sock)
-        changes = folder.take_changes()
+        changes = folder.take_changes(snapshot)
         rows = self.rows
         if too_much_churn(len(changes), len(rows.rows)):
             return False
