@@ -93,6 +93,8 @@ def _identities_python(expected: int = 0) -> dict[int, Any]:
 # one such table whose cookie another lacks (twin: sockdiag._gone's loop).
 Identities: Callable[[int], Any] = _MODULE.Identities if _MODULE is not None else _identities_python
 identities_gone = _MODULE.identities_gone if _MODULE is not None else None
+# A row's sort key in one bytes column, or None: its twin is row_order.bytes_sort_key.
+BytesSortKey: Callable[..., Any] | None = _MODULE.BytesSortKey if _MODULE is not None else None
 # An attribute read from (and set as) one item of a tuple slot, or None: its twin is a property (model.py).
 TupleField: Callable[..., object] | None = _MODULE.TupleField if _MODULE is not None else None
 # Socket.counter_name worked out on each read, or None: its twin is model.counter_name_of as a property.

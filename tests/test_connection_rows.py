@@ -11,6 +11,8 @@ import pytest
 
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket
+from netscope.collectors.row_order import BYTES_COLUMNS, compiled_bytes_sort_key
+from netscope.collectors.session import connection_rows
 from netscope.collectors.session.connection_rows import ConnectionRows, ContentWidths
 from netscope.collectors.session.filters import parse_filter
 
@@ -157,16 +159,24 @@ def test_a_socket_and_a_fold_survive_a_copy_and_a_pickle_whole() -> None:
     assert pickle.loads(pickle.dumps(fold)).count == 7
 
 
-@pytest.mark.parametrize(("column", "in_place"), [("recv_q", False), ("program", False), ("program", True)])
+@pytest.mark.parametrize(("column", "in_place", "compiled"), [
+    ("recv_q", False, True), ("program", False, True), ("program", True, True), ("program", False, False),
+    ("remote", False, True),
+])
 def test_rows_moved_one_by_one_are_the_rows_sorted_afresh(
-    listener: socket.socket, column: str, in_place: bool,
+    listener: socket.socket, column: str, in_place: bool, compiled: bool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A refresh of a few changes moves only their rows, each found by the sort key of the version it replaces
     (made again from that version: no table of every row's key is kept), and the rows are held as differences from
     the snapshot's dict. Data arriving moves a row in Recv-Q order; connections close and open while a filter is
     on, whose unfiltered rows are kept up to date aside; after each refresh, and after Escape, the rows are those a
     table loaded from the same sockets shows. Also from a source that changes its dict in place (the worker's
-    collector does, for itself), which the rows cannot be held over."""
+    collector does, for itself), which the rows cannot be held over; and by program or address with the compiled
+    sort keys, made on the way by each bisection, or without them, held for each row."""
+    if compiled and column in BYTES_COLUMNS and compiled_bytes_sort_key(column) is None:
+        pytest.skip("the compiled module is not built here")
+    if not compiled:
+        monkeypatch.setattr(connection_rows, "compiled_bytes_sort_key", lambda column: None)
     port = listener.getsockname()[1]
     held = [end for _ in range(12) for end in connect(listener)]
     mine = parse_filter(f":{port} 127.77.0.1")

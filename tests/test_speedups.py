@@ -407,3 +407,40 @@ def test_both_owner_attachments_and_diffs_agree_on_a_real_table(holder: Holder) 
     added, pairs, removed = diff.diff_keys_python(old, new)
     assert len(added) == 3 and len(removed) == len({sock.key for sock in second[:5]} - new.keys())
     assert new[second[6].key] in pairs
+
+
+def test_both_sort_keys_are_the_same_bytes_for_every_real_socket(holder: Holder) -> None:
+    """The connection table's keys in its bytes columns (by program, by local and by remote address), compiled and
+    in Python, for the machine's real TCP, UDP and unix sockets with their real owners (IPv4 and IPv6, listeners,
+    connections, no owner), for folds, and for owners named with bytes that are no UTF-8 (a process's name is
+    whatever it says)."""
+    compiled_module()
+    from netscope.collectors.connections import ConnectionCollector
+    from netscope.collectors.row_order import BYTES_COLUMNS, bytes_sort_key, compiled_bytes_sort_key
+    from netscope.collectors.session.folding import FoldedSockets
+    from netscope.collectors.unix_sockets import as_sockets, read_unix_sockets
+
+    collector = ConnectionCollector(interval=1.0)
+    try:
+        sockets = list(collector.next_diff().snapshot.sockets.values())
+    finally:
+        collector.close()
+    assert {sock.proto for sock in sockets} >= {"tcp", "tcp6", "udp"}
+    assert any(sock.pid == holder.pid for sock in sockets) and any(sock.pid is None for sock in sockets)
+    sockets += as_sockets(read_unix_sockets(owners=True).sockets, 0.0)
+    owned = next(sock for sock in sockets if sock.pid is not None)
+    sockets += [
+        Socket("tcp", "10.0.0.1", 80, "10.0.0.2", 65535, "ESTABLISHED", 0, 0, 7, pid=42, program=name,
+               first_seen=1.7e9 + 0.25)
+        for name in ("\udcff\udcfeevil", "Ünï", "a b)(c", "x" * 15, "")
+    ]
+    sockets.append(FoldedSockets(("tcp", "TIME_WAIT", "127.0.0.1", 80, "127.0.0.2", 0), 0, 0, 5, 1.7e9))
+    sockets.append(FoldedSockets(("tcp6", "FIN_WAIT2", "::", 0, "2001:db8::1", 443), 0, 0, 3, 1.7e9))
+    assert owned.program
+    for column in sorted(BYTES_COLUMNS):
+        made = compiled_bytes_sort_key(column)
+        assert made is not None
+        assert [made(sock) for sock in sockets] == [bytes_sort_key(column, sock) for sock in sockets], column
+    assert compiled_bytes_sort_key("recv_q") is None
+    with pytest.raises(AttributeError):  # as bytes_sort_key: no socket, no key
+        made(object())  # type: ignore[arg-type]

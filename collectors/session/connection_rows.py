@@ -20,6 +20,7 @@ from netscope.collectors.row_order import (
     BYTES_COLUMNS,
     DEFAULT_SORT,
     bytes_sort_key,
+    compiled_bytes_sort_key,
     local_sort_bytes,
     program_sort_bytes,
     remote_sort_bytes,
@@ -452,12 +453,15 @@ class ConnectionRows:
         rows.extend(sock for key, sock in self._gone.items() if key not in live)
         sort_key = self._sort_key_reusing(stale) if reuse_keys else self._sort_key_for(self.sort_column)
         keys = list(map(sort_key, rows))
-        self._sorted = SortedRows.sorted_from(self.sort_column, self._remade_key(self.sort_column), rows, keys,
-                                              live_count)
+        column = self.sort_column
+        self._sorted = SortedRows.sorted_from(column, self._remade_key(column), rows, keys, live_count,
+                                              keys_held=compiled_bytes_sort_key(column) is None)
         self.widths_stale = True
         self.follow(selected)
 
     def _sort_key_for(self, column: str) -> Callable[[Socket], SortKey]:
+        if column in BYTES_COLUMNS:
+            return compiled_bytes_sort_key(column) or functools.partial(bytes_sort_key, column)
         return functools.partial(self._sort_key_of, column)
 
     def _remade_key(self, column: str) -> Callable[[Socket], SortKey] | None:
@@ -466,7 +470,8 @@ class ConnectionRows:
         return self._sort_key_for(column) if column in SORT_KEYS else None
 
     def _empty_rows(self, column: str) -> SortedRows:
-        return SortedRows.empty(column, self._remade_key(column))
+        compiled = compiled_bytes_sort_key(column)
+        return SortedRows.empty(column, self._remade_key(column), keys_held=compiled is None)
 
     def _sort_key_reusing(self, stale: Container[SocketKey]) -> Callable[[Socket], SortKey]:
         """The sort key of the sorted column, taken where the column's keys depend on the socket alone (not the
@@ -480,7 +485,10 @@ class ConnectionRows:
         held = unfiltered.rows if unfiltered is not None and unfiltered.column == column else self._sorted
         if column not in SORT_KEYS or held.column != column:
             return make
-        known = held.sort_keys_by_row().get
+        by_row = held.sort_keys_by_row()
+        if by_row is None:
+            return make  # keys not held: cheap to make
+        known = by_row.get
 
         def sort_key(sock: Socket) -> SortKey:
             if type(sock) is Socket and sock.key not in stale:
@@ -506,7 +514,7 @@ class ConnectionRows:
 
     def _show(self, sock: Socket, live: bool) -> None:
         """Insert one row in sort order (the filter has let it through)."""
-        self._sorted.insert(sock, self._sort_key_of(self.sort_column, sock), live)
+        self._sorted.insert(sock, self._sort_key_for(self.sort_column)(sock), live)
         self.widths_stale = self.widths_stale or self._widens(sock)
 
     # ------------------------------------------------------------------------------------------- widths
