@@ -169,6 +169,15 @@ class _InThread(threading.Thread, Generic[T]):
         return self._result
 
 
+def _table_inodes(sockets: list[Socket]) -> set[int]:
+    """The inodes of the table just read (0 left out), for the fd scan. Made anew each refresh rather than kept
+    and changed by what each read brought: 7 ms at 50,000 connections, where kept it was 4 MiB of the worker's
+    resident memory between refreshes (both measured)."""
+    inodes = {sock.inode for sock in sockets}
+    inodes.discard(0)
+    return inodes
+
+
 def _without_duplicates(sockets: list[Socket]) -> dict[SocketKey, Socket]:
     """By key, for a list where some sockets share one (a race between reads of /proc/net files, or within a
     netlink dump of a changing table): keep the one with an owner, so a row never loses its PID."""
@@ -255,7 +264,6 @@ class ConnectionCollector(SourceDefaults):
         # Whether the last collect() made its snapshot from what changed (_only_changes) rather than every socket.
         self.built_from_changes = False
         self._netlink: SockDiagReader | None = None
-        self._inodes: set[int] | None = None  # the last netlink read's inodes, kept up to date (_table_inodes)
         self._lookup: NetlinkSocket | None = None  # for _still_open's questions, apart from the dumps' socket
         self._netlink_failures = 0
         self._fallback_warning = ""  # set when "auto" had to settle for /proc: told with every snapshot
@@ -371,7 +379,7 @@ class ConnectionCollector(SourceDefaults):
                 owners = OwnerScan({}, permission_denied=False)
             else:
                 owners = self._owners.scan(
-                    self._table_inodes(sockets, reader if filled else None),
+                    _table_inodes(sockets),
                     functools.partial(self._still_open, sockets, reader),
                 )
             if not filled:
@@ -414,22 +422,6 @@ class ConnectionCollector(SourceDefaults):
         )
         snapshot.collect_seconds = time.perf_counter() - started
         return snapshot
-
-    def _table_inodes(self, sockets: list[Socket], reader: SockDiagReader | None) -> set[int]:
-        """The inodes of the table just read (0 left out), for the fd scan: after a netlink read, the last read's
-        changed by the sockets this one made anew and those it did not see again, rather than a set of 100,000
-        made anew each refresh (8 ms at 50,000 connections)."""
-        inodes = self._inodes
-        if reader is None or inodes is None:
-            inodes = {sock.inode for sock in sockets}
-        else:
-            for sock in reader.gone:  # before fresh: a changed socket is in both, under the same inode
-                inodes.discard(sock.inode)
-            for sock in reader.fresh:
-                inodes.add(sock.inode)
-        inodes.discard(0)
-        self._inodes = inodes if reader is not None else None
-        return inodes
 
     def _still_open(self, sockets: list[Socket], reader: SockDiagReader | None, inodes: set[int]) -> set[int]:
         """Of these inodes of the table just read, those the kernel still has (the fd scan asks before it lists
