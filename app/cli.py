@@ -444,7 +444,7 @@ def _run_ui(args: argparse.Namespace, config: Config, netns: str = "") -> int:
     # Imported here so that `--help`, a bad filter and every printed output answer without loading Textual.
     from netscope.app.netscope_app import NetscopeApp
     from netscope.collectors.process_collector import ProcessCollector
-    from netscope.collectors.recording import RecordingTee
+    from netscope.collectors.recording.tee import RecordingTee
 
     settings: dict[str, Any] = {
         "thresholds": config.thresholds,

@@ -37,7 +37,7 @@ from netscope.collectors.conntrack import link_local_sockets
 from netscope.collectors.gc_pause import freeze_first_read, gc_paused
 from netscope.collectors.model import FirstScreen, SnapshotDiff, first_screen_rows
 from netscope.collectors.process_collector import ProcessCollector
-from netscope.collectors.recording import RecordingTee, RecordingWriter
+from netscope.collectors.recording.tee import RecordingTee
 from netscope.collectors.session.alerts import Alert, Thresholds
 from netscope.collectors.session.filters import Filter, FilterError, parse_filter
 from netscope.collectors.session.live import LiveSession, Refresh
@@ -437,6 +437,8 @@ class NetscopeApp(CoalescedToasts):
             if writer is not None:
                 self.notify(f"Recording stopped: {writer.frames} refreshes in {writer.path}", markup=False)
         else:
+            from netscope.collectors.recording.writer import RecordingWriter  # loaded only to record
+
             path = Path.cwd() / time.strftime("netscope-%Y%m%d-%H%M%S.nsrec")
             try:
                 recorder.start(RecordingWriter(path, interval=self.source.interval))

@@ -29,6 +29,23 @@ def test_import_contracts_hold() -> None:
     assert "0 broken" in result.stdout
 
 
+def test_the_ui_and_the_worker_load_only_what_they_use_at_start() -> None:
+    """Modules loaded at start stay resident for the whole session: the UI does not load the recording package
+    beyond the tee that records on demand, and the collector worker none of the standard modules it once pulled
+    in for one function each (concurrent.futures with logging, statistics with fractions and decimal, tempfile):
+    together 3 MB of resident memory, measured (benchmarks/README.md)."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, netscope.app.cli, netscope.app.netscope_app; print(*sys.modules)"],
+        capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert "netscope.collectors.recording.tee" in loaded
+    assert not {f"netscope.collectors.recording.{name}" for name in ("reader", "writer", "replay")} & set(loaded)
+    worker = subprocess.run(
+        [sys.executable, "-c", "import sys, netscope.collectors.worker; print(*sys.modules)"],
+        capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert "netscope.collectors.connections" in worker
+    assert not {"concurrent.futures", "logging", "statistics", "tempfile"} & set(worker)
+
+
 def test_the_package_type_checks(tmp_path: Path) -> None:
     """mypy, at the strictness pyproject.toml states ([tool.mypy] strict), over the package but not the tests.
 
