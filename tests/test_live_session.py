@@ -10,7 +10,7 @@ from netscope.collectors.connections import CollectionFailure
 from netscope.collectors.diff import diff_snapshots
 from netscope.collectors.model import Snapshot
 from netscope.collectors.session.filters import parse_filter
-from netscope.collectors.session.live import FIRST_INSIGHTS_LATER, LiveSession
+from netscope.collectors.session.live import FIRST_INSIGHTS_LATER, INSIGHTS_PART, LiveSession
 
 
 class Clock:
@@ -73,8 +73,55 @@ def test_a_big_first_load_defers_its_insights() -> None:
     refresh = session.take(diff_snapshots(None, Snapshot(T0, {s.key: s for s in sockets})))
     assert refresh.insights_later and refresh.diff is not None and session.groups.count("remote_ip") == 0
     caught_up = session.catch_up()
+    while caught_up.insights_later:  # a part at a time: the app's event loop answers keys in between
+        assert not caught_up.alerts_changed
+        caught_up = session.catch_up()
     assert caught_up.alerts_changed and session.groups.count("remote_ip") == len(sockets)
     assert not session.catch_up().alerts_changed  # once
+
+
+def test_insights_caught_up_in_parts_are_those_counted_at_once() -> None:
+    """A big first load's groups and alerts, counted a part at a time over several turns of the app's event loop,
+    are what one count of every socket gives: every grouping, in every state, and the alerts the counts raise (a
+    SYN flood from one host, a host over its connection limit). Parts split keys across them: one host's sockets
+    arrive in several parts, in one state and in several."""
+    states = ("ESTABLISHED", "SYN_RECV", "TIME_WAIT", "CLOSE_WAIT")
+    sockets = [
+        sock("tcp", "10.0.0.5", 443 + n % 3, "10.7.7.7" if n % 100 == 0 else f"10.9.{n % 7}.{n % 251}", 1024 + n,
+             states[n % 4 if n % 5 else 1],
+             pid=100 + n % 9 if n % 4 != 2 else None, program=f"p{n % 9}", inode=100 + n)
+        for n in range(3 * INSIGHTS_PART + 123)
+    ]
+    first = diff_snapshots(None, Snapshot(T0, {s.key: s for s in sockets}))
+    in_parts, at_once = LiveSession(), LiveSession()
+    refresh = in_parts.take(first)
+    steps = 1
+    while refresh.insights_later:
+        refresh = in_parts.catch_up()
+        steps += 1
+    at_once.groups.apply_diff(first)
+    expected_alerts = at_once.alerts.update(first)
+    assert steps > 4  # groups, then alerts, each in several parts
+    for grouping in ("remote_ip", "remote_net", "local_port", "process"):
+        for sort in ("total", "key", "ESTABLISHED", "SYN_RECV"):
+            parted, whole = in_parts.groups.groups(grouping, sort), at_once.groups.groups(grouping, sort)
+            assert parted == whole, (grouping, sort)
+    assert {alert.kind for alert in expected_alerts} >= {"syn_flood", "remote_host"}
+    assert [(a.kind, a.title) for a in in_parts.alerts.active] == [(a.kind, a.title) for a in expected_alerts]
+    assert {(a.kind, a.title) for a in refresh.raised} == {(a.kind, a.title) for a in expected_alerts}
+
+
+def test_a_filter_typed_while_insights_catch_up_counts_each_socket_once() -> None:
+    sockets = [sock("tcp", "10.0.0.5", 443, f"10.8.{n >> 8 & 255}.{n & 255}", 40000, "ESTABLISHED", inode=100 + n)
+               for n in range(2 * INSIGHTS_PART + 7)]
+    session = LiveSession()
+    assert session.take(diff_snapshots(None, Snapshot(T0, {s.key: s for s in sockets}))).insights_later
+    assert session.catch_up().insights_later  # one part counted
+    session.set_filter(parse_filter(":443"))
+    while session.catch_up().insights_later:
+        pass
+    assert session.groups.count("remote_ip") == len(sockets)
+    assert sum(group.total for group in session.groups.groups("local_port")) == len(sockets)
 
 
 def test_lateness_counts_from_the_last_refresh_that_arrived() -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -138,13 +139,7 @@ class AlertEngine:
         del groups
         counts = self._counts
         if diff.first:
-            # A new collector or a replay seek: nothing before this is comparable, so nothing counts as rising.
-            self._counts = counts = _Counts()
-            self._syn_previous, self._syn_active, self._syn_peak = None, False, 0
-            self._cw_history.clear()
-            self._leaking.clear()
-            self._hot_ips.clear()
-            self._since.clear()
+            counts = self._start_first()
             for sock in diff.snapshot.sockets.values():
                 self._account(sock, 1)
             counts.touched_ips = set(counts.by_ip)
@@ -165,6 +160,35 @@ class AlertEngine:
                     continue  # only queues moved, and only a listener's queue matters here
                 account(before, -1)
                 account(after, 1)
+        return self._evaluate(diff)
+
+    def first_in_parts(self, diff: SnapshotDiff, size: int) -> Iterator[None]:
+        """update() with a first diff, `size` sockets at a time, yielding between parts (as
+        GroupCounter.first_in_parts, for the same reason); `active` holds the result once it ends."""
+        counts = self._start_first()
+        sockets = list(diff.snapshot.sockets.values())
+        account = self._account
+        for start in range(0, len(sockets), size):
+            if start:
+                yield
+            for sock in sockets[start:start + size]:
+                account(sock, 1)
+        counts.touched_ips = set(counts.by_ip)
+        self._evaluate(diff)
+
+    def _start_first(self) -> _Counts:
+        # A new collector or a replay seek: nothing before this is comparable, so nothing counts as rising.
+        self._counts = counts = _Counts()
+        self._syn_previous, self._syn_active, self._syn_peak = None, False, 0
+        self._cw_history.clear()
+        self._leaking.clear()
+        self._hot_ips.clear()
+        self._since.clear()
+        return counts
+
+    def _evaluate(self, diff: SnapshotDiff) -> list[Alert]:
+        """The alerts the counts raise now; the active ones, errors first."""
+        counts = self._counts
         if self.thresholds != self._evaluated_with:
             # New thresholds may put any host over or under: look at them all, once.
             counts.touched_ips = set(counts.by_ip) | self._hot_ips

@@ -36,7 +36,7 @@ import heapq
 import ipaddress
 import socket
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -281,11 +281,35 @@ class GroupCounter:
         self._tallies, self._programs, self._snapshot = other._tallies, other._programs, other._snapshot
         self._answers = {}
 
+    def first_in_parts(self, diff: SnapshotDiff, size: int) -> Iterator[None]:
+        """apply_diff of a first diff, `size` sockets at a time, yielding between parts: the app counts a big first
+        load over several turns of its event loop, and answers keys in between (100,000 sockets are 95 ms in one
+        go, measured). Until the last part the counts are those of the sockets counted so far."""
+        self._snapshot = diff.snapshot
+        self._unfiltered = None
+        sockets = list(diff.snapshot.sockets.values())
+        self._begin_recount()
+        for start in range(0, len(sockets), size):
+            if start:
+                yield
+            self._count(sockets[start:start + size])
+
     def _recount(self, sockets: Iterable[Socket]) -> None:
-        """Count from scratch. Not via _account: tallying (key, state) pairs with Counter, which counts in C, is
-        about twice as fast, and this runs on every filter change over every socket."""
+        """Count from scratch."""
+        self._begin_recount()
+        self._count(list(sockets))
+
+    def _begin_recount(self) -> None:
+        # A recount is a new baseline: `before` stays empty, so no change to report.
+        self._tallies = {grouping: _Tally() for grouping in GROUPINGS}
+        self._answers.clear()
+        self._programs = {}
+
+    def _count(self, sockets: list[Socket]) -> None:
+        """Add `sockets` to the tallies. Not via _account: tallying (key, state) pairs with Counter, which counts
+        in C, is about twice as fast, and a recount runs on every filter change over every socket."""
         matches = self._matches
-        counted = [sock for sock in sockets if matches(sock)] if matches is not None else list(sockets)
+        counted = [sock for sock in sockets if matches(sock)] if matches is not None else sockets
         states = [sock.counter_name for sock in counted]
         peers = [peer_keys(sock.remote_ip) for sock in counted]
         pairs: dict[str, Counter[tuple[Any, str]]] = {
@@ -294,10 +318,8 @@ class GroupCounter:
             "local_port": Counter(zip([sock.local_port for sock in counted], states, strict=True)),
             "process": Counter(zip([sock.pid for sock in counted], states, strict=True)),
         }
-        self._tallies = {}
-        self._answers.clear()
         for grouping, counts in pairs.items():
-            tally = self._tallies[grouping] = _Tally()
+            tally = self._tallies[grouping]
             totals, by_state = tally.totals, tally.states
             for (key, state), count in counts.items():
                 total = totals.get(key, 0)
@@ -306,11 +328,11 @@ class GroupCounter:
                 if found is None:
                     by_state[key] = state  # one state so far (see _Tally.states)
                 elif isinstance(found, str):
-                    by_state[key] = {found: total, state: count}
+                    if found != state:  # (a part before counted this key in this state: still one state)
+                        by_state[key] = {found: total, state: count}
                 else:
-                    found[state] = count
-        # A recount is a new baseline: `before` stays empty, so no change to report.
-        self._programs = {sock.pid: sock.program for sock in counted if sock.pid is not None}
+                    found[state] = found.get(state, 0) + count
+        self._programs.update((sock.pid, sock.program) for sock in counted if sock.pid is not None)
 
     def _account(self, sock: Socket, delta: int) -> None:
         state = sock.counter_name
