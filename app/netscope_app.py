@@ -246,10 +246,17 @@ class NetscopeApp(CoalescedToasts):
         if refresh.diff is not None and self.is_replay and self.views_recorded:
             self._poll_views()  # the recorded views follow play, step and seek
         if refresh.insights_later:
-            self.call_after_refresh(lambda: self._show_refresh(self.session.catch_up()))
+            catch_up = functools.partial(self._show_refresh_of, self.session.catch_up)
+            if refresh.diff is not None:  # a big first load: its groups and alerts once its table is on screen
+                self.call_after_refresh(catch_up)
+            else:  # a part of them done: the next in the next turn of the event loop, after any key waiting
+                self.call_later(catch_up)
         if refresh.alerts_changed:
             self._show_alerts(refresh.raised)
             self._show_insights()
+
+    def _show_refresh_of(self, make: Callable[[], Refresh]) -> None:
+        self._show_refresh(make())
 
     def _show_alerts(self, raised: list[Alert]) -> None:
         self.alert_bar.show_alerts(self.session.alerts.active)

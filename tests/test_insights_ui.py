@@ -187,3 +187,22 @@ async def test_syn_flood_alert_names_the_sources() -> None:
         # The flood's half-open sockets, no process's yet, fold into one row per source host; all are counted.
         await wait_for(pilot, lambda: app.table.filtered_counts["SYN_RECV"] >= 150)
         assert app.table.row_count < 10
+
+
+async def test_a_big_first_load_shows_its_table_then_its_groups_and_alerts_a_part_at_a_time() -> None:
+    """A first load of more sockets than FIRST_INSIGHTS_LATER shows its table first; its groups and alerts follow,
+    counted INSIGHTS_PART sockets a turn of the event loop (keys are answered in between), until the Top panel
+    counts every host and the flood's alert is told."""
+    from netscope.collectors.session.live import FIRST_INSIGHTS_LATER, INSIGHTS_PART
+
+    count = max(FIRST_INSIGHTS_LATER, 2 * INSIGHTS_PART) + 500
+    sockets = [sock("tcp", "10.0.0.5", 80, f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", 40000, "ESTABLISHED",
+                    pid=7, program="web", inode=100 + n) for n in range(count)]
+    sockets += [sock("tcp", "10.0.0.5", 80, "192.0.2.9", 20000 + n, "SYN_RECV") for n in range(150)]
+    app = NetscopeApp(FixedSource([Snapshot(taken_at=T0, sockets={s.key: s for s in sockets})]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count == 1, timeout=30)
+        await wait_for(pilot, lambda: app.session.groups.count("remote_ip") == count + 1, timeout=30)
+        await wait_for(pilot, lambda: any(a.kind == "syn_flood" for a in app.session.alerts.active), timeout=30)
+        await wait_for(pilot, lambda: app.alert_bar.display and "SYN" in str(app.alert_bar.render()))
+        assert app.table.row_count >= count
