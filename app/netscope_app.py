@@ -249,8 +249,9 @@ class NetscopeApp(CoalescedToasts):
             catch_up = functools.partial(self._show_refresh_of, self.session.catch_up)
             if refresh.diff is not None:  # a big first load: its groups and alerts once its table is on screen
                 self.call_after_refresh(catch_up)
-            else:  # a part of them done: the next in the next turn of the event loop, after any key waiting
-                self.call_later(catch_up)
+            else:  # a part of them done: the next after a turn of the event loop (keys are answered meanwhile;
+                # call_later would run it from the same turn of the App's queue)
+                self.set_timer(0.001, catch_up)
         if refresh.alerts_changed:
             self._show_alerts(refresh.raised)
             self._show_insights()
