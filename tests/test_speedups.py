@@ -148,7 +148,9 @@ def test_links_we_may_no_longer_read_are_denied_alike(holder: Holder) -> None:
     assert len(c_finds[3]) == 50 and c_finds[:3] == [{}, {}, []]
 
 
-def test_a_read_spread_over_threads_finds_what_one_call_finds(holder: Holder) -> None:
+@pytest.fixture
+def spread_read(holder: Holder) -> Iterator[tuple[int, list[str]]]:
+    """The holder's open fd directory and its fd names: enough links for read_many to spread them over threads."""
     compiled_module()
     if fd_links.threads() < 2:
         pytest.skip("one CPU here: a big read is not spread")
@@ -156,26 +158,26 @@ def test_a_read_spread_over_threads_finds_what_one_call_finds(holder: Holder) ->
     try:
         names = os.listdir(dir_fd)
         assert len(names) >= fd_links.SPREAD_FROM  # so that read_many spreads it
-        spread = fd_links.read_many([(dir_fd, names), (dir_fd, names[:3])], holder.tcp_inodes)
-        alone = speedups.read_fd_links_python(dir_fd, names, holder.tcp_inodes)
+        yield dir_fd, names
     finally:
         os.close(dir_fd)
+
+
+def test_a_read_spread_over_threads_finds_what_one_call_finds(
+    holder: Holder, spread_read: tuple[int, list[str]],
+) -> None:
+    dir_fd, names = spread_read
+    spread = fd_links.read_many([(dir_fd, names), (dir_fd, names[:3])], holder.tcp_inodes)
+    alone = speedups.read_fd_links_python(dir_fd, names, holder.tcp_inodes)
     assert spread[0][:2] == alone[:2]
     assert sorted(spread[0][2]) == sorted(alone[2]) and spread[0][3] == alone[3] == []
     assert len(spread[1][0]) + len(spread[1][1]) + len(spread[1][2]) == 3
 
 
-def test_an_error_in_a_spread_read_is_raised_to_the_caller(holder: Holder) -> None:
-    compiled_module()
-    if fd_links.threads() < 2:
-        pytest.skip("one CPU here: a big read is not spread")
-    dir_fd = os.open(f"/proc/{holder.pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        names = os.listdir(dir_fd)
-        with pytest.raises(TypeError, match="table must be a set"):
-            fd_links.read_many([(dir_fd, names)], [1, 2])  # type: ignore[arg-type]
-    finally:
-        os.close(dir_fd)
+def test_an_error_in_a_spread_read_is_raised_to_the_caller(spread_read: tuple[int, list[str]]) -> None:
+    dir_fd, names = spread_read
+    with pytest.raises(TypeError, match="table must be a set"):
+        fd_links.read_many([(dir_fd, names)], [1, 2])  # type: ignore[arg-type]
 
 
 SCAN = r"""

@@ -455,7 +455,7 @@ class ConnectionRows:
         keys = list(map(sort_key, rows))
         column = self.sort_column
         self._sorted = SortedRows.sorted_from(column, self._remade_key(column), rows, keys, live_count,
-                                              keys_held=compiled_bytes_sort_key(column) is None)
+                                              keys_held=self._keys_held(column))
         self.widths_stale = True
         self.follow(selected)
 
@@ -469,9 +469,13 @@ class ConnectionRows:
         on their own (timer and tcp_info columns)."""
         return self._sort_key_for(column) if column in SORT_KEYS else None
 
+    @staticmethod
+    def _keys_held(column: str) -> bool:
+        """Whether the rows hold each row's key in `column`: not where compiled keys make them cheaply again."""
+        return compiled_bytes_sort_key(column) is None
+
     def _empty_rows(self, column: str) -> SortedRows:
-        compiled = compiled_bytes_sort_key(column)
-        return SortedRows.empty(column, self._remade_key(column), keys_held=compiled is None)
+        return SortedRows.empty(column, self._remade_key(column), keys_held=self._keys_held(column))
 
     def _sort_key_reusing(self, stale: Container[SocketKey]) -> Callable[[Socket], SortKey]:
         """The sort key of the sorted column, taken where the column's keys depend on the socket alone (not the
