@@ -13,8 +13,10 @@ from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket
 from netscope.collectors.row_order import BYTES_COLUMNS, compiled_bytes_sort_key
 from netscope.collectors.session import connection_rows
-from netscope.collectors.session.connection_rows import ConnectionRows, ContentWidths
+from netscope.collectors.session.connection_rows import ConnectionRows
 from netscope.collectors.session.filters import parse_filter
+from netscope.collectors.session.folding import FoldedSockets, socket_count
+from netscope.collectors.session.row_widths import ContentWidths
 
 
 @pytest.fixture
@@ -224,6 +226,106 @@ def test_rows_moved_one_by_one_are_the_rows_sorted_afresh(
         fresh.set_sort(column, reverse=False)
         assert [row.key for row in rows.rows] == [row.key for row in fresh.rows]
         assert rows.counts == fresh.counts
+    finally:
+        collector.close()
+        for end in held:
+            end.close()
+
+
+def _same_rows(rows: ConnectionRows, reference: ConnectionRows) -> None:
+    assert [row.key for row in rows.rows] == [row.key for row in reference.rows]
+    assert [socket_count(row) for row in rows.rows] == [socket_count(row) for row in reference.rows]
+    assert rows.counts == reference.counts
+    floors = ContentWidths(local=1, remote=1, user=1, recv_q=1, send_q=1, texts=(("container", 1),))
+    assert rows.measure(floors) == reference.measure(floors)
+    for row in rows.rows:
+        assert [sock.key for sock in rows.members_of(row)] == [sock.key for sock in reference.members_of(row)]
+
+
+@pytest.mark.parametrize(("column", "filtered", "compiled"), [
+    ("program", False, True), ("program", False, False), ("age", False, True), ("local", True, True),
+    ("rtt", False, True),
+])
+def test_a_first_refresh_made_into_rows_in_parts_is_the_rows_made_at_once(
+    listener: socket.socket, column: str, filtered: bool, compiled: bool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A big first refresh is made into rows a few sockets a step (first_load.py), the rows shown before staying
+    until the last step: the rows, their folds, counts and widths are then those made at once and those a table
+    loaded from the same sockets shows; by the compiled keys and without them, by a column whose keys are held by
+    socket (rtt: a tcp_info column), and under a filter. A refresh after it, a refresh or a filter arriving
+    between steps, and folding switched between steps, give what they give after a load made at once."""
+    if compiled and compiled_bytes_sort_key("program") is None:
+        pytest.skip("the compiled module is not built here")
+    if not compiled:
+        monkeypatch.setattr(connection_rows, "compiled_bytes_sort_key", lambda column: None)
+    port = listener.getsockname()[1]
+    pairs = [connect(listener) for _ in range(30)]
+    for client, accepted in pairs[:5]:  # five TIME_WAIT sockets no process owns, alike: one fold
+        client.close()
+        accepted.close()
+    held = [end for pair in pairs[5:] for end in pair]
+    mine = parse_filter(f":{port} 127.77.0.1")
+    collector = ConnectionCollector(interval=1.0, query=mine.kernel_query())
+
+    def established(sock: Socket) -> bool:
+        return sock.state == "ESTABLISHED"
+
+    def made(first: SnapshotDiff, part: int | None) -> ConnectionRows:
+        rows = ConnectionRows(flash_seconds=3.0)
+        rows.set_sort(column, reverse=False)
+        if filtered:
+            rows.set_filter(established)
+        if part is None:
+            rows.apply_diff(first)
+            return rows
+        rows.load_part = part
+        rows.apply_diff(first, in_parts=True)
+        return rows
+
+    try:
+        time.sleep(0.05)
+        first = collector.next_diff()
+        sockets = len(first.snapshot.sockets)
+        at_once = made(first, None)
+        assert any(isinstance(row, FoldedSockets) for row in at_once.rows) is not filtered
+        loaded = ConnectionRows(flash_seconds=3.0)  # the rows a table loads: another way of making them
+        loaded.load(first.snapshot.sockets.values(), first.snapshot.taken_at)
+        loaded.set_sort(column, reverse=False)
+        if filtered:
+            loaded.set_filter(established)
+        _same_rows(at_once, loaded)
+
+        in_parts = made(first, 7)
+        assert in_parts.loading and in_parts.row_count == 0  # the rows before (none) stay meanwhile
+        steps = 1
+        while in_parts.load_step():
+            steps += 1
+            assert in_parts.row_count == 0
+        assert not in_parts.loading and steps > sockets // 7
+        _same_rows(in_parts, at_once)
+
+        # What changes the rows finishes a load first: a refresh, a filter, folding switched.
+        interrupted = [made(first, 7) for _ in range(3)]
+        for rows in interrupted:
+            rows.load_step()
+            rows.load_step()
+        held[0].close()
+        held[1].close()
+        held += connect(listener)
+        time.sleep(0.05)
+        second = collector.next_diff()
+        for rows in (in_parts, at_once, interrupted[0]):
+            rows.apply_diff(second)
+        _same_rows(in_parts, at_once)
+        _same_rows(interrupted[0], at_once)
+        interrupted[1].set_filter(None)
+        reference = made(first, None)
+        reference.set_filter(None)
+        _same_rows(interrupted[1], reference)
+        interrupted[2].set_folding(False)
+        reference = made(first, None)
+        reference.set_folding(False)
+        _same_rows(interrupted[2], reference)
     finally:
         collector.close()
         for end in held:

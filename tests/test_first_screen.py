@@ -3,18 +3,23 @@ frame, and shown until that frame comes. Real sockets held by real processes on 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
 
+import pytest
 from fixed_data import FixedSource
 from support import Peer, next_matching, wait_for
+from textual import events
 
 from netscope.app.netscope_app import NetscopeApp
 from netscope.collectors.connections import ConnectionCollector
 from netscope.collectors.model import FirstScreen, Snapshot, SnapshotDiff, Socket
 from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.row_order import DEFAULT_SORT, bytes_sort_key, first_rows
+from netscope.collectors.session import connection_rows
+from netscope.collectors.session.folding import socket_count
 
 SIZE = (160, 45)
 
@@ -136,6 +141,40 @@ async def test_the_table_shows_a_first_screen_until_the_first_refresh(spawn_peer
         app.connections.show_first_screen(FirstScreen(snapshot.taken_at, top[:1], {"LISTEN": 1}))
         await pilot.pause()
         assert app.table.rows == rows and app.status_bar.status.loading == 0
+
+
+async def test_a_big_first_refresh_is_made_into_rows_in_parts_under_its_first_screen(
+    spawn_peer: Callable[..., Peer], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A first refresh of more sockets than a part (first_load.py; one socket a part here) is made into rows a
+    part at a time between turns of the event loop: the first screen, its counts and "loading" stay meanwhile, and
+    keys move the cursor on it; then every socket shows, the cursor on its connection."""
+    monkeypatch.setattr(connection_rows, "LOAD_PART", 1)
+    snapshot = _machine(spawn_peer)
+    sockets = list(snapshot.sockets.values())
+    top = first_rows(sockets, 5)
+    counts = dict(Counter(sock.counter_name for sock in sockets))
+    app = NetscopeApp(source=FixedSource([]), interval=60)
+    async with app.run_test(size=SIZE) as pilot:
+        app.connections.show_first_screen(FirstScreen(snapshot.taken_at, top, counts))
+        await pilot.pause()
+        app.apply_diff(SnapshotDiff(snapshot, added=sockets, changed=[], removed=[], first=True))
+        assert app.refresh_count == 1 and app.table.loading_rows
+        for _ in range(2):  # sent as a terminal would, not waited for as Pilot.press does (until all is idle)
+            app.post_message(events.Key("down", None))
+        deadline = time.monotonic() + 5
+        while app.table.cursor_row < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        assert app.table.loading_rows  # answered between parts
+        assert app.table.rows == top and app.table.selected_socket is top[2]
+        assert app.connections.counters.total == Counter(counts)
+        assert app.status_bar.status.loading == len(sockets)
+
+        await wait_for(pilot, lambda: not app.table.loading_rows, timeout=30)
+        assert sum(socket_count(row) for row in app.table.rows) == len(sockets)
+        selected = app.table.selected_socket
+        assert selected is not None and selected.key == top[2].key
+        assert app.status_bar.status.loading == 0
 
 
 async def test_a_first_screen_is_not_shown_over_a_filter(spawn_peer: Callable[..., Peer]) -> None:

@@ -27,14 +27,9 @@ from textual.strip import Strip
 
 from netscope.collectors.model import LiveTimer, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.row_order import DEFAULT_SORT
-from netscope.collectors.session.connection_rows import (
-    SORT_KEYS,
-    TEXT_VALUES,
-    ConnectionRows,
-    ContentWidths,
-    SocketPredicate,
-)
+from netscope.collectors.session.connection_rows import SORT_KEYS, ConnectionRows, SocketPredicate
 from netscope.collectors.session.folding import socket_count
+from netscope.collectors.session.row_widths import TEXT_VALUES, ContentWidths
 from netscope.collectors.session.throughput import Throughput
 from netscope.collectors.tcpinfo import TcpInfo
 from netscope.widgets.formatting import (
@@ -79,6 +74,9 @@ NAMED_ADDRESS_WIDTH = 32  # host names vary too much to size columns on; crop lo
 # What PID/Program can need (a 7-digit PID, "/", a 15-character command name): past it, spare width stays at the
 # right edge, so that on a wide terminal the user and age are not a screen's width away from the program.
 PROGRAM_COLUMN_MAX = 24
+# Between the parts of a big first load (first_load.py): a timer, so keys are answered between parts (call_later
+# ran every part from one turn of the App's queue when the insights were cut so).
+LOAD_STEP_GAP = 0.001
 # The optional text columns (their values: connection_rows.TEXT_VALUES).
 TEXT_COLUMNS: dict[str, Column] = {
     "container": Column("container", "Container", 9),
@@ -150,6 +148,9 @@ class ConnectionTable(ScrollView, can_focus=True):
             self.column = column
             self.reverse = reverse
 
+    class Loaded(Message):
+        """A first refresh made into rows in parts (apply_diff) is shown."""
+
     sort_column: reactive[str] = reactive(DEFAULT_SORT, init=False)
     sort_reverse: reactive[bool] = reactive(False, init=False)
 
@@ -167,6 +168,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._formatter: EndpointFormatter = format_endpoint
         self._names_on = False
         self._painted: dict[int, tuple[object, ...]] = {}  # screen line -> signature of what was drawn there
+        self._loading_said = True  # a first refresh made into rows in parts: Loaded posted
 
     @property
     def flash_seconds(self) -> float:
@@ -180,9 +182,34 @@ class ConnectionTable(ScrollView, can_focus=True):
     # ----------------------------------------------------------------------------------------------- data in
 
     def apply_diff(self, diff: SnapshotDiff) -> None:
-        """Take one refresh: highlight what was added, changed or closed, and move only the rows that changed."""
-        self._rows.apply_diff(diff)
+        """Take one refresh: highlight what was added, changed or closed, and move only the rows that changed.
+        A big first refresh is made into rows a part at a time, a timer between parts so that keys are answered
+        (the rows shown until then stay); Loaded says when it shows."""
+        self._rows.apply_diff(diff, in_parts=True)
+        if self._rows.loading:
+            self._loading_said = False
+            self.set_timer(LOAD_STEP_GAP, self._load_step)
+            return
         self._after_rows_changed()
+
+    @property
+    def loading_rows(self) -> bool:
+        """Whether a first refresh is still being made into rows (apply_diff)."""
+        return self._rows.loading
+
+    def finish_loading(self) -> None:
+        """Show a first refresh being made into rows now, whole (for what needs every row: an export)."""
+        if self._rows.loading:
+            self._rows.finish_loading()
+            self._after_rows_changed()
+
+    def _load_step(self) -> None:
+        if not self._rows.loading:
+            return  # finished by something that changed the rows meanwhile
+        if self._rows.load_step():
+            self.set_timer(LOAD_STEP_GAP, self._load_step)
+        else:
+            self._after_rows_changed()
 
     def load(self, sockets: Iterable[Socket], now: float) -> None:
         """Show a fixed set of sockets (the details view), with no highlights."""
@@ -428,6 +455,9 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def _after_rows_changed(self) -> None:
         """The rows moved (the cursor already back on its connection): size, scroll and repaint what needs it."""
+        if not self._loading_said and not self._rows.loading:
+            self._loading_said = True
+            self.post_message(self.Loaded())
         widths_changed = self._rows.widths_stale and self._update_widths()
         self._set_virtual_height()
         self._scroll_cursor_into_view()

@@ -205,15 +205,19 @@ class ConnectionsView(Vertical):
 
     def _draw(self, refresh: Refresh) -> None:
         diff = refresh.diff
-        if diff is not None:
-            self._first_screen = None
         if diff is not None and self.low_bandwidth and self.session.refresh_count > 1:
             self._held.append(diff)  # drawn with the next paint (tick)
             return
         if diff is not None:
             self.table.apply_diff(diff)
+            if not self.table.loading_rows:  # else the first screen stays until on_connection_table_loaded
+                self._first_screen = None
             if self.session.tcp_wanted:
                 self.table.metrics_changed()
+        self.show_counts()
+
+    def on_connection_table_loaded(self) -> None:
+        self._first_screen = None
         self.show_counts()
 
     def _paint_held(self) -> None:
@@ -319,7 +323,8 @@ class ConnectionsView(Vertical):
             warning=self._source_state() or session.standing_warning,
             late_seconds=session.late_seconds(self.refresh_interval, self.is_replay),
             low_bandwidth=self.low_bandwidth,
-            loading=first.total if first is not None else 0,
+            loading=first.total if first is not None else (
+                len(snapshot.sockets) if snapshot is not None and table.loading_rows else 0),
             waiting=snapshot is None and first is None,
         ))
 
@@ -338,6 +343,7 @@ class ConnectionsView(Vertical):
     def export_rows(self) -> list[Socket]:
         """Every socket shown, in table order: a folded row's sockets each on their own."""
         table = self.table
+        table.finish_loading()
         return [member for row in table.rows if not table.is_closed(row) for member in table.members_of(row)]
 
     # --- filter

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Callable, Container, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Iterable, Iterator
 from itertools import chain
 
-from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey, is_unix
+from netscope.collectors.model import ChangeKind, SnapshotDiff, Socket, SocketKey
 from netscope.collectors.row_order import (
     BYTES_COLUMNS,
     DEFAULT_SORT,
@@ -25,7 +24,16 @@ from netscope.collectors.row_order import (
     program_sort_bytes,
     remote_sort_bytes,
 )
+from netscope.collectors.session.first_load import LOAD_PART, SortedOrder, count_listeners, load_in_parts
 from netscope.collectors.session.folding import FoldedSockets, Folder, RowChanges
+from netscope.collectors.session.row_widths import (
+    TEXT_COLUMN_MAX,
+    TEXT_VALUES,
+    USER_MAX_WIDTH,
+    ContentWidths,
+    RowExtents,
+    address_width,
+)
 from netscope.collectors.session.sorted_rows import SortedRows, SortKey, UnfilteredRows, too_much_churn
 
 SocketPredicate = Callable[[Socket], bool]
@@ -47,34 +55,6 @@ SORT_KEYS: dict[str, Callable[[Socket], object]] = {
     "age": lambda s: -s.first_seen,
     "container": lambda s: (s.container == "", s.container),  # the host's ("-") after the containers
 }
-# Optional columns of text the socket carries (chosen with `c`), sized to their content up to TEXT_COLUMN_MAX.
-TEXT_VALUES: dict[str, Callable[[Socket], str]] = {
-    "container": lambda s: s.container,
-}
-TEXT_COLUMN_MAX = 32
-ADDRESS_MAX_WIDTH = 47  # a full IPv6 address in brackets with a port
-USER_MAX_WIDTH = 16
-
-
-def address_width(ip: str, proto: str) -> int:
-    """Cells an address needs with its port, numeric, up to ADDRESS_MAX_WIDTH."""
-    if is_unix(proto):  # a path and an inode of up to 10 digits
-        return min(ADDRESS_MAX_WIDTH, len(ip or "*") + 5 + 6)
-    return min(ADDRESS_MAX_WIDTH, len(ip) + (2 if ":" in ip else 0) + 6)  # ":" and up to 5 port digits
-
-
-@dataclass(frozen=True, slots=True)
-class ContentWidths:
-    """The cells the shown rows' longest values need (each at least its floor): the columns sized to content."""
-
-    local: int = 0
-    remote: int = 0
-    user: int = 0
-    recv_q: int = 0
-    send_q: int = 0
-    texts: tuple[tuple[str, int], ...] = ()  # (TEXT_VALUES key, width), for the text columns shown
-
-
 class ConnectionRows:
     """Every live socket, and the rows shown of them: filtered, folded, in sort order, closed ones lingering
     marked for `flash_seconds`, with a cursor that stays on its connection while rows move."""
@@ -92,6 +72,8 @@ class ConnectionRows:
         self.sort_column = DEFAULT_SORT
         self._sorted = self._empty_rows(DEFAULT_SORT)  # the shown rows, in sort order
         self._unfiltered: UnfilteredRows | None = None  # while a filter is on (a sort by the socket alone)
+        self._loading: Iterator[None] | None = None  # a first refresh being made into rows (first_load.py)
+        self.load_part = LOAD_PART
         self.sort_reverse = False
         self.live_sort_value: LiveSortValue | None = None  # for columns not in SORT_KEYS
         self.cursor = 0
@@ -102,19 +84,20 @@ class ConnectionRows:
 
     # ----------------------------------------------------------------------------------------------- data in
 
-    def apply_diff(self, diff: SnapshotDiff) -> None:
-        """Take one refresh: mark what was added, changed or closed, and move only the rows that changed."""
+    def apply_diff(self, diff: SnapshotDiff, *, in_parts: bool = False) -> None:
+        """Take one refresh: mark what was added, changed or closed, and move only the rows that changed.
+        `in_parts`: a first refresh of more than `load_part` sockets is made into rows by load_step() calls (or
+        finish_loading()), the rows shown until then staying as they are."""
+        self.finish_loading()
         now = diff.snapshot.taken_at
         self.now = now
         folder = self.folder
         folder.now = now
         if diff.first:
-            self._gone.clear()
-            self._flash.clear()
-            self._sockets = diff.snapshot.sockets
-            self._count_listeners()
-            self._refold()
-            self.rebuild(reuse_keys=False)  # other sockets may be under the same keys
+            sockets = diff.snapshot.sockets
+            self._loading = self._load(sockets, self.load_part if in_parts else max(1, len(sockets)))
+            if not in_parts or len(sockets) <= self.load_part:
+                self.finish_loading()
             return
         # The snapshot's own dict, not a copy: nothing changes a snapshot's sockets once it is made (the wire's
         # DiffAssembler makes a new dict for a refresh that changes any), and a copy is 5 MB at 100,000 sockets.
@@ -152,6 +135,44 @@ class ConnectionRows:
         if unfiltered is not None and not unfiltered.feed(gone, (*diff.changed, *diff.added), now,
                                                           self._sort_key_for(unfiltered.column), self._sockets):
             self._unfiltered = None
+
+    @property
+    def loading(self) -> bool:
+        """Whether a first refresh is being made into rows a part at a time (apply_diff's `in_parts`)."""
+        return self._loading is not None
+
+    def load_step(self) -> bool:
+        """Make the next part of a first refresh into rows; whether more parts remain (the rows are shown once
+        none does)."""
+        if self._loading is None:
+            return False
+        try:
+            next(self._loading)
+        except StopIteration:
+            self._loading = None
+            return False
+        return True
+
+    def finish_loading(self) -> None:
+        """Make the rest of a first refresh into rows now (anything that changes the rows calls this first)."""
+        loading, self._loading = self._loading, None
+        if loading is not None:
+            for _ in loading:
+                pass
+
+    def _load(self, sockets: dict[SocketKey, Socket], part: int) -> Iterator[None]:
+        """A first refresh's rows, in parts (first_load.py), then shown in place of the rows before."""
+        column = self.sort_column
+        order = SortedOrder(column, self._remade_key(column), self._sort_key_for(column), self._keys_held(column))
+        loaded = yield from load_in_parts(sockets, self.folder.emptied(), self._predicate, order, self.now, part)
+        selected = self.remember_selected()  # a first screen's row stays under the cursor
+        self._sockets = sockets
+        self._listening, self.folder, self._sorted = loaded.listening, loaded.folder, loaded.rows
+        self._gone.clear()
+        self._flash.clear()
+        self._unfiltered = None
+        self.widths_stale = True
+        self.follow(selected)
 
     def _count_listener(self, sock: Socket, step: int) -> None:
         if sock.state != "LISTEN":
@@ -211,6 +232,7 @@ class ConnectionRows:
 
     def load(self, sockets: Iterable[Socket], now: float) -> None:
         """Show a fixed set of sockets (the details view, a first screen), with no highlights."""
+        self.finish_loading()
         self.now = now
         self._sockets = {sock.key: sock for sock in sockets}
         self._count_listeners()
@@ -261,6 +283,7 @@ class ConnectionRows:
     def set_filter(self, predicate: SocketPredicate | None) -> None:
         """Show only sockets for which `predicate` is true. The cursor stays on its row if that is still shown (a
         one-key filter narrows around it), else goes to the first row."""
+        self.finish_loading()
         selected = self.remember_selected()
         unfiltered = self._unfiltered
         if self._predicate is None and predicate is not None:
@@ -302,8 +325,7 @@ class ConnectionRows:
 
     def _count_listeners(self) -> None:
         self._listening.clear()
-        for sock in self._sockets.values():
-            self._count_listener(sock, 1)
+        count_listeners(self._sockets.values(), self._listening)
 
     def _passes(self, sock: Socket) -> bool:
         return self._predicate is None or self._predicate(sock)
@@ -326,6 +348,7 @@ class ConnectionRows:
     def set_folding(self, on: bool) -> None:
         """Fold ownerless look-alike sockets (TIME_WAIT ...) into one row per group, or show each; the cursor stays
         on its connection (or on the fold it went into)."""
+        self.finish_loading()
         selected = self.remember_selected()
         self.folder.enabled = on
         self.folder.close_all()
@@ -336,6 +359,7 @@ class ConnectionRows:
 
     def open_fold(self, row: Socket) -> bool:
         """Show a folded row's sockets one by one, the cursor on the first of them. False if it is no fold."""
+        self.finish_loading()
         if not isinstance(row, FoldedSockets) or row.key not in self.folder.rows:
             return False
         members = self.folder.members(row)
@@ -436,6 +460,7 @@ class ConnectionRows:
 
     def set_sort(self, column: str, reverse: bool) -> None:
         """Sort by `column` (SORT_KEYS, or one live_sort_value knows), the cursor staying on its connection."""
+        self.finish_loading()
         if column != self.sort_column:
             self._unfiltered = None  # in another order
         self.sort_column, self.sort_reverse = column, reverse
@@ -446,6 +471,7 @@ class ConnectionRows:
         """Sort every shown row from scratch (first load, new filter, new sort order, moved tcp_info numbers).
         `reuse_keys`: whether a row's key held for its SocketKey is of the socket now under it, but for `stale`
         ones (see _sort_key_reusing)."""
+        self.finish_loading()
         selected = selected or self.remember_selected()
         live = self.folder.rows
         rows = list(live.values())  # then the closed ones lingering
@@ -526,21 +552,10 @@ class ConnectionRows:
     def measure(self, floors: ContentWidths) -> ContentWidths:
         """What the shown rows need in the columns sized to content, each at least its floor (`floors.texts`
         names the text columns shown, and theirs)."""
-        rows = self._sorted.rows
-        local = max(floors.local, max((address_width(ip, proto) for ip, proto in
-                                       {(s.local_ip, s.proto) for s in rows}), default=0))
-        remote = max(floors.remote, max((address_width(ip, proto) for ip, proto in
-                                         {(s.remote_ip, s.proto) for s in rows}), default=0))
-        longest_user = max((len(name) for name in {s.user for s in rows}), default=0)
-        user = max(floors.user, min(USER_MAX_WIDTH, longest_user))
-        texts = tuple(
-            (key, max(floor, min(TEXT_COLUMN_MAX, max((len(TEXT_VALUES[key](s)) for s in rows), default=0))))
-            for key, floor in floors.texts
-        )
-        # A queue of megabytes must never be cut: a cropped number reads as a different number.
-        recv_q = max(floors.recv_q, len(str(max((s.recv_q for s in rows), default=0))))
-        send_q = max(floors.send_q, len(str(max((s.send_q for s in rows), default=0))))
-        self._measured = ContentWidths(local, remote, user, recv_q, send_q, texts)
+        extents = self._sorted.extents
+        if extents is None or not extents.covers(floors):  # measured by a load in parts, unless changed since
+            extents = RowExtents.of(self._sorted.rows, [key for key, _ in floors.texts])
+        self._measured = extents.widths(floors)
         self.widths_stale = False
         return self._measured
 

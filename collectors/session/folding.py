@@ -19,7 +19,7 @@ socket changes into row changes (added, changed, removed rows) for the table, wh
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -125,7 +125,23 @@ class Folder:
         (row_map.py): each batch after is given the next snapshot's dict by take_changes."""
         self._reset(snapshot.values(), snapshot, now)
 
+    def reset_in_parts(self, sockets: Iterable[Socket], now: float, part: int) -> Iterator[None]:
+        """reset() a `part` of the sockets at a time (see reset_over_in_parts)."""
+        return self._reset_steps(sockets, None, now, part)
+
+    def reset_over_in_parts(self, snapshot: Mapping[SocketKey, Socket], now: float,
+                            part: int) -> Iterator[None]:
+        """reset_over() a `part` of the sockets at a time, yielding between parts (a big first load: see
+        first_load.py). Nothing may read or change the folder until the iterator is exhausted."""
+        return self._reset_steps(snapshot.values(), snapshot, now, part)
+
     def _reset(self, sockets: Iterable[Socket], snapshot: Mapping[SocketKey, Socket] | None, now: float) -> None:
+        for _ in self._reset_steps(sockets, snapshot, now, 0):
+            pass
+
+    def _reset_steps(self, sockets: Iterable[Socket], snapshot: Mapping[SocketKey, Socket] | None, now: float,
+                     part: int) -> Iterator[None]:
+        """The work of a reset, yielding after about `part` sockets (0: never)."""
         rows = self.rows
         if snapshot is None:
             rows.clear()
@@ -138,6 +154,7 @@ class Folder:
         self._hidden.clear()
         self._touched.clear()
         self.now = now
+        done = 0
         for sock in sockets:
             group = self._group(sock)
             if group is None:
@@ -146,6 +163,10 @@ class Folder:
             else:
                 self._groups.setdefault(group, {})[sock.key] = sock
                 self._group_of[sock.key] = group
+            done += 1
+            if done == part:
+                done = 0
+                yield
         for group, members in self._groups.items():
             if len(members) >= self.fold_at:
                 fold = self._folds[group] = self._make_fold(group, members.values(), now)
@@ -155,6 +176,10 @@ class Folder:
                         rows.pop(key)
             elif snapshot is None:
                 rows.update(members)
+            done += len(members)
+            if part and done >= part:  # a SYN flood's hundred thousand sockets are one group
+                done = 0
+                yield
         rows.settle()
 
     def emptied(self) -> Folder:

@@ -4,14 +4,17 @@ is on. Textual-free: the table (widgets/connection_table.py) draws these rows an
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from operator import attrgetter
 
 from netscope.collectors.model import Socket, SocketKey
 from netscope.collectors.session.folding import FoldedSockets, Folder, socket_count
+from netscope.collectors.session.row_widths import RowExtents
 
 # A row's place in the sort order: one bytes string where the sorted column allows (row_order), else a tuple.
 SortKey = bytes | tuple[object, ...]
@@ -20,6 +23,14 @@ SortKey = bytes | tuple[object, ...]
 def too_much_churn(changes: int, rows: int) -> bool:
     """Whether one sort is cheaper than inserting `changes` rows one by one into `rows`."""
     return changes > rows // 4 + 64
+
+
+def _counts(rows: list[Socket]) -> Counter[str]:
+    """The sockets `rows` stand for by Socket.counter_name."""
+    counts = Counter(map(attrgetter("counter_name"), rows))
+    for fold in [row for row in rows if type(row) is FoldedSockets]:
+        counts[fold.counter_name] += fold.count - 1  # counted once above
+    return counts
 
 
 @dataclass(slots=True)
@@ -44,6 +55,7 @@ class SortedRows:
     held: dict[SocketKey, SortKey] | None = None  # key -> the sort key it was put in by, where key_of is None
     lingering: dict[SocketKey, Socket] = field(default_factory=dict)  # closed rows lingering: not counted
     counts: Counter[str] = field(default_factory=Counter)  # the live rows' sockets by Socket.counter_name
+    extents: RowExtents | None = None  # the rows' as measured when made (first_load.py), until a row moves
 
     @classmethod
     def empty(cls, column: str, key_of: Callable[[Socket], SortKey] | None, keys_held: bool = True) -> SortedRows:
@@ -59,16 +71,45 @@ class SortedRows:
         # Lists and maps rather than a tuple per row: at 100,000 rows each comprehension and tuple shows (Escape
         # from a broad filter rebuilds every row).
         order = sorted(range(len(rows)), key=keys.__getitem__)
-        live_rows = rows[:live_count]
-        counts = Counter(map(attrgetter("counter_name"), live_rows))
-        for fold in [row for row in live_rows if type(row) is FoldedSockets]:
-            counts[fold.counter_name] += fold.count - 1  # counted once above
+        counts = _counts(rows[:live_count])
+        return cls._in_order(column, key_of, rows, keys, order, live_count, keys_held, counts)
+
+    @classmethod
+    def sorted_in_parts(cls, column: str, key_of: Callable[[Socket], SortKey] | None, rows: list[Socket],
+                        sort_key: Callable[[Socket], SortKey], keys_held: bool,
+                        part: int) -> Generator[None, None, SortedRows]:
+        """sorted_from() of live `rows` (none lingering), their keys made by `sort_key`, yielding after each
+        `part` of them: each part's keys and counts, each part sorted on its own, then the sorted parts merged a
+        `part` at a time. More work than one sort (a merge in Python: 0.5 us a row, against 0.35 for the whole
+        sort), but no step holds the caller for longer than a part (measured: 500,000 random 30-byte keys)."""
+        keys: list[SortKey] = []
+        counts: Counter[str] = Counter()
+        runs: list[list[int]] = []
+        for start in range(0, len(rows), part):
+            some = rows[start:start + part]
+            keys.extend(map(sort_key, some))
+            counts += _counts(some)
+            runs.append(sorted(range(start, start + len(some)), key=keys.__getitem__))
+            yield
+        order: list[int] = []
+        merged = heapq.merge(*runs, key=keys.__getitem__)
+        while len(order) < len(rows):
+            order.extend(islice(merged, part))
+            yield
+        return cls._in_order(column, key_of, rows, keys, order, len(rows), keys_held, counts)
+
+    @classmethod
+    def _in_order(cls, column: str, key_of: Callable[[Socket], SortKey] | None, rows: list[Socket],
+                  keys: list[SortKey], order: list[int], live_count: int, keys_held: bool,
+                  counts: Counter[str]) -> SortedRows:
+        """The rows put in `order` (their indexes, ascending by key); `counts`: the live ones' (_counts)."""
         held = None if key_of is not None else dict(zip(map(attrgetter("key"), rows), keys, strict=True))
         kept = list(map(keys.__getitem__, order)) if keys_held or key_of is None else None
         return cls(column, key_of, list(map(rows.__getitem__, order)), kept, held,
                    {sock.key: sock for sock in rows[live_count:]}, counts)
 
     def insert(self, sock: Socket, sort_key: SortKey, live: bool) -> None:
+        self.extents = None
         if self.order is None:
             assert self.key_of is not None
             index = bisect_left(self.rows, sort_key, key=self.key_of)
@@ -88,6 +129,7 @@ class SortedRows:
         index = self.index_of(row)
         if index is None:
             return
+        self.extents = None
         sock = self.rows[index]
         if self.order is not None:
             del self.order[index]
