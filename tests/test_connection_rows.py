@@ -253,7 +253,8 @@ def test_a_first_refresh_made_into_rows_in_parts_is_the_rows_made_at_once(
     until the last step: the rows, their folds, counts and widths are then those made at once and those a table
     loaded from the same sockets shows; by the compiled keys and without them, by a column whose keys are held by
     socket (rtt: a tcp_info column), and under a filter. A refresh after it, a refresh or a filter arriving
-    between steps, and folding switched between steps, give what they give after a load made at once."""
+    between steps (at once, or queued after the load), and folding switched between steps, give what they give
+    after a load made at once."""
     if compiled and compiled_bytes_sort_key("program") is None:
         pytest.skip("the compiled module is not built here")
     if not compiled:
@@ -305,7 +306,7 @@ def test_a_first_refresh_made_into_rows_in_parts_is_the_rows_made_at_once(
         _same_rows(in_parts, at_once)
 
         # What changes the rows finishes a load first: a refresh, a filter, folding switched.
-        interrupted = [made(first, 7) for _ in range(3)]
+        interrupted = [made(first, 7) for _ in range(4)]
         for rows in interrupted:
             rows.load_step()
             rows.load_step()
@@ -318,6 +319,12 @@ def test_a_first_refresh_made_into_rows_in_parts_is_the_rows_made_at_once(
             rows.apply_diff(second)
         _same_rows(in_parts, at_once)
         _same_rows(interrupted[0], at_once)
+        queued = interrupted[3]
+        queued.apply_diff(second, in_parts=True)  # as the table gives it: applied once the load is done
+        assert queued.loading and queued.row_count == 0
+        while queued.load_step():
+            pass
+        _same_rows(queued, at_once)
         interrupted[1].set_filter(None)
         reference = made(first, None)
         reference.set_filter(None)

@@ -124,6 +124,42 @@ def test_a_filter_typed_while_insights_catch_up_counts_each_socket_once() -> Non
     assert sum(group.total for group in session.groups.groups("local_port")) == len(sockets)
 
 
+def test_refreshes_while_insights_catch_up_are_counted_after_them_not_all_at_once() -> None:
+    """A refresh arriving before a big first load's insights are counted waits for them (the next steps count
+    it), rather than having the rest counted at once in its turn; and so through a filter typed meanwhile."""
+    sockets = [sock("tcp", "10.0.0.5", 443, f"10.8.{n >> 8 & 255}.{n & 255}", 40000, "ESTABLISHED", inode=100 + n)
+               for n in range(2 * INSIGHTS_PART + 7)]
+    first = Snapshot(T0, {s.key: s for s in sockets})
+    later = [sock("tcp", "10.0.0.5", 443, "10.9.9.9", 40001 + n, "SYN_RECV") for n in range(150)]
+    second = Snapshot(T0 + 1, {s.key: s for s in sockets[5:] + later})
+    third = Snapshot(T0 + 2, {s.key: s for s in sockets[9:] + later})
+    diffs = [diff_snapshots(None, first), diff_snapshots(first, second), diff_snapshots(second, third)]
+    at_once = LiveSession()
+    at_once.take(diffs[0])
+    at_once.catch_up(everything=True)
+    for diff in diffs[1:]:
+        at_once.take(diff)
+    for filtered in (False, True):
+        session = LiveSession()
+        assert session.take(diffs[0]).insights_later
+        assert session.catch_up().insights_later  # one part counted
+        refresh = session.take(diffs[1])
+        assert refresh.diff is diffs[1] and not refresh.alerts_changed  # not counted in this turn
+        assert session.groups.count("remote_ip") < len(sockets)
+        session.take(diffs[2])
+        if filtered:
+            session.set_filter(parse_filter(""))
+        raised = []
+        while (refresh := session.catch_up()).insights_later:
+            pass
+        raised += refresh.raised
+        for grouping in ("remote_ip", "local_port"):  # a recount (the filter) shows no emptied groups
+            assert [(g.key, g.total, g.states) for g in session.groups.groups(grouping) if g.total] == [
+                (g.key, g.total, g.states) for g in at_once.groups.groups(grouping) if g.total]
+        assert [a.kind for a in session.alerts.active] == [a.kind for a in at_once.alerts.active] == ["syn_flood"]
+        assert [a.kind for a in raised] == ([] if filtered else ["syn_flood"])
+
+
 def test_lateness_counts_from_the_last_refresh_that_arrived() -> None:
     clock = Clock()
     session = LiveSession(clock=clock)

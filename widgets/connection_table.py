@@ -184,8 +184,11 @@ class ConnectionTable(ScrollView, can_focus=True):
     def apply_diff(self, diff: SnapshotDiff) -> None:
         """Take one refresh: highlight what was added, changed or closed, and move only the rows that changed.
         A big first refresh is made into rows a part at a time, a timer between parts so that keys are answered
-        (the rows shown until then stay); Loaded says when it shows."""
-        self._rows.apply_diff(diff, in_parts=True)
+        (the rows shown until then stay, and refreshes meanwhile wait for it); Loaded says when it shows."""
+        was_loading = self._rows.loading
+        self._rows.apply_diff(diff, in_parts=True)  # queued after the load, if one is under way
+        if was_loading:
+            return
         if self._rows.loading:
             self._loading_said = False
             self.set_timer(LOAD_STEP_GAP, self._load_step)

@@ -73,6 +73,7 @@ class ConnectionRows:
         self._sorted = self._empty_rows(DEFAULT_SORT)  # the shown rows, in sort order
         self._unfiltered: UnfilteredRows | None = None  # while a filter is on (a sort by the socket alone)
         self._loading: Iterator[None] | None = None  # a first refresh being made into rows (first_load.py)
+        self._queued: list[SnapshotDiff] = []  # refreshes that came meanwhile, applied after it
         self.load_part = LOAD_PART
         self.sort_reverse = False
         self.live_sort_value: LiveSortValue | None = None  # for columns not in SORT_KEYS
@@ -87,7 +88,11 @@ class ConnectionRows:
     def apply_diff(self, diff: SnapshotDiff, *, in_parts: bool = False) -> None:
         """Take one refresh: mark what was added, changed or closed, and move only the rows that changed.
         `in_parts`: a first refresh of more than `load_part` sockets is made into rows by load_step() calls (or
-        finish_loading()), the rows shown until then staying as they are."""
+        finish_loading()), the rows shown until then staying as they are; a refresh given `in_parts` meanwhile
+        is applied after it."""
+        if in_parts and self._loading is not None:
+            self._queued.append(diff)
+            return
         self.finish_loading()
         now = diff.snapshot.taken_at
         self.now = now
@@ -150,15 +155,25 @@ class ConnectionRows:
             next(self._loading)
         except StopIteration:
             self._loading = None
+            queued, self._queued = self._queued, []
+            for index, diff in enumerate(queued):
+                self.apply_diff(diff, in_parts=True)
+                if self._loading is not None:  # a first refresh again (a restarted source): loaded in parts too
+                    self._queued = queued[index + 1:]
+                    return True
             return False
         return True
 
     def finish_loading(self) -> None:
-        """Make the rest of a first refresh into rows now (anything that changes the rows calls this first)."""
-        loading, self._loading = self._loading, None
-        if loading is not None:
+        """Make the rest of a first refresh into rows now, and the refreshes queued after it (anything that
+        changes the rows calls this first)."""
+        while self._loading is not None:
+            loading, self._loading = self._loading, None
             for _ in loading:
                 pass
+            queued, self._queued = self._queued, []
+            for diff in queued:
+                self.apply_diff(diff)
 
     def _load(self, sockets: dict[SocketKey, Socket], part: int) -> Iterator[None]:
         """A first refresh's rows, in parts (first_load.py), then shown in place of the rows before."""
