@@ -248,8 +248,7 @@ class NetscopeApp(CoalescedToasts):
         if refresh.insights_later:
             catch_up = functools.partial(self._show_refresh_of, self.session.catch_up)
             if refresh.diff is not None:  # a big first load: its groups and alerts after a first paint, in turns
-                # with the parts of its rows (first_load.py). Not after them: the next refresh would find the
-                # groups unfinished and finish them at once (measured: 144 ms at 100,000 sockets).
+                # with the parts of its rows (first_load.py)
                 self.call_after_refresh(catch_up)
             else:  # a part of them done: the next after a turn of the event loop (keys are answered meanwhile;
                 # call_later would run it from the same turn of the App's queue)

@@ -20,6 +20,7 @@ from netscope.collectors.process_collector import ProcessCollector
 from netscope.collectors.row_order import DEFAULT_SORT, bytes_sort_key, first_rows
 from netscope.collectors.session import connection_rows
 from netscope.collectors.session.folding import socket_count
+from netscope.widgets import connection_table
 
 SIZE = (160, 45)
 
@@ -150,6 +151,7 @@ async def test_a_big_first_refresh_is_made_into_rows_in_parts_under_its_first_sc
     part at a time between turns of the event loop: the first screen, its counts and "loading" stay meanwhile, and
     keys move the cursor on it; then every socket shows, the cursor on its connection."""
     monkeypatch.setattr(connection_rows, "LOAD_PART", 1)
+    monkeypatch.setattr(connection_table, "LOAD_STEP_BUDGET", 0)  # a part a turn
     snapshot = _machine(spawn_peer)
     sockets = list(snapshot.sockets.values())
     top = first_rows(sockets, 5)

@@ -11,6 +11,7 @@ and scrolling, and the painting of one line all answer to what the screen shows 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -74,8 +75,11 @@ NAMED_ADDRESS_WIDTH = 32  # host names vary too much to size columns on; crop lo
 # What PID/Program can need (a 7-digit PID, "/", a 15-character command name): past it, spare width stays at the
 # right edge, so that on a wide terminal the user and age are not a screen's width away from the program.
 PROGRAM_COLUMN_MAX = 24
-# Between the parts of a big first load (first_load.py): a timer, so keys are answered between parts (call_later
-# ran every part from one turn of the App's queue when the insights were cut so).
+# A big first load (first_load.py) is made a few parts a turn of the event loop: parts until LOAD_STEP_BUDGET
+# seconds have gone (a stage that costs little, such as counting listeners, takes one turn, not one a part), then a
+# timer, so keys are answered between turns (call_later ran every part from one turn of the App's queue when the
+# insights were cut so).
+LOAD_STEP_BUDGET = 0.015
 LOAD_STEP_GAP = 0.001
 # The optional text columns (their values: connection_rows.TEXT_VALUES).
 TEXT_COLUMNS: dict[str, Column] = {
@@ -209,10 +213,12 @@ class ConnectionTable(ScrollView, can_focus=True):
     def _load_step(self) -> None:
         if not self._rows.loading:
             return  # finished by something that changed the rows meanwhile
-        if self._rows.load_step():
-            self.set_timer(LOAD_STEP_GAP, self._load_step)
-        else:
-            self._after_rows_changed()
+        started = time.perf_counter()
+        while self._rows.load_step():
+            if time.perf_counter() - started >= LOAD_STEP_BUDGET:
+                self.set_timer(LOAD_STEP_GAP, self._load_step)
+                return
+        self._after_rows_changed()
 
     def load(self, sockets: Iterable[Socket], now: float) -> None:
         """Show a fixed set of sockets (the details view), with no highlights."""
