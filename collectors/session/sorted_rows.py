@@ -95,9 +95,9 @@ class SortedRows:
         ordered: list[Socket] = []
         merged = heapq.merge(*runs, key=keys.__getitem__)
         while len(order) < len(rows):
-            some = list(islice(merged, part))
-            order.extend(some)
-            ordered.extend(map(rows.__getitem__, some))
+            indexes = list(islice(merged, part))
+            order.extend(indexes)
+            ordered.extend(map(rows.__getitem__, indexes))
             yield
         held = None if key_of is not None else dict(zip(map(attrgetter("key"), rows), keys, strict=True))
         kept = list(map(keys.__getitem__, order)) if keys_held or key_of is None else None
