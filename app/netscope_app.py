@@ -247,18 +247,14 @@ class NetscopeApp(CoalescedToasts):
         if refresh.diff is not None and self.is_replay and self.views_recorded:
             self._poll_views()  # the recorded views follow play, step and seek
         if refresh.insights_later:
-            catch_up = functools.partial(self._show_refresh_of, self.session.catch_up)
-            if refresh.diff is not None and self.table.loading_rows:
+            if refresh.diff is not None:
                 # A big first load: its groups and alerts once its rows are made (first_load.py), not in turns
-                # with them: the whole table shows sooner, and the two's transient objects are not alive at once
-                # (with the rows' runs as machine ints, the UI's RSS went 80 -> 76 MiB at 50,000 connections). A
-                # refresh meanwhile waits for both (LiveSession.take, ConnectionRows.apply_diff).
-                self._insights_after_load = catch_up
-            elif refresh.diff is not None:  # ... or after a first paint
-                self.call_after_refresh(catch_up)
+                # with them (with the rows' runs as machine ints, the UI's RSS went 80 -> 76 MiB at 50,000
+                # connections). A refresh meanwhile waits for both (LiveSession.take, ConnectionRows.apply_diff).
+                self._catch_up_after_rows()
             else:  # a part of them done: the next after a turn of the event loop (keys are answered meanwhile;
                 # call_later would run it from the same turn of the App's queue)
-                self.set_timer(0.001, catch_up)
+                self.set_timer(0.001, functools.partial(self._show_refresh_of, self.session.catch_up))
         if refresh.alerts_changed:
             self._show_alerts(refresh.raised)
             self._show_insights()
@@ -301,6 +297,17 @@ class NetscopeApp(CoalescedToasts):
 
     def on_connections_view_filter_changed(self, event: ConnectionsView.FilterChanged) -> None:
         self._show_insights()
+        if event.insights_later:
+            self._catch_up_after_rows()
+
+    def _catch_up_after_rows(self) -> None:
+        """Count the insights left (LiveSession.catch_up), a part a turn, once the table's rows being made in parts
+        show: the rows sooner, and the two's transient objects not alive at once."""
+        catch_up = functools.partial(self._show_refresh_of, self.session.catch_up)
+        if self.table.loading_rows:
+            self._insights_after_load = catch_up
+        else:
+            self.call_after_refresh(catch_up)
 
     @work(group="views")
     async def _poll_views(self) -> None:

@@ -8,16 +8,20 @@ import time
 from collections.abc import Callable
 
 import psutil
+import pytest
 from fixed_data import T0, FixedSource, sock
 from support import Peer, stop_peer, type_filter, wait_for
+from textual import events
 
 from netscope.app.netscope_app import NetscopeApp
 from netscope.app.screens.confirm_kill import ConfirmKillScreen
 from netscope.app.screens.details import DetailsScreen
 from netscope.app.screens.help import HelpScreen, plain
 from netscope.collectors.model import Snapshot, Socket
-from netscope.collectors.session.filters import GRAMMAR
-from netscope.collectors.session.insights import GroupCounter
+from netscope.collectors.session import connection_rows, live
+from netscope.collectors.session.filters import GRAMMAR, parse_filter
+from netscope.collectors.session.insights import GROUPINGS, GroupCounter
+from netscope.widgets import connection_table
 from netscope.widgets.state_counters import StateCounters
 
 SIZE = (160, 45)
@@ -427,3 +431,52 @@ async def test_before_the_first_read_the_status_line_says_so_with_the_sort() -> 
         await pilot.pause(0.1)
         assert not app.connections.status_bar.status.waiting
         assert "read in" in str(app.connections.status_bar.render())
+
+
+async def test_a_filter_over_many_sockets_is_made_in_parts_under_the_rows_before(
+    server_with_clients: tuple[Peer, list[Peer]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A filter over more sockets than a part (one socket a part here, and two a part of the groups' recount) is
+    made into rows a part at a time between turns of the event loop: the rows and counts from before stay, the
+    status line says it is filtering, and keys move the cursor meanwhile. Then its rows show, counted as filtered,
+    and the groups are those of a recount under the filter."""
+    monkeypatch.setattr(connection_rows, "LOAD_PART", 1)
+    monkeypatch.setattr(connection_table, "LOAD_STEP_BUDGET", 0)  # a part a turn
+    monkeypatch.setattr(live, "INSIGHTS_PART", 2)
+    server, clients = server_with_clients
+    app = NetscopeApp(interval=60)  # one refresh: the sockets stay those of the snapshot compared with
+    async with app.run_test(size=SIZE) as pilot:
+        table, session = app.table, app.session
+        await wait_for(pilot, lambda: app.refresh_count >= 1 and not table.loading_rows)
+        await pilot.pause(0.2)
+        snapshot = session.snapshot
+        assert snapshot is not None
+        before = table.rows
+        await pilot.press("slash", *f":{server.port} established")
+        app.post_message(events.Key("enter", "\r"))  # as a terminal sends it: Pilot.press would wait for idle
+        await wait_for(pilot, lambda: table.filtering_rows, timeout=5)
+        for _ in range(2):
+            app.post_message(events.Key("down", None))
+        deadline = time.monotonic() + 5
+        while table.cursor_row < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        assert table.filtering_rows  # answered between parts
+        assert table.rows == before and table.cursor_row == 2 and not table.filter_on
+        assert app.connections.status_bar.status.filtering == len(snapshot.sockets)
+        assert "filtering" in str(app.connections.status_bar.render())
+        assert not app.connections.counters.filter_active  # the rows shown are not filtered yet
+
+        await wait_for(pilot, lambda: not table.loading_rows, timeout=30)
+        rows = table.rows
+        assert len(rows) == 6 and {row.state for row in rows} == {"ESTABLISHED"}
+        assert sorted(row.pid for row in rows) == sorted([server.pid] * 3 + [client.pid for client in clients])
+        assert app.connections.counters.filter_active and app.connections.counters.filtered["ESTABLISHED"] == 6
+        assert app.connections.status_bar.status.filtering == 0
+        recount = GroupCounter()
+        recount.set_filter(parse_filter(f":{server.port} established").matches, snapshot)
+
+        def groups(counter: GroupCounter) -> list[list[tuple[object, int, object]]]:
+            return [[(g.key, g.total, g.states) for g in counter.groups(name) if g.total] for name in GROUPINGS]
+
+        await wait_for(pilot, lambda: groups(session.groups) == groups(recount), timeout=10)
+        assert groups(recount)[0]  # the clients' hosts, counted

@@ -337,3 +337,167 @@ def test_a_first_refresh_made_into_rows_in_parts_is_the_rows_made_at_once(
         collector.close()
         for end in held:
             end.close()
+
+
+@pytest.mark.parametrize("column", ["program", "local", "rtt"])
+def test_a_filter_made_into_rows_in_parts_is_the_filter_applied_at_once(
+    listener: socket.socket, column: str,
+) -> None:
+    """A new filter over more than `load_part` sockets is made into rows a few sockets a step (set_filter's
+    `in_parts`), the rows from before shown until the last step. Then the rows, folds, counts, widths, the cursor
+    and the closed rows lingering are those of the filter applied at once; so too for a filter over a filter with a
+    refresh queued meanwhile, and for clearing it: the rows set aside come back at once, but by rtt (a tcp_info
+    column, whose rows are not kept in order by diffs) every socket is made into rows again in parts."""
+    port = listener.getsockname()[1]
+    pairs = [connect(listener) for _ in range(30)]
+    for client, accepted in pairs[:5]:  # five TIME_WAIT sockets no process owns, alike: one fold
+        client.close()
+        accepted.close()
+    held = [end for pair in pairs[5:] for end in pair]
+    collector = ConnectionCollector(interval=1.0, query=parse_filter(f":{port} 127.77.0.1").kernel_query())
+    established, on_port = parse_filter(f":{port} established"), parse_filter(f":{port}")
+
+    def rows_of_keys(rows: ConnectionRows) -> list[tuple[object, bool]]:
+        return [(row.key, rows.is_closed(row)) for row in rows.rows]
+
+    def step_through(rows: ConnectionRows, before: list[tuple[object, bool]]) -> int:
+        steps = 1
+        while rows.load_step():
+            steps += 1
+            assert rows_of_keys(rows) == before  # the rows from before, until the last step
+        return steps
+
+    try:
+        time.sleep(0.05)
+        first = collector.next_diff()
+        at_once, in_parts = ConnectionRows(flash_seconds=30.0), ConnectionRows(flash_seconds=30.0)
+        in_parts.load_part = 7
+        for rows in (at_once, in_parts):
+            rows.set_sort(column, reverse=False)
+            rows.apply_diff(first)
+        for end in held[:2]:  # a connection closed: its server's end lingers, closed
+            end.close()
+        time.sleep(0.05)
+        second = collector.next_diff()
+        for rows in (at_once, in_parts):
+            rows.apply_diff(second)
+        assert any(at_once.is_closed(row) for row in at_once.rows)
+        cursor = next(index for index, row in enumerate(at_once.rows) if row.state == "LISTEN")
+        for rows in (at_once, in_parts):
+            rows.move_cursor(cursor)  # on a row the filter hides: the cursor goes to the first row
+
+        before = rows_of_keys(in_parts)
+        at_once.set_filter(established.matches)
+        in_parts.set_filter(established.matches, in_parts=True)
+        assert in_parts.loading and in_parts.filtering and not in_parts.filter_on
+        assert step_through(in_parts, before) > len(second.snapshot.sockets) // 7
+        assert in_parts.filter_on and not in_parts.filtering and not in_parts.loading
+        _same_rows(in_parts, at_once)
+        assert rows_of_keys(in_parts) == rows_of_keys(at_once)
+        assert any(closed for _, closed in rows_of_keys(in_parts))
+        assert in_parts.cursor == at_once.cursor == 0
+        assert in_parts.selected_socket is at_once.selected_socket is at_once.rows[0]
+
+        # A filter over the filter, a refresh arriving between its steps: applied after them; the cursor stays
+        # on its connection.
+        cursor = next(index for index, row in enumerate(at_once.rows) if index > 2 and not at_once.is_closed(row))
+        for rows in (at_once, in_parts):
+            rows.move_cursor(cursor)
+        selected = at_once.selected_key
+        before = rows_of_keys(in_parts)
+        in_parts.set_filter(on_port.matches, in_parts=True)
+        in_parts.load_step()
+        for end in held[2:4]:
+            end.close()
+        time.sleep(0.05)
+        third = collector.next_diff()
+        in_parts.apply_diff(third, in_parts=True)
+        step_through(in_parts, before)
+        at_once.set_filter(on_port.matches)
+        at_once.apply_diff(third)
+        _same_rows(in_parts, at_once)
+        assert rows_of_keys(in_parts) == rows_of_keys(at_once)
+        assert any(isinstance(row, FoldedSockets) for row in in_parts.rows)
+        assert in_parts.selected_key == at_once.selected_key == selected
+        assert in_parts.cursor == at_once.cursor > 0
+
+        # Cleared.
+        before = rows_of_keys(in_parts)
+        in_parts.set_filter(None, in_parts=True)
+        at_once.set_filter(None)
+        assert in_parts.loading is (column == "rtt")
+        step_through(in_parts, before)
+        assert not in_parts.filter_on
+        _same_rows(in_parts, at_once)
+        assert rows_of_keys(in_parts) == rows_of_keys(at_once)
+        assert in_parts.selected_key == at_once.selected_key == selected
+
+        # A filter typed over one still being made drops it, the refresh queued meanwhile applied first; Escape
+        # over one still being made leaves the rows as they are.
+        in_parts.set_filter(established.matches, in_parts=True)
+        in_parts.load_step()
+        for end in held[4:6]:
+            end.close()
+        time.sleep(0.05)
+        fourth = collector.next_diff()
+        in_parts.apply_diff(fourth, in_parts=True)
+        in_parts.set_filter(on_port.matches, in_parts=True)
+        steps = step_through(in_parts, rows_of_keys(in_parts))
+        at_once.apply_diff(fourth)
+        at_once.set_filter(on_port.matches)
+        assert steps > len(fourth.snapshot.sockets) // 7
+        _same_rows(in_parts, at_once)
+        assert rows_of_keys(in_parts) == rows_of_keys(at_once)
+        before = rows_of_keys(in_parts)
+        in_parts.set_filter(established.matches, in_parts=True)
+        in_parts.load_step()
+        in_parts.set_filter(on_port.matches)  # at once: finishes the one being made first
+        _same_rows(in_parts, at_once)
+        in_parts.set_filter(None, in_parts=True)
+        step_through(in_parts, rows_of_keys(in_parts))  # by rtt, every socket again
+        in_parts.set_filter(established.matches, in_parts=True)
+        in_parts.load_step()
+        in_parts.set_filter(None, in_parts=True)
+        at_once.set_filter(None)
+        assert not in_parts.loading and not in_parts.filter_on
+        _same_rows(in_parts, at_once)
+    finally:
+        collector.close()
+        for end in held:
+            end.close()
+
+
+def test_columns_widen_for_a_row_that_needs_more_and_after_escape_fit_every_row(listener: socket.socket) -> None:
+    """The rows keep what their columns need as rows come in (SortedRows.extents), so that neither a refresh with
+    one wider row nor Escape from a filter measures every row again: a queue that grows under the filter, on a
+    row it hides, still widens its column once the filter is cleared."""
+    port = listener.getsockname()[1]
+    pairs = [connect(listener) for _ in range(4)]
+    collector = ConnectionCollector(interval=1.0, query=parse_filter(f":{port} 127.77.0.1").kernel_query())
+    floors = ContentWidths(local=1, remote=1, user=1, recv_q=1, send_q=1)
+
+    def widest_queue(rows: ConnectionRows) -> int:
+        return max(len(str(row.recv_q)) for row in rows.rows)
+
+    try:
+        time.sleep(0.05)
+        rows = ConnectionRows(flash_seconds=0.0)
+        rows.apply_diff(collector.next_diff())
+        assert rows.measure(floors).recv_q == 1
+        pairs[0][0].sendall(b"x" * 5_000)  # the server's end does not read: its Recv-Q holds them
+        time.sleep(0.05)
+        rows.apply_diff(collector.next_diff())
+        assert rows.widths_stale and rows.measure(floors).recv_q == widest_queue(rows) == 4
+
+        rows.set_filter(parse_filter(f"rport:{port}").matches)  # the clients' ends: the server's are hidden
+        pairs[1][0].sendall(b"x" * 50_000)
+        time.sleep(0.05)
+        rows.apply_diff(collector.next_diff())
+        assert rows.measure(floors).recv_q == 1
+        rows.set_filter(None)
+        assert rows.measure(floors).recv_q == widest_queue(rows) == 5
+    finally:
+        collector.close()
+        for pair in pairs:
+            for end in pair:
+                end.close()

@@ -317,6 +317,25 @@ def test_filter_restricts_what_is_counted(hosts: tuple[str, Controlled, Controll
     assert as_counts(counter.groups("remote_ip")).get(f"{net}.2") == (4, {"CLOSE_WAIT": 4})
     assert f"{net}.1" not in by_key(counter, "remote_ip")
 
+    # Recounted 3 sockets a part (a big filter in the app), the counts are those from before until the last part,
+    # then those recounted at once; clearing the filter after takes back every socket's counts, kept aside since a
+    # filter came on (no part to count).
+    before = {grouping: as_counts(counter.groups(grouping)) for grouping in GROUPINGS}
+    for matches in (on_port.matches, None):
+        at_once = GroupCounter(parse_filter("state:close_wait").matches)
+        at_once.apply_diff(diff)
+        at_once.set_filter(matches, None)
+        parts = counter.set_filter_in_parts(matches, None, part=3)
+        steps = 0
+        for _step in parts:
+            steps += 1
+            if matches is not None:
+                assert {grouping: as_counts(counter.groups(grouping)) for grouping in GROUPINGS} == before
+        assert steps == ((len(sockets) + 2) // 3 - 1 if matches is not None else 0)
+        for grouping in GROUPINGS:
+            assert as_counts(counter.groups(grouping)) == as_counts(at_once.groups(grouping))
+    assert_matches_reference(counter, list(diff.snapshot.sockets.values()))
+
 
 def test_ipv4_mapped_peers_group_with_their_ipv4_address(spawn: Callable[..., Controlled]) -> None:
     net = private_net()

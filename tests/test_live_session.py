@@ -160,6 +160,61 @@ def test_refreshes_while_insights_catch_up_are_counted_after_them_not_all_at_onc
         assert [a.kind for a in raised] == ([] if filtered else ["syn_flood"])
 
 
+def test_a_filter_over_many_sockets_is_recounted_in_parts_and_refreshes_meanwhile_after_it() -> None:
+    """A filter typed over more than INSIGHTS_PART sockets recounts the groups a part per catch_up(): the counts
+    from before stay until the last part, a refresh meanwhile is counted after it, and the result is the recount
+    made at once. Typed while a big first load's insights are still being counted, the steps under way take it
+    on (no second run of them is asked for). Clearing it takes back every socket's counts at once."""
+    sockets = [sock("tcp", "10.0.0.5", 443 if n % 3 else 22, f"10.8.{n >> 8 & 255}.{n & 255}", 40000,
+                    "ESTABLISHED", inode=100 + n) for n in range(2 * INSIGHTS_PART + 7)]
+    first = Snapshot(T0, {s.key: s for s in sockets})
+    flood = [sock("tcp", "10.0.0.5", 443, "10.9.9.9", 40001 + n, "SYN_RECV") for n in range(150)]
+    second = Snapshot(T0 + 1, {s.key: s for s in sockets[5:] + flood})
+    third = Snapshot(T0 + 2, {s.key: s for s in sockets[9:] + flood})
+    diffs = [diff_snapshots(None, first), diff_snapshots(first, second), diff_snapshots(second, third)]
+    ssh = parse_filter(":22")
+
+    def counts(session: LiveSession) -> list[tuple[object, int, object]]:
+        return [(g.key, g.total, g.states) for grouping in ("remote_ip", "local_port")
+                for g in session.groups.groups(grouping) if g.total]
+
+    at_once = LiveSession()
+    at_once.take(diffs[0])
+    at_once.catch_up(everything=True)
+    at_once.take(diffs[1])
+    at_once.set_filter(ssh)
+    filtered = counts(at_once)
+    at_once.take(diffs[2])
+    for typed_during_first_load in (False, True):
+        session = LiveSession()
+        session.take(diffs[0])
+        if typed_during_first_load:
+            assert session.catch_up().insights_later  # one part of the first load's counted
+        else:
+            session.catch_up(everything=True)
+        session.take(diffs[1])
+        before = counts(session)
+        assert session.set_filter(ssh, in_parts=True) is not typed_during_first_load
+        assert counts(session) == before  # until the last part
+        refresh = session.take(diffs[2])
+        assert refresh.diff is diffs[2] and not refresh.alerts_changed  # counted after the recount
+        steps = 0
+        while (refresh := session.catch_up()).insights_later:
+            steps += 1
+            assert typed_during_first_load or counts(session) == before
+        assert steps >= 2 and refresh.alerts_changed
+        assert counts(session) == counts(at_once) != filtered
+        assert [a.kind for a in session.alerts.active] == [a.kind for a in at_once.alerts.active] == ["syn_flood"]
+        session.set_filter(parse_filter(""), in_parts=True)
+        while session.catch_up().insights_later:
+            pass
+        cleared = LiveSession()
+        for diff in diffs:
+            cleared.take(diff)
+            cleared.catch_up(everything=True)
+        assert counts(session) == counts(cleared)
+
+
 def test_lateness_counts_from_the_last_refresh_that_arrived() -> None:
     clock = Clock()
     session = LiveSession(clock=clock)

@@ -153,7 +153,7 @@ class ConnectionTable(ScrollView, can_focus=True):
             self.reverse = reverse
 
     class Loaded(Message):
-        """A first refresh made into rows in parts (apply_diff) is shown."""
+        """A first refresh or a new filter made into rows in parts (apply_diff, set_filter) is shown."""
 
     sort_column: reactive[str] = reactive(DEFAULT_SORT, init=False)
     sort_reverse: reactive[bool] = reactive(False, init=False)
@@ -173,6 +173,7 @@ class ConnectionTable(ScrollView, can_focus=True):
         self._names_on = False
         self._painted: dict[int, tuple[object, ...]] = {}  # screen line -> signature of what was drawn there
         self._loading_said = True  # a first refresh made into rows in parts: Loaded posted
+        self._to_top_when_loaded = False  # a filter's rows made in parts: scrolled to the top when they show
 
     @property
     def flash_seconds(self) -> float:
@@ -194,15 +195,25 @@ class ConnectionTable(ScrollView, can_focus=True):
         if was_loading:
             return
         if self._rows.loading:
-            self._loading_said = False
-            self.set_timer(LOAD_STEP_GAP, self._load_step)
+            self._load_in_steps()
             return
         self._after_rows_changed()
 
+    def _load_in_steps(self, to_top: bool = False) -> None:
+        """Run the rows' load a few parts a turn; `to_top`: scroll to the top when it shows."""
+        self._loading_said = False
+        self._to_top_when_loaded = to_top
+        self.set_timer(LOAD_STEP_GAP, self._load_step)
+
     @property
     def loading_rows(self) -> bool:
-        """Whether a first refresh is still being made into rows (apply_diff)."""
+        """Whether a first refresh or a new filter is still being made into rows (apply_diff, set_filter)."""
         return self._rows.loading
+
+    @property
+    def filtering_rows(self) -> bool:
+        """Whether a new filter's rows are still being made (set_filter): the rows shown are from before it."""
+        return self._rows.filtering
 
     def finish_loading(self) -> None:
         """Show a first refresh being made into rows now, whole (for what needs every row: an export)."""
@@ -231,6 +242,11 @@ class ConnectionTable(ScrollView, can_focus=True):
         self.load(rows, now)
 
     @property
+    def filter_on(self) -> bool:
+        """Whether the rows shown are filtered."""
+        return self._rows.filter_on
+
+    @property
     def filtered_counts(self) -> Counter[str]:
         """The shown rows' sockets by Socket.counter_name (closed rows lingering not counted)."""
         return self._rows.counts
@@ -256,8 +272,16 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def set_filter(self, predicate: SocketPredicate | None) -> None:
         """Show only sockets for which `predicate` is true. The cursor stays on its row if that is still shown (a
-        one-key filter narrows around it), else goes to the first row."""
-        self._rows.set_filter(predicate)
+        one-key filter narrows around it), else goes to the first row. Over many sockets the rows are made a part
+        at a time, as a big first refresh's are (`filtering_rows` meanwhile); Loaded says when they show."""
+        was_loading = self._rows.loading
+        self._rows.set_filter(predicate, in_parts=True)
+        if self._rows.loading:
+            if was_loading:  # its steps are under way: they go on with this filter's
+                self._to_top_when_loaded = True
+            else:
+                self._load_in_steps(to_top=True)
+            return
         self.scroll_to(y=0, animate=False)
         self._after_rows_changed()
 
@@ -466,6 +490,8 @@ class ConnectionTable(ScrollView, can_focus=True):
         """The rows moved (the cursor already back on its connection): size, scroll and repaint what needs it."""
         if not self._loading_said and not self._rows.loading:
             self._loading_said = True
+            if self._to_top_when_loaded:
+                self.scroll_to(y=0, animate=False)
             self.post_message(self.Loaded())
         widths_changed = self._rows.widths_stale and self._update_widths()
         self._set_virtual_height()

@@ -21,6 +21,7 @@ class Status:
     low_bandwidth: bool = False
     stretched_for: float = 0.0  # the CPU share (0.2) the interval was stretched to keep under; 0: not stretched
     loading: int = 0  # the sockets of a first refresh while only its first screen is shown; 0: all are
+    filtering: int = 0  # the sockets a new filter is being applied to (the rows shown are from before it); 0: none
     waiting: bool = False  # nothing read yet: no read time to show
 
 
@@ -71,6 +72,8 @@ class StatusBar(Widget):
         elif status.loading:
             # Said while it lasts: scrolling, sorting and filtering see only the first screen's rows until then.
             text.append(f"  showing the top of {status.loading:,} sockets; loading the rest")
+        elif status.filtering:
+            text.append(f"  filtering {status.filtering:,} sockets")
         elif status.late_seconds:
             # Said instead of the read time: a stalled collector must never look like a live table.
             text.append("  ")

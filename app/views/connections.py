@@ -115,6 +115,10 @@ class ConnectionsView(Vertical):
     class FilterChanged(Message):
         """The filter changed: what counts the filter (Top) should be redrawn."""
 
+        def __init__(self, insights_later: bool) -> None:
+            super().__init__()
+            self.insights_later = insights_later  # the groups are recounted in parts: see LiveSession.set_filter
+
     class TcpNeedChanged(Message):
         """The tcp_info columns changed: the app tells the source whether to collect tcp_info."""
 
@@ -308,7 +312,8 @@ class ConnectionsView(Vertical):
             totals = Counter(first.counts)
             self.counters.show_counts(totals, totals, False, False, states)
         else:
-            self.counters.show_counts(table.filtered_counts, session.totals, not session.filter.is_empty,
+            # The rows' own filter: while a new one's rows are made (filtering_rows), that of the one before.
+            self.counters.show_counts(table.filtered_counts, session.totals, table.filter_on,
                                       session.syn_recv.alert, states)
         snapshot = session.snapshot
         self.status_bar.show_status(Status(
@@ -324,7 +329,9 @@ class ConnectionsView(Vertical):
             late_seconds=session.late_seconds(self.refresh_interval, self.is_replay),
             low_bandwidth=self.low_bandwidth,
             loading=first.total if first is not None else (
-                len(snapshot.sockets) if snapshot is not None and table.loading_rows else 0),
+                len(snapshot.sockets) if snapshot is not None and table.loading_rows and not table.filtering_rows
+                else 0),
+            filtering=len(snapshot.sockets) if snapshot is not None and table.filtering_rows else 0,
             waiting=snapshot is None and first is None,
         ))
 
@@ -367,13 +374,13 @@ class ConnectionsView(Vertical):
             self.apply_filter(parse_filter(""))
 
     def apply_filter(self, new_filter: Filter) -> None:
-        self.main_session.set_filter(new_filter)
+        insights_later = self.main_session.set_filter(new_filter, in_parts=True)  # the app calls its catch_up
         if self.session is not self.main_session:
             self.session.set_filter(new_filter)
         self.table.set_filter(None if new_filter.is_empty else new_filter.matches)
         self.show_counts()
         self.show_groups()
-        self.post_message(self.FilterChanged())
+        self.post_message(self.FilterChanged(insights_later))
 
     def action_filter_selected(self, what: str) -> None:
         sock = self.table.selected_socket

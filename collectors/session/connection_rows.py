@@ -74,6 +74,7 @@ class ConnectionRows:
         self._unfiltered: UnfilteredRows | None = None  # while a filter is on (a sort by the socket alone)
         self._loading: Iterator[None] | None = None  # a first refresh being made into rows (first_load.py)
         self._queued: list[SnapshotDiff] = []  # refreshes that came meanwhile, applied after it
+        self._filtering = False  # what _loading makes is a new filter's rows
         self.load_part = LOAD_PART
         self.sort_reverse = False
         self.live_sort_value: LiveSortValue | None = None  # for columns not in SORT_KEYS
@@ -143,7 +144,7 @@ class ConnectionRows:
 
     @property
     def loading(self) -> bool:
-        """Whether a first refresh is being made into rows a part at a time (apply_diff's `in_parts`)."""
+        """Whether a first refresh or a new filter is being made into rows a part at a time (`in_parts`)."""
         return self._loading is not None
 
     def load_step(self) -> bool:
@@ -295,10 +296,60 @@ class ConnectionRows:
     def filter_on(self) -> bool:
         return self._predicate is not None
 
-    def set_filter(self, predicate: SocketPredicate | None) -> None:
+    def set_filter(self, predicate: SocketPredicate | None, *, in_parts: bool = False) -> None:
         """Show only sockets for which `predicate` is true. The cursor stays on its row if that is still shown (a
-        one-key filter narrows around it), else goes to the first row."""
+        one-key filter narrows around it), else goes to the first row. `in_parts`: where every socket must be
+        filtered again and there are more than `load_part`, the rows are made by load_step() calls (or
+        finish_loading()) as a first refresh's are, the rows shown until then staying (`filtering`); a refresh
+        given `in_parts` meanwhile is applied after. At 500,000 sockets, filtering them at once held the event
+        loop 100 ms for one port, and a second and more for a filter that keeps most of them (measured)."""
+        if in_parts and self._filtering:
+            # A filter typed over one still being made: that one is dropped, not finished at once first.
+            self._loading, self._filtering = None, False
+            queued, self._queued = self._queued, []
+            for diff in queued:
+                self.apply_diff(diff)
+            if predicate is None and self._predicate is None:
+                return  # the rows shown are those wanted
         self.finish_loading()
+        unfiltered = self._unfiltered
+        swaps_back = predicate is None and unfiltered is not None and unfiltered.column == self.sort_column
+        if in_parts and not swaps_back and len(self._sockets) > self.load_part:
+            self._filtering = True
+            self._loading = self._filter_in_parts(predicate)
+            return
+        selected = self.remember_selected()
+        if self._predicate is None and predicate is not None:
+            unfiltered = self._stash_unfiltered()
+        self._predicate = predicate
+        self.selected_key = None
+        self.cursor = 0
+        self._drop_lingering_unmatched()
+        if swaps_back:
+            assert unfiltered is not None
+            self._unfiltered = None
+            self.folder, self._sorted = unfiltered.folder, unfiltered.rows
+            self._show_lingering()
+            self.widths_stale = True
+            self.follow(self._still_shown(selected))
+            return
+        self._refold()
+        self._unfiltered = unfiltered if predicate is not None else None
+        self.rebuild(self._still_shown(selected))
+
+    @property
+    def filtering(self) -> bool:
+        """Whether a new filter's rows are being made a part at a time (set_filter's `in_parts`): until they are,
+        the rows shown are those from before it."""
+        return self._filtering
+
+    def _filter_in_parts(self, predicate: SocketPredicate | None) -> Iterator[None]:
+        """set_filter's rows in parts (first_load.py), then shown in place of the rows before."""
+        column = self.sort_column
+        order = SortedOrder(column, self._remade_key(column), self._sort_key_for(column), self._keys_held(column))
+        loaded = yield from load_in_parts(self._sockets, self.folder.emptied(), predicate, order, self.now,
+                                          self.load_part, listening=self._listening)
+        self._filtering = False
         selected = self.remember_selected()
         unfiltered = self._unfiltered
         if self._predicate is None and predicate is not None:
@@ -306,22 +357,24 @@ class ConnectionRows:
         self._predicate = predicate
         self.selected_key = None
         self.cursor = 0
-        # Closed rows linger only if they would match; a closed fold's members are gone, so it cannot be asked.
+        self._drop_lingering_unmatched()
+        self.folder, self._sorted = loaded.folder, loaded.rows
+        self._unfiltered = unfiltered if predicate is not None else None
+        self._show_lingering()
+        self.widths_stale = True
+        self.follow(self._still_shown(selected))
+
+    def _drop_lingering_unmatched(self) -> None:
+        """Closed rows linger only if they would match; a closed fold's members are gone, so it cannot be asked."""
         passes = self._passes
         for key in [key for key, row in self._gone.items() if isinstance(row, FoldedSockets) or not passes(row)]:
             del self._gone[key]
-        if predicate is None and unfiltered is not None and unfiltered.column == self.sort_column:
-            self._unfiltered = None
-            self.folder, self._sorted = unfiltered.folder, unfiltered.rows
-            for key, row in self._gone.items():
-                if key not in self.folder.rows:
-                    self._show(row, live=False)
-            self.widths_stale = True
-            self.follow(self._still_shown(selected))
-            return
-        self._refold()
-        self._unfiltered = unfiltered if predicate is not None else None
-        self.rebuild(self._still_shown(selected))
+
+    def _show_lingering(self) -> None:
+        """The closed rows lingering, put in rows made without them."""
+        for key, row in self._gone.items():
+            if key not in self.folder.rows:
+                self._show(row, live=False)
 
     def _stash_unfiltered(self) -> UnfilteredRows | None:
         """Set the unfiltered rows aside, and start the rows afresh."""
@@ -567,9 +620,9 @@ class ConnectionRows:
     def measure(self, floors: ContentWidths) -> ContentWidths:
         """What the shown rows need in the columns sized to content, each at least its floor (`floors.texts`
         names the text columns shown, and theirs)."""
-        extents = self._sorted.extents
-        if extents is None or not extents.covers(floors):  # measured by a load in parts, unless changed since
-            extents = RowExtents.of(self._sorted.rows, [key for key, _ in floors.texts])
+        extents = self._sorted.extents  # kept by the rows once measured (see SortedRows.extents)
+        if extents is None or not extents.covers(floors):
+            extents = self._sorted.extents = RowExtents.of(self._sorted.rows, [key for key, _ in floors.texts])
         self._measured = extents.widths(floors)
         self.widths_stale = False
         return self._measured

@@ -1,4 +1,5 @@
-"""A first refresh made into the table's rows a part at a time, so that the event loop answers keys between parts.
+"""A first refresh (or a new filter over every socket) made into the table's rows a part at a time, so that the
+event loop answers keys between parts.
 
 At 100,000 sockets the rows of a first refresh took 128 ms at once (the listeners counted, the folds found, every
 row's sort key made and sorted, the columns measured), and at 500,000 five times that: a key pressed meanwhile
@@ -34,14 +35,17 @@ class LoadedRows:
 
 
 def load_in_parts(sockets: Mapping[SocketKey, Socket], folder: Folder, predicate: Callable[[Socket], bool] | None,
-                  order: SortedOrder, now: float, part: int = LOAD_PART) -> Generator[None, None, LoadedRows]:
+                  order: SortedOrder, now: float, part: int = LOAD_PART,
+                  listening: dict[int, int] | None = None) -> Generator[None, None, LoadedRows]:
     """The rows of `sockets` (those `predicate` lets through), folded by `folder` (empty, with its settings)
-    and sorted by `order`, yielding after each `part` of the sockets at each stage."""
+    and sorted by `order`, yielding after each `part` of the sockets at each stage. `listening`: the sockets'
+    listeners, if counted already (a new filter over the sockets shown): else counted here."""
     everything = list(sockets.values())
-    listening: dict[int, int] = {}
-    for start in range(0, len(everything), part):
-        count_listeners(everything[start:start + part], listening)
-        yield
+    if listening is None:
+        listening = {}
+        for start in range(0, len(everything), part):
+            count_listeners(everything[start:start + part], listening)
+            yield
     folder.listening_ports = listening
     if predicate is None:
         yield from folder.reset_over_in_parts(sockets, now, part)  # rows held as differences from the snapshot

@@ -259,6 +259,12 @@ class GroupCounter:
 
     def set_filter(self, matches: Matcher | None, snapshot: Snapshot | None) -> None:
         """Count only the sockets `matches` accepts (None: all), recounting `snapshot` (None: the last one fed)."""
+        for _part in self.set_filter_in_parts(matches, snapshot, part=0):
+            pass
+
+    def set_filter_in_parts(self, matches: Matcher | None, snapshot: Snapshot | None, part: int) -> Iterator[None]:
+        """set_filter(), recounting `part` sockets at a time (0: all at once) and yielding between parts; the
+        counts until the last part are those from before. Feed no diff until it is done."""
         snapshot = snapshot if snapshot is not None else self._snapshot
         unfiltered = self._unfiltered
         if matches is None and unfiltered is not None and unfiltered._snapshot is snapshot:
@@ -267,17 +273,24 @@ class GroupCounter:
             self._matches = None
             self._unfiltered = None
             return
+        recount = GroupCounter(matches)
+        recount._snapshot = snapshot
+        sockets = list(snapshot.sockets.values()) if snapshot is not None else []
+        part = part or max(1, len(sockets))
+        for start in range(0, len(sockets), part):
+            if start:
+                yield
+            recount._count(sockets[start:start + part])
         if self._matches is None and matches is not None and snapshot is self._snapshot:
             self._unfiltered = GroupCounter()
             self._unfiltered._take_counts_of(self)
         elif matches is None or snapshot is not self._snapshot:
             self._unfiltered = None  # counts of another snapshot than the one fed: a recount is the truth
         self._matches = matches
-        self._snapshot = snapshot
-        self._recount(snapshot.sockets.values() if snapshot is not None else ())
+        self._take_counts_of(recount)
 
     def _take_counts_of(self, other: GroupCounter) -> None:
-        # _recount makes new tallies: `other`'s are shared with no one from here on.
+        # A recount makes new tallies: `other`'s are shared with no one from here on.
         self._tallies, self._programs, self._snapshot = other._tallies, other._programs, other._snapshot
         self._answers = {}
 

@@ -61,6 +61,17 @@ class RowExtents:
             tuple((key, max(map(len, map(TEXT_VALUES[key], rows)), default=0)) for key in text_keys),
         )
 
+    def with_row(self, sock: Socket) -> RowExtents:
+        """These extents and one row's: itself where the row fits (most rows do)."""
+        local = address_width(sock.local_ip, sock.proto)
+        remote = address_width(sock.remote_ip, sock.proto)
+        texts = tuple((key, max(longest, len(TEXT_VALUES[key](sock)))) for key, longest in self.texts)
+        if (local <= self.local and remote <= self.remote and len(sock.user) <= self.user
+                and sock.recv_q <= self.recv_q and sock.send_q <= self.send_q and texts == self.texts):
+            return self
+        return RowExtents(max(self.local, local), max(self.remote, remote), max(self.user, len(sock.user)),
+                          max(self.recv_q, sock.recv_q), max(self.send_q, sock.send_q), texts)
+
     def merged(self, other: RowExtents) -> RowExtents:
         """The extents of both sets of rows (measured for the same text keys)."""
         return RowExtents(
