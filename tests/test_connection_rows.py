@@ -360,6 +360,12 @@ def test_a_filter_made_into_rows_in_parts_is_the_filter_applied_at_once(
     def rows_of_keys(rows: ConnectionRows) -> list[tuple[object, bool]]:
         return [(row.key, rows.is_closed(row)) for row in rows.rows]
 
+    def closed_then_read(ends: list[socket.socket]) -> SnapshotDiff:
+        for end in ends:
+            end.close()
+        time.sleep(0.05)
+        return collector.next_diff()
+
     def step_through(rows: ConnectionRows, before: list[tuple[object, bool]]) -> int:
         steps = 1
         while rows.load_step():
@@ -375,10 +381,7 @@ def test_a_filter_made_into_rows_in_parts_is_the_filter_applied_at_once(
         for rows in (at_once, in_parts):
             rows.set_sort(column, reverse=False)
             rows.apply_diff(first)
-        for end in held[:2]:  # a connection closed: its server's end lingers, closed
-            end.close()
-        time.sleep(0.05)
-        second = collector.next_diff()
+        second = closed_then_read(held[:2])  # a connection closed: its server's end lingers, closed
         for rows in (at_once, in_parts):
             rows.apply_diff(second)
         assert any(at_once.is_closed(row) for row in at_once.rows)
@@ -407,10 +410,7 @@ def test_a_filter_made_into_rows_in_parts_is_the_filter_applied_at_once(
         before = rows_of_keys(in_parts)
         in_parts.set_filter(on_port.matches, in_parts=True)
         in_parts.load_step()
-        for end in held[2:4]:
-            end.close()
-        time.sleep(0.05)
-        third = collector.next_diff()
+        third = closed_then_read(held[2:4])
         in_parts.apply_diff(third, in_parts=True)
         step_through(in_parts, before)
         at_once.set_filter(on_port.matches)
@@ -436,10 +436,7 @@ def test_a_filter_made_into_rows_in_parts_is_the_filter_applied_at_once(
         # over one still being made leaves the rows as they are.
         in_parts.set_filter(established.matches, in_parts=True)
         in_parts.load_step()
-        for end in held[4:6]:
-            end.close()
-        time.sleep(0.05)
-        fourth = collector.next_diff()
+        fourth = closed_then_read(held[4:6])
         in_parts.apply_diff(fourth, in_parts=True)
         in_parts.set_filter(on_port.matches, in_parts=True)
         steps = step_through(in_parts, rows_of_keys(in_parts))

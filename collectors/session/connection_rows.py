@@ -318,20 +318,11 @@ class ConnectionRows:
             self._filtering = True
             self._loading = self._filter_in_parts(predicate)
             return
-        selected = self.remember_selected()
-        if self._predicate is None and predicate is not None:
-            unfiltered = self._stash_unfiltered()
-        self._predicate = predicate
-        self.selected_key = None
-        self.cursor = 0
-        self._drop_lingering_unmatched()
+        selected, unfiltered = self._switch_filter(predicate)
         if swaps_back:
             assert unfiltered is not None
             self._unfiltered = None
-            self.folder, self._sorted = unfiltered.folder, unfiltered.rows
-            self._show_lingering()
-            self.widths_stale = True
-            self.follow(self._still_shown(selected))
+            self._show_made(unfiltered.folder, unfiltered.rows, selected)
             return
         self._refold()
         self._unfiltered = unfiltered if predicate is not None else None
@@ -350,6 +341,15 @@ class ConnectionRows:
         loaded = yield from load_in_parts(self._sockets, self.folder.emptied(), predicate, order, self.now,
                                           self.load_part, listening=self._listening)
         self._filtering = False
+        selected, unfiltered = self._switch_filter(predicate)
+        self._unfiltered = unfiltered if predicate is not None else None
+        self._show_made(loaded.folder, loaded.rows, selected)
+
+    def _switch_filter(self, predicate: SocketPredicate | None) -> tuple[SocketKey | None, UnfilteredRows | None]:
+        """Put `predicate` on, before its rows: the selected connection remembered, the unfiltered rows set aside
+        if a filter comes on, the cursor at the top, and closed rows lingering only if they would match (a closed
+        fold's members are gone, so it cannot be asked). The remembered key and the rows set aside, for the
+        caller to show the new rows with."""
         selected = self.remember_selected()
         unfiltered = self._unfiltered
         if self._predicate is None and predicate is not None:
@@ -357,24 +357,20 @@ class ConnectionRows:
         self._predicate = predicate
         self.selected_key = None
         self.cursor = 0
-        self._drop_lingering_unmatched()
-        self.folder, self._sorted = loaded.folder, loaded.rows
-        self._unfiltered = unfiltered if predicate is not None else None
-        self._show_lingering()
-        self.widths_stale = True
-        self.follow(self._still_shown(selected))
-
-    def _drop_lingering_unmatched(self) -> None:
-        """Closed rows linger only if they would match; a closed fold's members are gone, so it cannot be asked."""
         passes = self._passes
         for key in [key for key, row in self._gone.items() if isinstance(row, FoldedSockets) or not passes(row)]:
             del self._gone[key]
+        return selected, unfiltered
 
-    def _show_lingering(self) -> None:
-        """The closed rows lingering, put in rows made without them."""
+    def _show_made(self, folder: Folder, rows: SortedRows, selected: SocketKey | None) -> None:
+        """Show rows made without the closed ones lingering (set aside, or made in parts): those put in, the
+        cursor back on `selected` if they show it."""
+        self.folder, self._sorted = folder, rows
         for key, row in self._gone.items():
-            if key not in self.folder.rows:
+            if key not in folder.rows:
                 self._show(row, live=False)
+        self.widths_stale = True
+        self.follow(self._still_shown(selected))
 
     def _stash_unfiltered(self) -> UnfilteredRows | None:
         """Set the unfiltered rows aside, and start the rows afresh."""
