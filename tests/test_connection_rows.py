@@ -333,6 +333,45 @@ def test_a_first_refresh_made_into_rows_in_parts_is_the_rows_made_at_once(
         reference = made(first, None)
         reference.set_folding(False)
         _same_rows(interrupted[2], reference)
+
+        # A filter typed between steps (as the table gives it: in parts) makes the first refresh again under it,
+        # from its first step: the first screen before stays meanwhile, its cursor's row kept if the filter shows
+        # it, a refresh meanwhile applied after; a second filter typed meanwhile starts it again under that one.
+        def on_screen(rows: ConnectionRows) -> None:
+            rows.load(at_once.rows[:6], first.snapshot.taken_at)  # a first screen, before its refresh
+            rows.move_cursor(2)
+
+        wanted, unwanted = (None, established) if filtered else (established, None)
+        refiltered = ConnectionRows(flash_seconds=3.0)
+        refiltered.set_sort(column, reverse=False)
+        if filtered:
+            refiltered.set_filter(established)
+        on_screen(refiltered)
+        screen = [row.key for row in refiltered.rows]
+        refiltered.load_part = 7
+        refiltered.apply_diff(first, in_parts=True)
+        refiltered.load_step()
+        refiltered.set_filter(unwanted, in_parts=True)
+        refiltered.load_step()
+        refiltered.apply_diff(second, in_parts=True)
+        refiltered.set_filter(wanted, in_parts=True)
+        assert refiltered.filtering and refiltered.filter_on is filtered  # the rows shown are still the screen's
+        steps = 1
+        while refiltered.load_step():
+            steps += 1
+            assert [row.key for row in refiltered.rows] == screen
+        assert steps > sockets // 7 and not refiltered.filtering and refiltered.filter_on is not filtered
+        reference = ConnectionRows(flash_seconds=3.0)
+        reference.set_sort(column, reverse=False)
+        if filtered:
+            reference.set_filter(established)
+        on_screen(reference)
+        reference.apply_diff(first)
+        reference.set_filter(wanted)
+        reference.apply_diff(second)
+        _same_rows(refiltered, reference)
+        assert refiltered.cursor == reference.cursor
+        assert refiltered.selected_key == reference.selected_key
     finally:
         collector.close()
         for end in held:
