@@ -214,6 +214,34 @@ def test_a_filter_over_many_sockets_is_recounted_in_parts_and_refreshes_meanwhil
             cleared.catch_up(everything=True)
         assert counts(session) == counts(cleared)
 
+    # A filter typed over a recount still under way drops it (its counts were not taken yet): what is left is the
+    # new recount's steps alone, a refresh that came meanwhile counted before it.
+    https = parse_filter(":443")
+
+    def recount_steps(session: LiveSession) -> int:
+        steps = 0
+        while session.catch_up().insights_later:
+            steps += 1
+        return steps
+
+    alone = LiveSession()
+    alone.take(diffs[0])
+    alone.catch_up(everything=True)
+    assert alone.set_filter(https, in_parts=True)
+    steps_alone = recount_steps(alone)
+    alone.take(diffs[1])
+    session = LiveSession()
+    session.take(diffs[0])
+    session.catch_up(everything=True)
+    before = counts(session)
+    assert session.set_filter(ssh, in_parts=True)
+    assert session.catch_up().insights_later
+    session.take(diffs[1])
+    assert not session.set_filter(https, in_parts=True)  # the catch_up steps under way go on with it
+    assert counts(session) == before
+    assert recount_steps(session) == steps_alone >= 2
+    assert counts(session) == counts(alone) != before
+
 
 def test_lateness_counts_from_the_last_refresh_that_arrived() -> None:
     clock = Clock()

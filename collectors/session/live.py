@@ -66,6 +66,7 @@ class LiveSession:
         self._pending: Snapshot | None = None  # the newest snapshot while paused
         self._insights_pending: Iterator[None] | None = None  # the steps of a first load's deferred insights
         self._insights_queued: list[SnapshotDiff] = []  # refreshes since, counted once those are done
+        self._recounting = False  # what is pending is only a filter's recount now: a new filter drops it
         self._told: set[tuple[str, str]] = set()  # alerts told, by (kind, filter)
         self._warned: set[str] = set()
 
@@ -174,6 +175,10 @@ class LiveSession:
         needed, or those under way take it on)."""
         self.filter = new_filter
         snapshot, pending, queued = self.snapshot, self._insights_pending, self._insights_queued
+        steps_under_way = pending is not None
+        if self._recounting:
+            # The counts change only at a recount's last part: one not done yet is dropped, not finished first.
+            pending, self._recounting = None, False
         self._insights_pending, self._insights_queued = None, []
         steps = self._refiltered(new_filter, snapshot, pending, queued, INSIGHTS_PART if in_parts else 0)
         if not in_parts or snapshot is None or len(snapshot.sockets) <= INSIGHTS_PART:
@@ -181,7 +186,7 @@ class LiveSession:
                 pass
             return False
         self._insights_pending = steps
-        return pending is None
+        return not steps_under_way
 
     def _refiltered(self, new_filter: Filter, snapshot: Snapshot | None, pending: Iterator[None] | None,
                     queued: list[SnapshotDiff], part: int) -> Iterator[None]:
@@ -192,8 +197,10 @@ class LiveSession:
             yield from pending
         for diff in queued:
             self._feed_insights(diff, Refresh())  # their alerts are told when catch_up ends
+        self._recounting = True
         yield from self.groups.set_filter_in_parts(None if new_filter.is_empty else new_filter.matches, snapshot,
                                                    part)
+        self._recounting = False
 
     # --- how fresh
 
