@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.widget import Widget
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 import netscope.styles
 from netscope.app.keymap import apply_keymap
@@ -46,6 +46,7 @@ from netscope.collectors.sources import SnapshotSource
 from netscope.collectors.view_data import SystemViews, ViewSource
 from netscope.widgets.alert_bar import AlertBar
 from netscope.widgets.connection_table import ConnectionTable
+from netscope.widgets.key_footer import KeyFooter
 from netscope.widgets.status_bar import StatusBar
 
 STYLES = Path(netscope.styles.__file__).parent / "netscope.tcss"
@@ -181,7 +182,7 @@ class NetscopeApp(CoalescedToasts):
                     # six of them were 4-5 MB of the UI's memory (measured) and time before the first table.
                     if view == "connections":
                         yield widget
-        yield Footer()
+        yield KeyFooter()
 
     async def _mount_view(self, pane: TabPane) -> None:
         """Mount the view of `pane` if it is not yet: the first time it is shown."""

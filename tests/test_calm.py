@@ -23,6 +23,7 @@ from netscope.collectors.session.filters import narrowed, parse_filter, term_kin
 from netscope.collectors.session.folding import FOLD_AT, FoldedSockets, Folder
 from netscope.collectors.session.steady import SteadyFigure, SteadyFigures
 from netscope.widgets.formatting import SPARK_LEVELS, sparkline
+from netscope.widgets.key_footer import KeyFooter, keys_shown
 from netscope.widgets.state_counters import StateCounters
 from netscope.widgets.top_panel import TopPanel
 from netscope.widgets.traffic_panel import SPARK_FLOOR, TrafficPanel
@@ -240,6 +241,36 @@ async def test_the_traffic_panel_holds_still_while_an_ssh_session_trickles_over_
         busy = replace(lo, rx_bytes_per_s=68_000.0, tx_bytes_per_s=68_000.0)
         app.connections.show_interfaces([busy if i is lo else i for i in quiet])
         assert panel.rates["lo"] == (68_000.0, 68_000.0)
+
+
+async def test_the_footer_is_made_again_only_when_its_keys_change() -> None:
+    """Textual's Footer makes its keys again on every bindings signal (each focus change: opening the filter
+    prompt gave two, its Enter two more, each a repaint sent over SSH). netscope's keeps them while the keys shown
+    stay the same, and makes them again, as the keys now active, when they change."""
+    app = NetscopeApp(FixedSource(), views=FixedViews())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count >= 1)
+        await pilot.pause(0.2)
+        footer = app.query_one(KeyFooter)
+
+        def shown() -> list[tuple[str, str]]:
+            keys = footer.query("FooterKey")
+            return [(key.key, key.description) for key in keys if not key.has_class("-command-palette")]
+
+        made = list(footer.query("FooterKey"))
+        table_keys = shown()
+        assert ("slash", "Filter") in table_keys, table_keys
+        app.screen.refresh_bindings()  # a signal with nothing changed: what a focus move within the table sends
+        app.table.focus()
+        await pilot.pause(0.2)
+        assert list(footer.query("FooterKey")) == made  # the same widgets: not made again
+        await pilot.press("slash")
+        await pilot.pause(0.2)
+        assert shown() != table_keys  # the filter prompt's keys
+        assert shown() == [(key, description) for key, description, *_ in keys_shown(app.screen)]
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert shown() == table_keys
 
 
 def test_a_fold_forms_at_its_threshold_and_unfolds_only_near_empty() -> None:
