@@ -334,11 +334,12 @@ def test_a_first_refresh_made_into_rows_in_parts_is_the_rows_made_at_once(
         reference.set_folding(False)
         _same_rows(interrupted[2], reference)
 
-        # A filter typed between steps (as the table gives it: in parts) makes the first refresh again under it,
-        # from its first step: the first screen before stays meanwhile, its cursor's row kept if the filter shows
-        # it, a refresh meanwhile applied after; a second filter typed meanwhile starts it again under that one.
+        # A filter typed over a first screen (as the table gives it: in parts) leaves it, and its refresh is made
+        # under the filter. One typed between steps makes the refresh again under it, from its first step: the
+        # first screen stays meanwhile, its cursor's row kept if the filter shows it, a refresh meanwhile applied
+        # after; a second filter typed meanwhile starts it again under that one.
         def on_screen(rows: ConnectionRows) -> None:
-            rows.load(at_once.rows[:6], first.snapshot.taken_at)  # a first screen, before its refresh
+            rows.show_first_screen(at_once.rows[:6], first.snapshot.taken_at)  # before its refresh
             rows.move_cursor(2)
 
         wanted, unwanted = (None, established) if filtered else (established, None)
@@ -348,8 +349,11 @@ def test_a_first_refresh_made_into_rows_in_parts_is_the_rows_made_at_once(
             refiltered.set_filter(established)
         on_screen(refiltered)
         screen = [row.key for row in refiltered.rows]
+        refiltered.set_filter(wanted, in_parts=True)
+        assert [row.key for row in refiltered.rows] == screen and refiltered.filtering and not refiltered.loading
         refiltered.load_part = 7
         refiltered.apply_diff(first, in_parts=True)
+        assert refiltered.filtering
         refiltered.load_step()
         refiltered.set_filter(unwanted, in_parts=True)
         refiltered.load_step()
@@ -372,6 +376,27 @@ def test_a_first_refresh_made_into_rows_in_parts_is_the_rows_made_at_once(
         _same_rows(refiltered, reference)
         assert refiltered.cursor == reference.cursor
         assert refiltered.selected_key == reference.selected_key
+        # The refresh of a screen filtered over, made at once, is made under that filter too.
+        screened = ConnectionRows(flash_seconds=3.0)
+        screened.set_sort(column, reverse=False)
+        if filtered:
+            screened.set_filter(established)
+        on_screen(screened)
+        screened.set_filter(wanted, in_parts=True)
+        screened.apply_diff(first)
+        screened.apply_diff(second)
+        _same_rows(screened, reference)
+        assert not screened.filtering and screened.filter_on is not filtered
+        # So are sockets loaded in its place (another session's, shown instead).
+        for rows in (screened, reference):
+            rows.set_filter(established if filtered else None)
+        on_screen(screened)
+        screened.set_filter(wanted, in_parts=True)
+        screened.load(first.snapshot.sockets.values(), first.snapshot.taken_at)
+        reference.set_filter(wanted)
+        reference.load(first.snapshot.sockets.values(), first.snapshot.taken_at)
+        _same_rows(screened, reference)
+        assert not screened.filtering and screened.filter_on is not filtered
     finally:
         collector.close()
         for end in held:

@@ -212,7 +212,8 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     @property
     def filtering_rows(self) -> bool:
-        """Whether a new filter's rows are still being made (set_filter): the rows shown are from before it."""
+        """Whether a new filter's rows are still being made, or wait for the first refresh (set_filter): the rows
+        shown are from before it."""
         return self._rows.filtering
 
     def finish_loading(self) -> None:
@@ -238,8 +239,10 @@ class ConnectionTable(ScrollView, can_focus=True):
 
     def show_first_screen(self, rows: list[Socket], now: float) -> None:
         """Show the top rows of a first refresh that is still on its way (model.FirstScreen), with no highlights;
-        the refresh replaces them, the cursor staying on its connection."""
-        self.load(rows, now)
+        the refresh replaces them, the cursor staying on its connection. A filter typed before the refresh comes
+        leaves them (`filtering_rows`), and the refresh is made into rows under it."""
+        self._rows.show_first_screen(rows, now)
+        self._after_rows_changed()
 
     @property
     def filter_on(self) -> bool:

@@ -328,10 +328,11 @@ class ConnectionsView(Vertical):
             warning=self._source_state() or session.standing_warning,
             late_seconds=session.late_seconds(self.refresh_interval, self.is_replay),
             low_bandwidth=self.low_bandwidth,
-            # A filter typed while the first refresh is made into rows makes it again under the filter: filtering.
+            # A filter typed over the first screen or while the first refresh is made into rows: filtering.
             loading=0 if table.filtering_rows else first.total if first is not None else (
                 len(snapshot.sockets) if snapshot is not None and table.loading_rows else 0),
-            filtering=len(snapshot.sockets) if snapshot is not None and table.filtering_rows else 0,
+            filtering=(first.total if first is not None else len(snapshot.sockets) if snapshot is not None else 0)
+            if table.filtering_rows else 0,
             waiting=snapshot is None and first is None,
         ))
 

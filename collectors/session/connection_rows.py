@@ -76,6 +76,8 @@ class ConnectionRows:
         self._queued: list[SnapshotDiff] = []  # refreshes that came meanwhile, applied after it
         self._filtering = False  # what _loading makes is a new filter's rows
         self._first_sockets: dict[SocketKey, Socket] | None = None  # those of a first refresh _loading makes
+        self._screen_only = False  # the rows are a first screen's (show_first_screen) until its refresh is made
+        self._screen_filter: SocketPredicate | None = None  # typed over that screen: its refresh is made under it
         self.load_part = LOAD_PART
         self.sort_reverse = False
         self.live_sort_value: LiveSortValue | None = None  # for columns not in SORT_KEYS
@@ -103,8 +105,9 @@ class ConnectionRows:
         if diff.first:
             sockets = diff.snapshot.sockets
             self._first_sockets = sockets
-            self._loading = self._load(sockets, self.load_part if in_parts else max(1, len(sockets)),
-                                       self._predicate)
+            # `_filtering` with nothing being made: a filter typed over a first screen waits for this refresh.
+            predicate = self._screen_filter if self._filtering else self._predicate
+            self._loading = self._load(sockets, self.load_part if in_parts else max(1, len(sockets)), predicate)
             if not in_parts or len(sockets) <= self.load_part:
                 self.finish_loading()
             return
@@ -188,7 +191,7 @@ class ConnectionRows:
         loaded = yield from load_in_parts(sockets, self.folder.emptied(), predicate, order, self.now, part)
         selected = self.remember_selected()  # a first screen's row stays under the cursor
         refiltered, self._filtering = self._filtering, False
-        self._first_sockets = None
+        self._first_sockets, self._screen_only, self._screen_filter = None, False, None
         self._predicate = predicate
         self._sockets = sockets
         self._listening, self.folder, self._sorted = loaded.listening, loaded.folder, loaded.rows
@@ -258,8 +261,12 @@ class ConnectionRows:
             flash[row.key] = (ChangeKind.REMOVED, until)
 
     def load(self, sockets: Iterable[Socket], now: float) -> None:
-        """Show a fixed set of sockets (the details view, a first screen), with no highlights."""
+        """Show a fixed set of sockets (the details view), with no highlights."""
         self.finish_loading()
+        if self._screen_only:
+            if self._filtering:  # typed over the first screen these replace
+                self._predicate, self._filtering = self._screen_filter, False
+            self._screen_only, self._screen_filter = False, None
         self.now = now
         self._sockets = {sock.key: sock for sock in sockets}
         self._count_listeners()
@@ -267,6 +274,12 @@ class ConnectionRows:
         self._flash.clear()
         self._refold()
         self.rebuild(reuse_keys=False)
+
+    def show_first_screen(self, rows: Iterable[Socket], now: float) -> None:
+        """Show the top rows of a first refresh still on its way (model.FirstScreen), with no highlights; a filter
+        typed before that refresh (set_filter's `in_parts`) leaves them, and the refresh is made under it."""
+        self.load(rows, now)
+        self._screen_only = True
 
     def expire(self, now: float) -> bool:
         """Let highlights that are over fade and closed rows that lingered go; whether any did."""
@@ -314,6 +327,13 @@ class ConnectionRows:
         finish_loading()) as a first refresh's are, the rows shown until then staying (`filtering`); a refresh
         given `in_parts` meanwhile is applied after. At 500,000 sockets a filter applied at once (rows and groups)
         held the event loop 174-190 ms for one port, 1.3-1.4 s for one that keeps most sockets (measured)."""
+        if self._screen_only and self._loading is None:
+            if in_parts:
+                # Typed over a first screen, its refresh still crossing the pipe (seconds at 500,000 sockets): a
+                # filter of its top rows alone would say that nothing matches.
+                self._screen_filter, self._filtering = predicate, predicate is not self._predicate
+                return
+            self._filtering, self._screen_filter = False, None
         if in_parts and self._first_sockets is not None:
             # Typed while a first refresh is being made: made again under this filter, from its first part (at
             # 500,000 sockets, finishing it at once first held the event loop ≈ 0.5 s).
@@ -347,8 +367,9 @@ class ConnectionRows:
 
     @property
     def filtering(self) -> bool:
-        """Whether a new filter's rows are being made a part at a time (set_filter's `in_parts`): until they are,
-        the rows shown are those from before it."""
+        """Whether a new filter's rows are being made a part at a time (set_filter's `in_parts`), or wait for the
+        first refresh of a first screen it was typed over: until they show, the rows shown are those from before
+        it."""
         return self._filtering
 
     def _filter_in_parts(self, predicate: SocketPredicate | None) -> Iterator[None]:
