@@ -242,6 +242,21 @@ def test_a_filter_over_many_sockets_is_recounted_in_parts_and_refreshes_meanwhil
     assert recount_steps(session) == steps_alone >= 2
     assert counts(session) == counts(alone) != before
 
+    # A big first load taken over a recount (a restarted source, its SYN flood gone) replaces it: the next filter
+    # counts that load's groups and alerts, not drop them for a recount.
+    restarted = diff_snapshots(None, first)
+    reference = LiveSession()
+    reference.take(restarted)
+    reference.catch_up(everything=True)
+    reference.set_filter(https)
+    assert session.set_filter(ssh, in_parts=True)
+    assert session.catch_up().insights_later
+    session.take(restarted)
+    session.set_filter(https, in_parts=True)
+    recount_steps(session)
+    assert counts(session) == counts(reference)
+    assert [a.kind for a in session.alerts.active] == [a.kind for a in reference.alerts.active] == []
+
 
 def test_lateness_counts_from_the_last_refresh_that_arrived() -> None:
     clock = Clock()

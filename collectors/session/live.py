@@ -97,6 +97,7 @@ class LiveSession:
         self.history.record(diff.snapshot.taken_at, self.totals)
         if diff.first and len(diff.added) > FIRST_INSIGHTS_LATER:
             self._insights_pending, self._insights_queued = self._first_insights(diff), []
+            self._recounting = False  # a recount under way was of the sockets before: replaced, not dropped later
             return Refresh(diff, tell, insights_later=True)
         if self._insights_pending is not None and not diff.first:
             # Counted after the first load's, by the catch_up steps under way: not all at once now (measured: 144
