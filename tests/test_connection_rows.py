@@ -35,6 +35,16 @@ def connect(listener: socket.socket) -> tuple[socket.socket, socket.socket]:
     return client, accepted
 
 
+def held_beside_a_fold(listener: socket.socket) -> list[socket.socket]:
+    """The ends of 25 connections to `listener`, held open; and five more closed at once, leaving five TIME_WAIT
+    sockets no process owns, alike: one fold."""
+    pairs = [connect(listener) for _ in range(30)]
+    for client, accepted in pairs[:5]:
+        client.close()
+        accepted.close()
+    return [end for pair in pairs[5:] for end in pair]
+
+
 def test_rows_of_real_sockets_follow_their_filter_order_and_cursor_across_refreshes(
     listener: socket.socket,
 ) -> None:
@@ -260,11 +270,7 @@ def test_a_first_refresh_made_into_rows_in_parts_is_the_rows_made_at_once(
     if not compiled:
         monkeypatch.setattr(connection_rows, "compiled_bytes_sort_key", lambda column: None)
     port = listener.getsockname()[1]
-    pairs = [connect(listener) for _ in range(30)]
-    for client, accepted in pairs[:5]:  # five TIME_WAIT sockets no process owns, alike: one fold
-        client.close()
-        accepted.close()
-    held = [end for pair in pairs[5:] for end in pair]
+    held = held_beside_a_fold(listener)
     mine = parse_filter(f":{port} 127.77.0.1")
     collector = ConnectionCollector(interval=1.0, query=mine.kernel_query())
 
@@ -413,11 +419,7 @@ def test_a_filter_made_into_rows_in_parts_is_the_filter_applied_at_once(
     refresh queued meanwhile, and for clearing it: the rows set aside come back at once, but by rtt (a tcp_info
     column, whose rows are not kept in order by diffs) every socket is made into rows again in parts."""
     port = listener.getsockname()[1]
-    pairs = [connect(listener) for _ in range(30)]
-    for client, accepted in pairs[:5]:  # five TIME_WAIT sockets no process owns, alike: one fold
-        client.close()
-        accepted.close()
-    held = [end for pair in pairs[5:] for end in pair]
+    held = held_beside_a_fold(listener)
     collector = ConnectionCollector(interval=1.0, query=parse_filter(f":{port} 127.77.0.1").kernel_query())
     established, on_port = parse_filter(f":{port} established"), parse_filter(f":{port}")
 

@@ -316,6 +316,9 @@ class ConnectionsView(Vertical):
             self.counters.show_counts(table.filtered_counts, session.totals, table.filter_on,
                                       session.syn_recv.alert, states)
         snapshot = session.snapshot
+        sockets = first.total if first is not None else len(snapshot.sockets) if snapshot is not None else 0
+        # A filter typed over the first screen or while the first refresh is made into rows: filtering.
+        filtering = table.filtering_rows
         self.status_bar.show_status(Status(
             filter_terms=tuple(filter_terms(session.filter.text)),
             sort_label=table.sort_label,
@@ -328,11 +331,8 @@ class ConnectionsView(Vertical):
             warning=self._source_state() or session.standing_warning,
             late_seconds=session.late_seconds(self.refresh_interval, self.is_replay),
             low_bandwidth=self.low_bandwidth,
-            # A filter typed over the first screen or while the first refresh is made into rows: filtering.
-            loading=0 if table.filtering_rows else first.total if first is not None else (
-                len(snapshot.sockets) if snapshot is not None and table.loading_rows else 0),
-            filtering=(first.total if first is not None else len(snapshot.sockets) if snapshot is not None else 0)
-            if table.filtering_rows else 0,
+            loading=sockets if not filtering and (first is not None or table.loading_rows) else 0,
+            filtering=sockets if filtering else 0,
             waiting=snapshot is None and first is None,
         ))
 
